@@ -1,0 +1,69 @@
+"""`showcase`: one CLI for every demo.
+
+    showcase list
+    showcase <domain> <task> <command> [flags]     # e.g. showcase vision classify train --max-steps 3
+    python -m <domain>.<task> <command> [flags]    # the same, without the console script
+
+Bad input ends with one line on stderr: exit 2 for usage errors, 1 for everything else.
+"""
+
+import sys
+
+from core import registry
+from core.config import parse
+from core.errors import ShowcaseError, UsageError
+
+USAGE = "usage: showcase list | showcase <domain> <task> <command> [flags] (--help for flags)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `showcase` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] == "list":
+        print_catalog()
+        return 0
+    if len(argv) < 2:
+        return _fail(UsageError(f"expected a domain and a task, got {' '.join(argv)!r}; try `showcase list`"))
+    return run_demo(argv[0], argv[1], argv[2:])
+
+
+def run_demo(domain: str, task: str, argv: list[str]) -> int:
+    """Run `<command> [flags]` of one demo; return the exit code."""
+    try:
+        demo = registry.find(domain, task)
+        commands = demo.commands()
+        if not argv or argv[0] not in commands:
+            got = f"unknown command {argv[0]!r}" if argv else "missing command"
+            raise UsageError(f"{got} for {domain} {task}: choose from {', '.join(commands)}")
+        command = commands[argv[0]]
+        cfg = parse(registry.config_class(command), argv[1:], prog=f"showcase {domain} {task} {argv[0]}")
+        command(cfg)
+    except ShowcaseError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print("interrupted: continue with --resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+def print_catalog() -> None:
+    """The table of demos: domain, task, dataset, metric, status."""
+    rows = [("domain", "task", "dataset", "metric", "status")]
+    rows += [(d.domain, d.task, d.dataset, d.metric, d.status) for d in registry.all_demos()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _fail(exc: ShowcaseError) -> int:
+    kind = "usage error" if isinstance(exc, UsageError) else "error"
+    message = " ".join(str(exc).split())  # always one line
+    print(f"showcase: {kind}: {message}", file=sys.stderr)
+    return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The data root and verified downloads.
+
+Data root: `--data-dir`, else `$SHOWCASE_DATA`, else a per-user cache directory. Downloads are
+checked against a sha256, written atomically and retried; offline they stop with one line that
+names the file, its URL and where to put it by hand.
+"""
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from core.checkpoint import atomic_write
+from core.errors import DataError
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file of a dataset: where it lives under the data root, its URL and its sha256."""
+
+    path: str
+    url: str
+    sha256: str
+
+
+def data_root(data_dir: str | None = None) -> Path:
+    """The data root: the argument, else $SHOWCASE_DATA, else the user cache dir."""
+    if data_dir:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise DataError(f"data dir {root} does not exist")
+        return root
+    if os.environ.get("SHOWCASE_DATA"):
+        root = Path(os.environ["SHOWCASE_DATA"]).expanduser()
+        if not root.is_dir():
+            raise DataError(f"SHOWCASE_DATA={root} does not exist")
+        return root
+    return Path(platformdirs.user_cache_dir("torch-showcase"))
+
+
+def sha256sum(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str, retries: int = 3, timeout: float = 30.0) -> Path:
+    """Fetch `url` to `dest` unless it is already there; verify sha256; write atomically."""
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    last_error = ""
+    for attempt in range(retries):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            last_error = f"HTTP {exc.code}"
+            if exc.code < 500:
+                break  # a 404 will not go away by asking again
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            last_error = str(getattr(exc, "reason", exc))
+        else:
+            actual = hashlib.sha256(payload).hexdigest()
+            if actual != sha256:
+                raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}")
+            atomic_write(dest, lambda tmp: Path(tmp).write_bytes(payload))
+            return dest
+        if attempt + 1 < retries:
+            time.sleep(0.5 * 2**attempt)
+    raise DataError(f"cannot download {url} ({last_error}); put the file at {dest} by hand")
+
+
+def ensure(root: Path, files: list[Remote], name: str) -> list[Path]:
+    """Paths of a dataset's files under `root`, downloading the missing ones."""
+    paths = []
+    for remote in files:
+        dest = root / remote.path
+        try:
+            paths.append(download(remote.url, dest, remote.sha256))
+        except DataError as exc:
+            missing = [r.path for r in files if not (root / r.path).exists()]
+            raise DataError(f"{name} is missing {', '.join(missing)} under {root}: {exc}") from exc
+    return paths

@@ -1,0 +1,62 @@
+"""torchrun + DDP, kept out of domain code: rank helpers and metric reduction.
+
+Launch any demo with `torchrun --nproc_per_node N -m vision.classify train ...`; the loop then
+wraps the model in DDP, shards the data and averages metrics, and only rank 0 logs and writes.
+"""
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    """Number of processes (1 without torchrun)."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 without torchrun)."""
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """True on the process that logs and writes files."""
+    return rank() == 0
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join the process group when started by torchrun; return this rank's device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=None)
+    return device
+
+
+def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over all ranks (identity in one process)."""
+    if world_size() == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / world_size()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all ranks (identity in one process)."""
+    if world_size() == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if world_size() > 1:
+        dist.barrier()

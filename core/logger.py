@@ -1,0 +1,65 @@
+"""One log line per interval from rank 0, a progress bar on a terminal, JSON lines on disk."""
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+
+class RunLogger:
+    """Writes `log.jsonl` in the run directory and prints (or shows a bar) on rank 0."""
+
+    def __init__(self, run_dir: Path, total: int, start: int, enabled: bool, tensorboard: bool = False):
+        self.enabled = enabled
+        self.bar = None
+        self.tb = None
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(run_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in close())
+        if sys.stderr.isatty():
+            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, kind: str, step: int, metrics: dict[str, float]) -> None:
+        """Record `metrics` at `step`; `kind` is `train` or `eval`."""
+        if not self.enabled:
+            return
+        record: dict[str, Any] = {"kind": kind, "step": step, "time": round(time.time(), 3), **metrics}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        line = f"{kind} step {step} | " + " | ".join(_fmt(k, v) for k, v in metrics.items())
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+        if self.tb is not None:
+            for key, value in metrics.items():
+                self.tb.add_scalar(f"{kind}/{key}", value, step)
+
+    def advance(self, steps: int) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        self.file.close()
+
+
+def _fmt(key: str, value: float) -> str:
+    if key == "samples_per_s":
+        return f"{value:,.0f} samples/s"
+    if key == "lr":
+        return f"lr {value:.2e}"
+    return f"{key} {value:.4g}"

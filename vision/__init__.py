@@ -1,0 +1,8 @@
+"""Vision: an MNIST digit classifier (`vision.classify`) and a small object detector (`vision.detect`)."""
+
+from core.registry import Demo
+
+DEMOS = [
+    Demo("vision", "classify", "CNN digit classifier", "MNIST", "test accuracy", "vision.classify.train"),
+    Demo("vision", "detect", "small object detector", "MNIST scenes", "mAP@0.5"),
+]

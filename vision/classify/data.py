@@ -1,0 +1,72 @@
+"""MNIST as uint8 tensors, and the batched, on-device preprocessing and augmentation."""
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.datasets import MNIST
+
+from core.data import data_root
+from core.errors import DataError
+
+RAW_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
+    """Train and test images (N, 28, 28) uint8 and labels (N,) int64 from `<root>/MNIST/raw`.
+
+    Missing files are downloaded (torchvision verifies their MD5s); offline that is one clear error.
+    """
+    root = data_root(data_dir)
+    raw = Path(root) / "MNIST" / "raw"
+    missing = [name for name in RAW_FILES if not (raw / name).exists()]
+    try:
+        train = MNIST(str(root), train=True, download=bool(missing))
+        test = MNIST(str(root), train=False, download=False)
+    except (RuntimeError, OSError) as exc:
+        raise DataError(
+            f"MNIST files {', '.join(missing) or RAW_FILES} are missing in {raw} and could not be "
+            f"downloaded ({' '.join(str(exc).split())[:120]}); put the IDX files there"
+        ) from exc
+    return {"train_x": train.data, "train_y": train.targets, "test_x": test.data, "test_y": test.targets}
+
+
+def synthetic_mnist(n_train: int = 512, n_test: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random digit-shaped tensors for smoke tests: class k is a bright bar at row 2k + 4."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 10, (n,), generator=gen)
+        x = torch.randint(0, 60, (n, 28, 28), generator=gen, dtype=torch.uint8)
+        rows = 2 * y + 4
+        x[torch.arange(n), rows] = 255
+        return x, y
+
+    train_x, train_y = make(n_train)
+    test_x, test_y = make(n_test)
+    return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+
+
+def split_validation(x: torch.Tensor, y: torch.Tensor, size: int, seed: int):
+    """Carve a fixed random validation set of `size` samples out of the training data."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    val, train = order[:size], order[size:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28), standardised."""
+    return ((x.float() / 255.0 - mean) / std).unsqueeze(1)
+
+
+def random_affine(x: torch.Tensor, max_shift: float = 2.0, max_degrees: float = 10.0) -> torch.Tensor:
+    """Shift each image by up to `max_shift` pixels and rotate it by up to `max_degrees`, batched."""
+    b, _, h, w = x.shape  # (B, 1, H, W)
+    angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(max_degrees)
+    shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * (2 * max_shift / torch.tensor([w, h], device=x.device))
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    background = x.amin(dim=(1, 2, 3), keepdim=True)  # the normalised value of a black pixel
+    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

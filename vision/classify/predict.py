@@ -1,0 +1,126 @@
+"""Predict digits in user images: any size, RGB or grayscale, dark-on-light or light-on-dark.
+
+    showcase vision classify predict digit.png scans/ --out-dir runs/vision-classify [--json]
+
+Each image is brought to MNIST's form: gray, light digit on black, its ink cropped, scaled to
+fit 20x20 and centred by its centre of mass in 28x28.
+"""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tyro.conf import Positional
+
+from core.device import pick_device
+from core.errors import ShowcaseError
+from core.loop import load_run_weights, run_config
+from vision.classify.data import normalize
+from vision.classify.model import build_model
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclasses.dataclass
+class PredictConfig:
+    paths: Positional[list[str]]
+    """Image files or folders of images."""
+    out_dir: str = "runs/vision-classify"
+    """Run directory of the trained model."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    top: int = 3
+    """How many classes to print per image."""
+    json: bool = False
+    """Print one JSON object per image."""
+
+
+@torch.no_grad()
+def predict_logits(model, x: torch.Tensor, mean: float, std: float, batch_size: int = 1000) -> torch.Tensor:
+    """Logits (N, 10) for uint8 images (N, 28, 28), in batches, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [x[i : i + batch_size].to(device) for i in range(0, len(x), batch_size)]
+    return torch.cat([model(normalize(c, mean, std)).float() for c in chunks])
+
+
+def to_mnist(image: Image.Image) -> torch.Tensor:
+    """A PIL image -> uint8 (28, 28), light digit on black, centred like MNIST."""
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on a light background
+        gray = 255.0 - gray
+    gray = np.clip(gray - np.median(border if np.median(border) <= 127 else 255.0 - border), 0, 255)
+    ys, xs = np.nonzero(gray > 0.2 * gray.max()) if gray.max() > 0 else (np.array([0]), np.array([0]))
+    crop = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    scale = 20.0 / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(h, w), mode="area")[0, 0]  # (h, w)
+    canvas = torch.zeros(28, 28)
+    top, left = (28 - h) // 2, (28 - w) // 2
+    canvas[top : top + h, left : left + w] = small
+    total = canvas.sum()
+    if total > 0:  # shift the centre of mass to the centre, as MNIST was made
+        rows, cols = torch.arange(28.0), torch.arange(28.0)
+        cy = (canvas.sum(1) * rows).sum() / total
+        cx = (canvas.sum(0) * cols).sum() / total
+        canvas = torch.roll(canvas, (round(13.5 - cy.item()), round(13.5 - cx.item())), dims=(0, 1))
+    canvas = canvas * (255.0 / canvas.max()) if canvas.max() > 0 else canvas
+    return canvas.round().clamp(0, 255).to(torch.uint8)
+
+
+def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named directly or found in folders, and one error line per bad path."""
+    files, errors = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            others = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+            errors += [f"{p}: not an image file" for p in others]
+            if not found:
+                errors.append(f"{path}: folder holds no image files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
+
+
+def predict(cfg: PredictConfig) -> dict:
+    """Print the top classes of every image; bad files are reported and skipped."""
+    files, errors = collect(cfg.paths)
+    images, good = [], []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                images.append(to_mnist(im))
+            good.append(path)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            errors.append(f"{path}: not a readable image ({type(exc).__name__})")
+    results = []
+    if images:
+        device = pick_device(cfg.device)
+        train_cfg = run_config(cfg.out_dir)
+        model = build_model(train_cfg["model"], train_cfg["width"], train_cfg["dropout"]).to(device)
+        load_run_weights(model, cfg.out_dir)
+        probs = predict_logits(model, torch.stack(images), train_cfg["mean"], train_cfg["std"]).softmax(-1)
+        top = probs.topk(min(cfg.top, 10), dim=-1)
+        for path, p, k in zip(good, top.values.tolist(), top.indices.tolist(), strict=True):
+            result = {"file": str(path), "top": [{"class": c, "prob": round(q, 4)} for c, q in zip(k, p, strict=True)]}
+            results.append(result)
+            if cfg.json:
+                print(json.dumps(result))
+            else:
+                print(f"{path}: " + "  ".join(f"{c} ({q:.1%})" for c, q in zip(k, p, strict=True)))
+    for line in errors:
+        print(f"showcase: error: {line}", file=sys.stderr)
+    if errors:
+        raise ShowcaseError(f"{len(errors)} input(s) could not be predicted") if results else ShowcaseError(errors[0])
+    return {"predictions": results}

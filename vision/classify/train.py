@@ -1,0 +1,162 @@
+"""MNIST digit classifier.
+
+    showcase vision classify train                      # default CNN, ~99.5% test accuracy
+    showcase vision classify train --recipe classic     # pytorch/examples' Net and recipe
+    showcase vision classify eval --out-dir runs/vision-classify
+    showcase vision classify predict my_digit.png --out-dir runs/vision-classify
+    torchrun --nproc_per_node 2 -m vision.classify train --device cpu
+"""
+
+import dataclasses
+import json
+import time
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from core import distributed
+from core.config import EvalConfig, TrainConfig
+from core.device import pick_device
+from core.errors import ShowcaseError
+from core.loop import fit, load_run_weights, run_config, setup
+from core.metrics import Mean, accuracy
+from core.report import write_report
+from core.tensor_data import TensorLoader
+from vision.classify.data import load_mnist, normalize, random_affine, split_validation, synthetic_mnist
+from vision.classify.model import build_model
+from vision.classify.plots import plot_confusion, plot_mistakes
+from vision.classify.predict import predict, predict_logits
+
+TASK = "vision.classify"
+
+
+@dataclasses.dataclass
+class ClassifyConfig(TrainConfig):
+    PRESETS: ClassVar[dict] = {
+        "default": {},
+        # pytorch/examples mnist: SGD(lr 0.01, momentum 0.5), batch 32, 10 epochs of all 60k images.
+        "classic": dict(model="net", optimizer="sgd", lr=0.01, momentum=0.5, weight_decay=0.0,
+                        batch_size=32, max_steps=18750, schedule="constant", warmup_steps=0,
+                        mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0),
+    }  # fmt: skip
+
+    out_dir: str = "runs/vision-classify"
+    recipe: Literal["default", "classic"] = "default"
+    """Preset of the fields below: the stronger default, or pytorch/examples' classic recipe."""
+    model: Literal["cnn", "net"] = "cnn"
+    """cnn: the default batch-norm CNN; net: the classic 21,840-parameter Net."""
+    width: int = 32
+    """Channels of the CNN's first stage (doubling per stage)."""
+    dropout: float = 0.1
+    """Dropout before the CNN's head."""
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    """Optimizer (sgd uses --momentum)."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    max_steps: int = 2500
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup_steps: int = 200
+    log_every: int = 250
+    label_smoothing: float = 0.1
+    """Label smoothing of the cross-entropy loss."""
+    augment: bool = True
+    """Random shifts (2 px) and rotations (10 degrees) on the training device."""
+    mean: float = 0.1307
+    """Normalisation mean of pixel values in [0, 1]."""
+    std: float = 0.3081
+    """Normalisation standard deviation."""
+    val_size: int = 5000
+    """Training images held out for validation and model selection (0: none)."""
+    synthetic: bool = False
+    """Use tiny random data instead of MNIST (smoke tests only)."""
+
+
+def make_step(cfg: ClassifyConfig):
+    """The training step: normalise, augment, cross-entropy."""
+
+    def step(model, batch):
+        x, y = batch  # (B, 28, 28) uint8, (B,)
+        x = normalize(x, cfg.mean, cfg.std)  # (B, 1, 28, 28)
+        if cfg.augment:
+            x = random_affine(x)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        return loss, {"acc": accuracy(logits.detach(), y)}
+
+    return step
+
+
+def main(cfg: ClassifyConfig) -> dict:
+    """Train, pick the best validation checkpoint, report test accuracy."""
+    device = setup(cfg)
+    data = synthetic_mnist(seed=cfg.seed) if cfg.synthetic else load_mnist(cfg.data_dir)
+    train, val = (data["train_x"], data["train_y"]), None
+    if cfg.val_size:
+        train, val = split_validation(*train, size=cfg.val_size, seed=cfg.seed)
+    model = build_model(cfg.model, cfg.width, cfg.dropout)
+    if device.type == "cpu" and cfg.model == "net":
+        model = model.to(memory_format=torch.channels_last)  # faster oneDNN kernels for the classic Net
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loader = TensorLoader(train, cfg.batch_size, grad_accum=cfg.grad_accum, seed=cfg.seed, device=device)
+
+    def evaluate(m):
+        logits = predict_logits(m, val[0], cfg.mean, cfg.std)
+        return {"val_acc": accuracy(logits, val[1].to(logits.device)).item()}
+
+    result = fit(
+        model, make_step(cfg), loader, cfg, device=device, optimizer=opt,
+        evaluate=evaluate if val is not None else None, monitor="val_acc" if val is not None else None,
+    )  # fmt: skip
+    test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std)
+    metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}
+    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
+    if distributed.is_main():
+        print(f"test_acc {metrics['test_acc']:.4f} after {result.steps} steps in {result.wall_seconds:.1f}s")
+    return report
+
+
+@dataclasses.dataclass
+class ClassifyEvalConfig(EvalConfig):
+    out_dir: str = "runs/vision-classify"
+    synthetic: bool = False
+    """Evaluate on tiny random data (smoke tests only)."""
+
+
+def evaluate(cfg: ClassifyEvalConfig) -> dict:
+    """Test accuracy and per-class accuracy; saves confusion.png and mistakes.png in the run dir."""
+    t0 = time.perf_counter()
+    device = pick_device(cfg.device)
+    train_cfg = run_config(cfg.out_dir)
+    model = build_model(train_cfg["model"], train_cfg["width"], train_cfg["dropout"]).to(device)
+    meta = load_run_weights(model, cfg.out_dir)
+    if train_cfg.get("synthetic") and not cfg.synthetic:
+        raise ShowcaseError(f"{cfg.out_dir} was trained on synthetic data; pass --synthetic")
+    data = synthetic_mnist(seed=train_cfg["seed"]) if cfg.synthetic else load_mnist(cfg.data_dir)
+    x, y = data["test_x"], data["test_y"].to(device)
+    logits = predict_logits(model, x, train_cfg["mean"], train_cfg["std"], cfg.batch_size)
+    pred = logits.argmax(-1)
+    per_class = Mean()
+    for k in range(10):
+        per_class.add({str(k): (pred[y == k] == k).float().mean()})
+    per_class_acc = per_class.compute()
+    metrics = {"test_acc": (pred == y).float().mean().item(), "per_class_acc": per_class_acc}
+    plot_confusion(y.cpu(), pred.cpu(), f"{cfg.out_dir}/confusion.png")
+    plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png")
+    report = write_report(cfg, TASK, metrics, meta.get("step", 0), time.perf_counter() - t0, device)
+    if cfg.json:
+        print(json.dumps(report))
+    else:
+        print(f"test_acc {metrics['test_acc']:.4f}")
+        print("per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()))
+        print(f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png")
+    return report
+
+
+COMMANDS = {"train": main, "eval": evaluate, "predict": predict}
