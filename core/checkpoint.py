@@ -48,7 +48,7 @@ def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         raise ShowcaseError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
             meta = json.loads((f.metadata() or {}).get("meta", "{}"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ShowcaseError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
@@ -71,18 +71,23 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) 
         raise ShowcaseError(
             f"{source} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}"
         )
-    for name, value in tensors.items():
-        if value.shape != own[name].shape:
+    for name, expected in own.items():
+        value = tensors[name]
+        if value.shape != expected.shape:
             raise ShowcaseError(
                 f"{source}: tensor {name!r} has shape {tuple(value.shape)} in the checkpoint "
-                f"but {tuple(own[name].shape)} in the model"
+                f"but {tuple(expected.shape)} in the model"
             )
     model.load_state_dict(tensors)
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, extra: dict) -> None:
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer, scheduler, scaler, extra: dict
+) -> None:
     """Write the full training state: weights, optimizer, scheduler, scaler, RNGs and `extra`."""
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    tensors = {
+        f"model.{k}": v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()
+    }
     optim_state = optimizer.state_dict()
     per_param: dict[str, dict[str, Any]] = {}
     for idx, state in optim_state["state"].items():
@@ -112,7 +117,9 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) -> dict:
     """Restore what `save_checkpoint` wrote; return its `extra` fields."""
     tensors, meta = read_file(path)
-    load_state(unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+    load_state(
+        unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path)
+    )
     state: dict[int, dict[str, Any]] = {}
     for idx, scalars in meta["optim"]["scalars"].items():
         state[int(idx)] = dict(scalars)
@@ -129,7 +136,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) 
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
     kind, pos, has_gauss, cached = meta["rng"]["numpy"]
-    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    np.random.set_state(
+        (kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached)
+    )
     version, internal, gauss = meta["rng"]["python"]
     random.setstate((version, tuple(internal), gauss))
     return {k: v for k, v in meta.items() if k not in ("optim", "scheduler", "scaler", "rng")}

@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         print_catalog()
         return 0
     if len(argv) < 2:
-        return _fail(UsageError(f"expected a domain and a task, got {' '.join(argv)!r}; try `showcase list`"))
+        return _fail(
+            UsageError(f"expected a domain and a task, got {' '.join(argv)!r}; try `showcase list`")
+        )
     return run_demo(argv[0], argv[1], argv[2:])
 
 
@@ -39,7 +41,9 @@ def run_demo(domain: str, task: str, argv: list[str]) -> int:
             got = f"unknown command {argv[0]!r}" if argv else "missing command"
             raise UsageError(f"{got} for {domain} {task}: choose from {', '.join(commands)}")
         command = commands[argv[0]]
-        cfg = parse(registry.config_class(command), argv[1:], prog=f"showcase {domain} {task} {argv[0]}")
+        cfg = parse(
+            registry.config_class(command), argv[1:], prog=f"showcase {domain} {task} {argv[0]}"
+        )
         command(cfg)
     except ShowcaseError as exc:
         return _fail(exc)

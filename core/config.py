@@ -9,7 +9,6 @@ import dataclasses
 import io
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -91,14 +90,17 @@ def parse(cls: type[C], argv: list[str], prog: str) -> C:
     """Parse `argv` into `cls`; a usage problem raises UsageError with a one-line message."""
     if any(a in ("-h", "--help") for a in argv):
         return tyro.cli(cls, args=argv, prog=prog)  # prints help and exits 0
-    file_fields = _load_file(_peek(argv, "--config")) if _peek(argv, "--config") else {}
-    recipe = _peek(argv, "--recipe") or file_fields.get("recipe")
-    fields = _defaults(cls, recipe)
-    fields.update(file_fields)
-    default = _instantiate(cls, fields)
+    default = None
+    if all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls)):
+        file_fields = _load_file(_peek(argv, "--config")) if _peek(argv, "--config") else {}
+        fields = _defaults(cls, _peek(argv, "--recipe") or file_fields.get("recipe"))
+        fields.update(file_fields)
+        default = _instantiate(cls, fields)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
+            if default is None:  # a command with required arguments (e.g. predict's paths)
+                return tyro.cli(cls, args=argv, prog=prog)
             return tyro.cli(cls, args=argv, prog=prog, default=default)
     except SystemExit as exc:
         raise UsageError(_first_message(stderr.getvalue()) or "invalid arguments") from exc
@@ -115,7 +117,9 @@ def _defaults(cls: type, recipe: str | None) -> dict[str, Any]:
     presets = getattr(cls, "PRESETS", {})
     if recipe is not None:
         if recipe not in presets:
-            raise UsageError(f"unknown recipe {recipe!r}: choose from {', '.join(presets) or 'none'}")
+            raise UsageError(
+                f"unknown recipe {recipe!r}: choose from {', '.join(presets) or 'none'}"
+            )
         fields.update(presets[recipe])
     return fields
 
@@ -144,7 +148,9 @@ def _load_file(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text())  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
-        raise UsageError(f"config file {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
+        raise UsageError(
+            f"config file {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of field names to values")
     fields = {k.replace("-", "_"): v for k, v in data.items()}

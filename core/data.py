@@ -71,8 +71,10 @@ def download(url: str, dest: Path, sha256: str, retries: int = 3, timeout: float
         else:
             actual = hashlib.sha256(payload).hexdigest()
             if actual != sha256:
-                raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}")
-            atomic_write(dest, lambda tmp: Path(tmp).write_bytes(payload))
+                raise DataError(
+                    f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+                )
+            atomic_write(dest, lambda tmp, data=payload: Path(tmp).write_bytes(data))
             return dest
         if attempt + 1 < retries:
             time.sleep(0.5 * 2**attempt)

@@ -22,7 +22,9 @@ def pick_device(name: str = "auto") -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ShowcaseError(f"device {name!r} is not available: this machine has no CUDA device")
+            raise ShowcaseError(
+                f"device {name!r} is not available: this machine has no CUDA device"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ShowcaseError(
                 f"device {name!r} is not available: only {torch.cuda.device_count()} CUDA device(s)"

@@ -12,7 +12,9 @@ from tqdm import tqdm
 class RunLogger:
     """Writes `log.jsonl` in the run directory and prints (or shows a bar) on rank 0."""
 
-    def __init__(self, run_dir: Path, total: int, start: int, enabled: bool, tensorboard: bool = False):
+    def __init__(
+        self, run_dir: Path, total: int, start: int, enabled: bool, tensorboard: bool = False
+    ):
         self.enabled = enabled
         self.bar = None
         self.tb = None
@@ -31,7 +33,12 @@ class RunLogger:
         """Record `metrics` at `step`; `kind` is `train` or `eval`."""
         if not self.enabled:
             return
-        record: dict[str, Any] = {"kind": kind, "step": step, "time": round(time.time(), 3), **metrics}
+        record: dict[str, Any] = {
+            "kind": kind,
+            "step": step,
+            "time": round(time.time(), 3),
+            **metrics,
+        }
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         line = f"{kind} step {step} | " + " | ".join(_fmt(k, v) for k, v in metrics.items())

@@ -103,7 +103,14 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_fn(cfg))
     dtype = amp_dtype(device, cfg.amp_dtype) if cfg.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    state = {"step": 0, "best": None, "best_metrics": {}, "bad_evals": 0, "stopped": False, "wall_seconds": 0.0}
+    state = {
+        "step": 0,
+        "best": None,
+        "best_metrics": {},
+        "bad_evals": 0,
+        "stopped": False,
+        "wall_seconds": 0.0,
+    }
     if cfg.resume:
         extra = load_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
         state.update(extra["state"])
@@ -124,7 +131,11 @@ def fit(
         nonlocal last_ckpt
         state["wall_seconds"] = wall_before + time.perf_counter() - t_start
         if main_rank:
-            extra = {"state": state, "loader": loader.state_dict(), "config": config_mod.to_dict(cfg)}
+            extra = {
+                "state": state,
+                "loader": loader.state_dict(),
+                "config": config_mod.to_dict(cfg),
+            }
             save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, scaler, extra)
         last_ckpt = state["step"]
 
@@ -135,10 +146,16 @@ def fit(
                 batch = next(batches)
                 syncing = ddp is None or micro == cfg.grad_accum - 1
                 with contextlib.nullcontext() if syncing else ddp.no_sync():
-                    with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                    with torch.autocast(
+                        device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
+                    ):
                         loss, metrics = step(train_model, batch)
                     if not torch.isfinite(loss.detach()):
-                        where = f"{run_dir / CHECKPOINT} (step {last_ckpt})" if last_ckpt is not None else "none written yet"
+                        where = (
+                            f"{run_dir / CHECKPOINT} (step {last_ckpt})"
+                            if last_ckpt is not None
+                            else "none written yet"
+                        )
                         raise ShowcaseError(
                             f"loss is {loss.item()} at step {state['step'] + 1}; last good checkpoint: {where}"
                         )
@@ -160,9 +177,15 @@ def fit(
                 lr = scheduler.get_last_lr()[0]
                 logger.log("train", now_step, {**meter.compute(), "lr": lr, "samples_per_s": speed})
                 t_log, step_at_log = time.perf_counter(), now_step
-            if evaluate and (now_step == cfg.max_steps or (cfg.eval_every and now_step % cfg.eval_every == 0)):
+            if evaluate and (
+                now_step == cfg.max_steps or (cfg.eval_every and now_step % cfg.eval_every == 0)
+            ):
                 _evaluate_and_track(evaluate, model, state, monitor, mode, cfg, run_dir, logger)
-            if now_step == cfg.max_steps or state["stopped"] or (cfg.ckpt_every and now_step % cfg.ckpt_every == 0):
+            if (
+                now_step == cfg.max_steps
+                or state["stopped"]
+                or (cfg.ckpt_every and now_step % cfg.ckpt_every == 0)
+            ):
                 checkpoint()
     finally:
         logger.close()
@@ -171,7 +194,11 @@ def fit(
         distributed.barrier()
         load_weights(model, run_dir / BEST)
     if main_rank:
-        meta = {"config": config_mod.to_dict(cfg), "step": state["step"], "metrics": state["best_metrics"]}
+        meta = {
+            "config": config_mod.to_dict(cfg),
+            "step": state["step"],
+            "metrics": state["best_metrics"],
+        }
         save_weights(model, run_dir / WEIGHTS, meta)
     distributed.barrier()
     return FitResult(
@@ -207,7 +234,9 @@ def load_run_weights(model: nn.Module, run_dir: Path) -> dict:
     """Load a finished run's weights (`model.safetensors`) into `model`; return their metadata."""
     path = Path(run_dir) / WEIGHTS
     if not path.exists():
-        raise ShowcaseError(f"no trained model in {run_dir}: run `train` first or pass its --out-dir")
+        raise ShowcaseError(
+            f"no trained model in {run_dir}: run `train` first or pass its --out-dir"
+        )
     return load_weights(model, path)
 
 

@@ -9,7 +9,9 @@ class MLP(nn.Sequential):
     MLP(4, [256, 256], 2) is the DQN Q-network; MLP(64, [64], 1) a recommender head.
     """
 
-    def __init__(self, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0, act=nn.ReLU):
+    def __init__(
+        self, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0, act=nn.ReLU
+    ):
         layers: list[nn.Module] = []
         for width in hidden:
             layers += [nn.Linear(in_dim, width), act()]

@@ -12,7 +12,12 @@ from core.checkpoint import atomic_write
 
 
 def write_report(
-    cfg: Any, task: str, metrics: dict[str, float], steps: int, wall_seconds: float, device: torch.device
+    cfg: Any,
+    task: str,
+    metrics: dict[str, float],
+    steps: int,
+    wall_seconds: float,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Build the run's report and (on rank 0) write it to `<out_dir>/metrics.json`."""
     report = {

@@ -37,7 +37,9 @@ class TensorLoader:
             )
         self.chunk = batch_size // grad_accum  # samples per micro-step, all ranks together
         if self.chunk > n:
-            raise ShowcaseError(f"--batch-size {batch_size} is larger than the dataset ({n} samples)")
+            raise ShowcaseError(
+                f"--batch-size {batch_size} is larger than the dataset ({n} samples)"
+            )
         self.per_rank = self.chunk // world
         self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
         self.shuffle, self.seed = shuffle, seed

@@ -3,6 +3,13 @@
 from core.registry import Demo
 
 DEMOS = [
-    Demo("vision", "classify", "CNN digit classifier", "MNIST", "test accuracy", "vision.classify.train"),
+    Demo(
+        "vision",
+        "classify",
+        "CNN digit classifier",
+        "MNIST",
+        "test accuracy",
+        "vision.classify.train",
+    ),
     Demo("vision", "detect", "small object detector", "MNIST scenes", "mAP@0.5"),
 ]

@@ -5,12 +5,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import MNIST
 
 from core.data import data_root
 from core.errors import DataError
 
-RAW_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+RAW_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
@@ -18,6 +22,8 @@ def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
 
     Missing files are downloaded (torchvision verifies their MD5s); offline that is one clear error.
     """
+    from torchvision.datasets import MNIST  # imported here: torchvision takes seconds to import
+
     root = data_root(data_dir)
     raw = Path(root) / "MNIST" / "raw"
     missing = [name for name in RAW_FILES if not (raw / name).exists()]
@@ -29,10 +35,17 @@ def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
             f"MNIST files {', '.join(missing) or RAW_FILES} are missing in {raw} and could not be "
             f"downloaded ({' '.join(str(exc).split())[:120]}); put the IDX files there"
         ) from exc
-    return {"train_x": train.data, "train_y": train.targets, "test_x": test.data, "test_y": test.targets}
+    return {
+        "train_x": train.data,
+        "train_y": train.targets,
+        "test_x": test.data,
+        "test_y": test.targets,
+    }
 
 
-def synthetic_mnist(n_train: int = 512, n_test: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:
+def synthetic_mnist(
+    n_train: int = 8192, n_test: int = 1024, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Random digit-shaped tensors for smoke tests: class k is a bright bar at row 2k + 4."""
     gen = torch.Generator().manual_seed(seed)
 
@@ -60,13 +73,21 @@ def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return ((x.float() / 255.0 - mean) / std).unsqueeze(1)
 
 
-def random_affine(x: torch.Tensor, max_shift: float = 2.0, max_degrees: float = 10.0) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor, max_shift: float = 2.0, max_degrees: float = 10.0
+) -> torch.Tensor:
     """Shift each image by up to `max_shift` pixels and rotate it by up to `max_degrees`, batched."""
     b, _, h, w = x.shape  # (B, 1, H, W)
     angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(max_degrees)
-    shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * (2 * max_shift / torch.tensor([w, h], device=x.device))
+    shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * (
+        2 * max_shift / torch.tensor([w, h], device=x.device)
+    )
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     background = x.amin(dim=(1, 2, 3), keepdim=True)  # the normalised value of a black pixel
-    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
+    return (
+        F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
+    )

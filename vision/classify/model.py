@@ -26,40 +26,45 @@ class Net(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)  # (B, 10)
 
 
-def conv_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+def conv_pool_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
+    """Conv, 2x2 max-pool, batch norm, ReLU: pooling first runs BN and ReLU on 4x fewer values."""
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+    return nn.Sequential(conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU())
 
 
 @dataclass
 class CNNConfig:
-    width: int = 32
+    channels: tuple[int, int, int] = (16, 48, 96)
     dropout: float = 0.1
     num_classes: int = 10
 
 
 class CNN(nn.Module):
-    """Three conv-BN-ReLU stages, each halving the image, then a linear head.
+    """Three conv-pool-BN-ReLU stages, each halving the image, then a linear head.
 
-    Pooling right after the 5x5 stem keeps the costly full-resolution work to one thin layer,
-    which is what makes it fast on a CPU.
+    Pooling right after a thin 5x5 stem keeps the costly full-resolution work small, and the
+    width goes into the cheap low-resolution stages: that is what makes it fast on a CPU.
     """
 
-    def __init__(self, cfg: CNNConfig = CNNConfig()) -> None:
+    def __init__(self, cfg: CNNConfig | None = None) -> None:
         super().__init__()
-        w = cfg.width
+        cfg = cfg or CNNConfig()
+        c1, c2, c3 = cfg.channels
         self.features = nn.Sequential(
-            conv_bn(1, w, 5), nn.MaxPool2d(2),  # (B, w, 14, 14)
-            conv_bn(w, 2 * w, 3), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
-            conv_bn(2 * w, 4 * w, 3), nn.MaxPool2d(2),  # (B, 4w, 3, 3)
-        )  # fmt: skip
+            conv_pool_bn(1, c1, 5),  # (B, c1, 14, 14)
+            conv_pool_bn(c1, c2, 3),  # (B, c2, 7, 7)
+            conv_pool_bn(c2, c3, 3),  # (B, c3, 3, 3)
+        )
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(4 * w * 9, cfg.num_classes)
+        self.head = nn.Linear(c3 * 9, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, 28, 28)
-        x = self.features(x).flatten(1)  # (B, 36w)
+        x = self.features(x).flatten(1)  # (B, 9 c3)
         return self.head(self.dropout(x))  # (B, num_classes) logits
 
 
-def build_model(name: str, width: int, dropout: float) -> nn.Module:
-    """The model a config names: `net` (classic) or `cnn` (default)."""
-    return Net() if name == "net" else CNN(CNNConfig(width=width, dropout=dropout))
+def build_model(name: str, channels: tuple[int, int, int] | list[int], dropout: float) -> nn.Module:
+    """The model a config names: `net` (classic) or `cnn` (default), in channels-last layout
+    (oneDNN's faster convolution kernels on CPU; harmless elsewhere)."""
+    model = Net() if name == "net" else CNN(CNNConfig(channels=tuple(channels), dropout=dropout))
+    return model.to(memory_format=torch.channels_last)

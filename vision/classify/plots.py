@@ -10,7 +10,9 @@ import torch  # noqa: E402
 from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
 
 
-def plot_confusion(targets: torch.Tensor, preds: torch.Tensor, path: str, num_classes: int = 10) -> None:
+def plot_confusion(
+    targets: torch.Tensor, preds: torch.Tensor, path: str, num_classes: int = 10
+) -> None:
     """A confusion-matrix heat map with counts (rows: true class, columns: predicted)."""
     cm = multiclass_confusion_matrix(preds, targets, num_classes=num_classes)
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -24,7 +26,9 @@ def plot_confusion(targets: torch.Tensor, preds: torch.Tensor, path: str, num_cl
     _save(fig, path)
 
 
-def plot_mistakes(images: torch.Tensor, targets: torch.Tensor, probs: torch.Tensor, path: str, n: int = 24) -> None:
+def plot_mistakes(
+    images: torch.Tensor, targets: torch.Tensor, probs: torch.Tensor, path: str, n: int = 24
+) -> None:
     """The `n` test images whose true class got the lowest probability."""
     true_prob = probs[torch.arange(len(targets)), targets]
     wrong = (probs.argmax(-1) != targets).nonzero().flatten()

@@ -41,7 +41,9 @@ class PredictConfig:
 
 
 @torch.no_grad()
-def predict_logits(model, x: torch.Tensor, mean: float, std: float, batch_size: int = 1000) -> torch.Tensor:
+def predict_logits(
+    model, x: torch.Tensor, mean: float, std: float, batch_size: int = 1000
+) -> torch.Tensor:
     """Logits (N, 10) for uint8 images (N, 28, 28), in batches, in eval mode."""
     model.eval()
     device = next(model.parameters()).device
@@ -56,11 +58,15 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     if np.median(border) > 127:  # dark ink on a light background
         gray = 255.0 - gray
     gray = np.clip(gray - np.median(border if np.median(border) <= 127 else 255.0 - border), 0, 255)
-    ys, xs = np.nonzero(gray > 0.2 * gray.max()) if gray.max() > 0 else (np.array([0]), np.array([0]))
+    ys, xs = (
+        np.nonzero(gray > 0.2 * gray.max()) if gray.max() > 0 else (np.array([0]), np.array([0]))
+    )
     crop = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     scale = 20.0 / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(h, w), mode="area")[0, 0]  # (h, w)
+    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(h, w), mode="area")[
+        0, 0
+    ]  # (h, w)
     canvas = torch.zeros(28, 28)
     top, left = (28 - h) // 2, (28 - w) // 2
     canvas[top : top + h, left : left + w] = small
@@ -80,8 +86,12 @@ def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            others = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            others = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+            )
             errors += [f"{p}: not an image file" for p in others]
             if not found:
                 errors.append(f"{path}: folder holds no image files")
@@ -108,12 +118,19 @@ def predict(cfg: PredictConfig) -> dict:
     if images:
         device = pick_device(cfg.device)
         train_cfg = run_config(cfg.out_dir)
-        model = build_model(train_cfg["model"], train_cfg["width"], train_cfg["dropout"]).to(device)
+        model = build_model(train_cfg["model"], train_cfg["channels"], train_cfg["dropout"]).to(
+            device
+        )
         load_run_weights(model, cfg.out_dir)
-        probs = predict_logits(model, torch.stack(images), train_cfg["mean"], train_cfg["std"]).softmax(-1)
+        probs = predict_logits(
+            model, torch.stack(images), train_cfg["mean"], train_cfg["std"]
+        ).softmax(-1)
         top = probs.topk(min(cfg.top, 10), dim=-1)
         for path, p, k in zip(good, top.values.tolist(), top.indices.tolist(), strict=True):
-            result = {"file": str(path), "top": [{"class": c, "prob": round(q, 4)} for c, q in zip(k, p, strict=True)]}
+            result = {
+                "file": str(path),
+                "top": [{"class": c, "prob": round(q, 4)} for c, q in zip(k, p, strict=True)],
+            }
             results.append(result)
             if cfg.json:
                 print(json.dumps(result))
@@ -122,5 +139,9 @@ def predict(cfg: PredictConfig) -> dict:
     for line in errors:
         print(f"showcase: error: {line}", file=sys.stderr)
     if errors:
-        raise ShowcaseError(f"{len(errors)} input(s) could not be predicted") if results else ShowcaseError(errors[0])
+        raise (
+            ShowcaseError(f"{len(errors)} input(s) could not be predicted")
+            if results
+            else ShowcaseError(errors[0])
+        )
     return {"predictions": results}

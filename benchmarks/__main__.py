@@ -1,0 +1,71 @@
+"""Run one benchmark, append its row to BENCHMARKS.md and print its JSON as the last line.
+
+python -m benchmarks core-overhead [--device cpu]
+python -m benchmarks vision-classify [--device cuda]
+"""
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = {
+    "core-overhead": "benchmarks.core_overhead",
+    "vision-classify": "benchmarks.vision_classify",
+}
+RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"
+
+
+def machine() -> str:
+    """CPU model and cores, plus the GPU if one is visible."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $SHOWCASE_DATA)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run that checks the benchmark works; not recorded",
+    )
+    args = parser.parse_args()
+    metrics = importlib.import_module(BENCHMARKS[args.name]).run(args)
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if not args.quick:
+        if not RESULTS.exists():
+            RESULTS.write_text(
+                "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n"
+                + HEADER
+            )
+        row = f"| {datetime.date.today()} | {machine()} | `{command}` | {json.dumps(metrics)} |\n"
+        with open(RESULTS, "a") as f:
+            f.write(row)
+    print(json.dumps({"name": args.name, "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The `showcase` command as a user meets it: exit codes and one-line errors."""
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import registry
+from core.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+
+
+def test_list_prints_catalog(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "vision" in out and "classify" in out and "ready" in out
+
+
+def test_every_demo_package_is_registered():
+    registered = {(d.domain, d.task) for d in registry.all_demos() if d.status == "ready"}
+    on_disk = {(p.parent.parent.name, p.parent.name) for p in ROOT.glob("*/*/train.py")}
+    assert on_disk and on_disk == registered
+    for demo in registry.all_demos():
+        if demo.module:
+            commands = importlib.import_module(demo.module).COMMANDS
+            assert {"train", "eval"} <= set(commands)
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["vision", "classify", "train", "--no-such-flag"], 2, "Unrecognized options"),
+        (["vision", "classify", "train", "--max-steps", "x"], 2, "--max-steps"),
+        (["vision", "classify", "train", "--device", "tpu"], 2, "unknown device 'tpu'"),
+        (
+            ["vision", "classify", "train", "--data-dir", "/no/such/dir"],
+            1,
+            "data dir /no/such/dir does not exist",
+        ),
+        (["vision", "nope", "train"], 2, "unknown demo"),
+        (["vision", "classify", "fly"], 2, "unknown command 'fly'"),
+        (["speech", "ctc", "train"], 2, "planned"),
+    ],
+)
+def test_bad_input_is_one_line(args, code, message, tmp_path):
+    result = run(*args, "--out-dir", str(tmp_path / "run")) if args[-1] != "fly" else run(*args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_exits_1(tmp_path):
+    result = run(
+        "vision", "classify", "train", "--device", "cuda", "--synthetic", "--out-dir", str(tmp_path)
+    )
+    assert result.returncode == 1 and "no CUDA device" in result.stderr
+
+
+def test_python_dash_m_and_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "vision.classify", "train", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    assert "--max-steps" in result.stdout and "--recipe" in result.stdout
