@@ -19,6 +19,7 @@ import torch
 BENCHMARKS = {
     "core-overhead": "benchmarks.core_overhead",
     "vision-classify": "benchmarks.vision_classify",
+    "rl-dqn": "benchmarks.rl_dqn",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"

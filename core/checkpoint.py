@@ -105,8 +105,8 @@ def save_checkpoint(
     tensors["rng.numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
     meta = {
         "optim": {"param_groups": optim_state["param_groups"], "scalars": per_param},
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "scaler": scaler.state_dict() if scaler is not None else {},
         "rng": {"python": _py_rng(), "numpy": [np_state[0], *np_state[2:]]},
         **extra,
     }
@@ -128,8 +128,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) 
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["optim"]["param_groups"]})
-    scheduler.load_state_dict(meta["scheduler"])
-    if meta["scaler"]:
+    if scheduler is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+    if scaler is not None and meta["scaler"]:
         scaler.load_state_dict(meta["scaler"])
     torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]

@@ -1,7 +1,7 @@
 """Typed config dataclasses become the CLI (through tyro); files and recipes set defaults.
 
-Precedence, lowest first: the dataclass defaults, the recipe's preset (`--recipe`), a config
-file (`--config run.yaml`), then flags on the command line.
+Precedence, lowest first: the dataclass defaults, a preset chosen by one field (`--recipe`,
+or `--env` for RL), a config file (`--config run.yaml`), then flags on the command line.
 """
 
 import contextlib
@@ -25,6 +25,7 @@ class TrainConfig:
     """Fields every training demo shares; domains subclass it and change defaults."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESET_FIELD: ClassVar[str] = "recipe"
 
     data_dir: str | None = None
     """Data root (default: $SHOWCASE_DATA, else the user cache dir)."""
@@ -81,7 +82,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def build(cls: type[C], **overrides: Any) -> C:
     """A config with a recipe's preset applied, as the CLI would build it (for `main(cfg)` callers)."""
-    fields = _defaults(cls, recipe=overrides.get("recipe"))
+    fields = _defaults(cls, overrides.get(getattr(cls, "PRESET_FIELD", "recipe")))
     fields.update(overrides)
     return _instantiate(cls, fields)
 
@@ -93,7 +94,8 @@ def parse(cls: type[C], argv: list[str], prog: str) -> C:
     default = None
     if all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls)):
         file_fields = _load_file(_peek(argv, "--config")) if _peek(argv, "--config") else {}
-        fields = _defaults(cls, _peek(argv, "--recipe") or file_fields.get("recipe"))
+        key = getattr(cls, "PRESET_FIELD", "recipe")
+        fields = _defaults(cls, _peek(argv, "--" + key.replace("_", "-")) or file_fields.get(key))
         fields.update(file_fields)
         default = _instantiate(cls, fields)
     stderr = io.StringIO()

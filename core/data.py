@@ -21,11 +21,12 @@ from core.errors import DataError
 
 @dataclass(frozen=True)
 class Remote:
-    """A file of a dataset: where it lives under the data root, its URL and its sha256."""
+    """A file of a dataset: where it lives under the data root, its URL and its checksum
+    (`sha256:<hex>`, or `md5:<hex>` where the publisher gives only that)."""
 
     path: str
     url: str
-    sha256: str
+    checksum: str
 
 
 def data_root(data_dir: str | None = None) -> Path:
@@ -52,8 +53,13 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, sha256: str, retries: int = 3, timeout: float = 30.0) -> Path:
-    """Fetch `url` to `dest` unless it is already there; verify sha256; write atomically."""
+def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0) -> Path:
+    """Fetch `url` to `dest` unless it is already there; verify the checksum; write atomically.
+
+    `checksum` is `sha256:<hex>` or `md5:<hex>`; a bare hex string is taken as sha256.
+    """
+    algorithm, _, expected = checksum.rpartition(":")
+    algorithm = algorithm or "sha256"
     dest = Path(dest)
     if dest.exists():
         return dest
@@ -69,10 +75,10 @@ def download(url: str, dest: Path, sha256: str, retries: int = 3, timeout: float
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             last_error = str(getattr(exc, "reason", exc))
         else:
-            actual = hashlib.sha256(payload).hexdigest()
-            if actual != sha256:
+            actual = hashlib.new(algorithm, payload).hexdigest()
+            if actual != expected:
                 raise DataError(
-                    f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+                    f"checksum mismatch for {url}: expected {algorithm} {expected}, got {actual}"
                 )
             atomic_write(dest, lambda tmp, data=payload: Path(tmp).write_bytes(data))
             return dest
@@ -87,7 +93,7 @@ def ensure(root: Path, files: list[Remote], name: str) -> list[Path]:
     for remote in files:
         dest = root / remote.path
         try:
-            paths.append(download(remote.url, dest, remote.sha256))
+            paths.append(download(remote.url, dest, remote.checksum))
         except DataError as exc:
             missing = [r.path for r in files if not (root / r.path).exists()]
             raise DataError(f"{name} is missing {', '.join(missing)} under {root}: {exc}") from exc

@@ -127,8 +127,18 @@ def fit(
     t_start = t_log = time.perf_counter()
     wall_before, step_at_log = state["wall_seconds"], state["step"]
 
+    def where() -> str:
+        return (
+            f"{run_dir / CHECKPOINT} (step {last_ckpt})"
+            if last_ckpt is not None
+            else "none written yet"
+        )
+
+    watch = LossWatch(device, where)
+
     def checkpoint() -> None:
         nonlocal last_ckpt
+        watch.check()  # never save weights that a non-finite loss has touched
         state["wall_seconds"] = wall_before + time.perf_counter() - t_start
         if main_rank:
             extra = {
@@ -150,16 +160,8 @@ def fit(
                         device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
                     ):
                         loss, metrics = step(train_model, batch)
-                    if not torch.isfinite(loss.detach()):
-                        where = (
-                            f"{run_dir / CHECKPOINT} (step {last_ckpt})"
-                            if last_ckpt is not None
-                            else "none written yet"
-                        )
-                        raise ShowcaseError(
-                            f"loss is {loss.item()} at step {state['step'] + 1}; last good checkpoint: {where}"
-                        )
-                    scaler.scale(loss / cfg.grad_accum).backward()
+                    watch.push(state["step"] + 1, loss)
+                    scaler.scale(loss / cfg.grad_accum if cfg.grad_accum > 1 else loss).backward()
                 meter.add({"loss": loss, **metrics})
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
@@ -172,6 +174,7 @@ def fit(
             now_step = state["step"]
             logger.advance(1)
             if now_step % cfg.log_every == 0 or now_step == cfg.max_steps:
+                watch.check()
                 now = time.perf_counter()
                 speed = (now_step - step_at_log) * cfg.batch_size / max(now - t_log, 1e-9)
                 lr = scheduler.get_last_lr()[0]
@@ -187,6 +190,7 @@ def fit(
                 or (cfg.ckpt_every and now_step % cfg.ckpt_every == 0)
             ):
                 checkpoint()
+        watch.check()
     finally:
         logger.close()
 
@@ -207,6 +211,36 @@ def fit(
         best=dict(state["best_metrics"]),
         stopped_early=bool(state["stopped"]) and state["step"] < cfg.max_steps,
     )
+
+
+class LossWatch:
+    """Stops on a non-finite loss, checked one step late so that the GPU never waits on the CPU
+    (the value is copied to pinned memory asynchronously and read at the next step)."""
+
+    def __init__(self, device: torch.device, last_checkpoint: Callable[[], str]) -> None:
+        self.cuda = device.type == "cuda"
+        self.value = torch.zeros((), pin_memory=self.cuda)
+        self.event = torch.cuda.Event() if self.cuda else None
+        self.step: int | None = None
+        self.last_checkpoint = last_checkpoint
+
+    def push(self, step: int, loss: torch.Tensor) -> None:
+        self.check()
+        self.value.copy_(loss.detach().float(), non_blocking=self.cuda)
+        if self.event is not None:
+            self.event.record()
+        self.step = step
+
+    def check(self) -> None:
+        if self.step is None:
+            return
+        if self.event is not None:
+            self.event.synchronize()
+        value, step, self.step = self.value.item(), self.step, None
+        if not math.isfinite(value):
+            raise ShowcaseError(
+                f"loss is {value} at step {step}; last good checkpoint: {self.last_checkpoint()}"
+            )
 
 
 def _evaluate_and_track(evaluate, model, state, monitor, mode, cfg, run_dir, logger) -> None:

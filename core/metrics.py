@@ -15,8 +15,11 @@ class Mean:
     def add(self, metrics: dict[str, torch.Tensor | float], n: float = 1.0) -> None:
         """Add each metric's value, weighted by `n` (e.g. the batch size)."""
         for key, value in metrics.items():
-            value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
-            self.sums[key] = self.sums[key] + value * n if key in self.sums else value * n
+            value = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
+            if key in self.sums:
+                self.sums[key].add_(value, alpha=n)  # one in-place kernel per metric per step
+            else:
+                self.sums[key] = value.float() * n
             self.counts[key] = self.counts.get(key, 0.0) + n
 
     def compute(self) -> dict[str, float]:

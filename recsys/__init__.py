@@ -2,4 +2,13 @@
 
 from core.registry import Demo
 
-DEMOS = [Demo("recsys", "mf", "matrix-factorization recommender", "MovieLens-100k", "RMSE")]
+DEMOS = [
+    Demo(
+        "recsys",
+        "mf",
+        "matrix-factorization recommender",
+        "MovieLens-100k",
+        "RMSE",
+        "recsys.mf.train",
+    )
+]

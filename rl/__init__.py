@@ -1,5 +1,9 @@
-"""Reinforcement learning: a DQN agent on gymnasium (planned)."""
+"""Reinforcement learning: a Double DQN agent on gymnasium (`rl.dqn`)."""
 
 from core.registry import Demo
 
-DEMOS = [Demo("rl", "dqn", "Double DQN agent", "CartPole-v1 (gymnasium)", "episode return")]
+DEMOS = [
+    Demo(
+        "rl", "dqn", "Double DQN agent", "CartPole-v1 (gymnasium)", "episode return", "rl.dqn.train"
+    )
+]

@@ -27,6 +27,6 @@ def test_smoke(demo, tmp_path):
         log_every=1,
     )
     report = train.COMMANDS["train"](cfg)
-    assert report["steps"] == 3
+    assert 3 <= report["steps"] <= 8  # RL counts environment steps, 4 envs at a time
     assert report["task"] == f"{demo.domain}.{demo.task}"
     assert (tmp_path / "run" / "metrics.json").exists()

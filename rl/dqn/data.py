@@ -1,0 +1,99 @@
+"""Environments and the replay buffer: preallocated tensors written round-robin."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.spaces import Box, Discrete
+
+from core.errors import ShowcaseError
+
+
+def check_env(env_id: str) -> tuple[int, int]:
+    """(observation size, number of actions) of a gymnasium id; clear errors for what DQN can't do."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ShowcaseError(f"unknown environment {env_id!r}: {exc}") from exc
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if (
+        not isinstance(act_space, Discrete)
+        or not isinstance(obs_space, Box)
+        or len(obs_space.shape) != 1
+    ):
+        raise ShowcaseError(
+            f"{env_id} has observation space {obs_space} and action space {act_space}; DQN supports a "
+            "Box (vector) observation space with a Discrete action space (CartPole-v1, Acrobot-v1, MountainCar-v0, ...)"
+        )
+    return obs_space.shape[0], int(act_space.n)
+
+
+def make_envs(env_id: str, num_envs: int, same_step_reset: bool = True, **kwargs):
+    """A synchronous vector env; with same-step autoreset, `infos["final_obs"]` holds the true last observation."""
+    mode = (
+        gym.vector.AutoresetMode.SAME_STEP
+        if same_step_reset
+        else gym.vector.AutoresetMode.NEXT_STEP
+    )
+    return gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": mode},
+        **kwargs,
+    )
+
+
+def env_step(envs, actions: np.ndarray):
+    """Step the vector env: (next_obs, real_next_obs, rewards, terminated, done).
+
+    `real_next_obs` holds each finished episode's true last observation (the env has already
+    reset to a new one in `next_obs`); `terminated` excludes truncation, so time-limit ends
+    still bootstrap.
+    """
+    next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+    done = terminated | truncated
+    real_next = next_obs.copy()
+    for i in np.flatnonzero(done):
+        real_next[i] = infos["final_obs"][i]
+    return next_obs, real_next, rewards, terminated, done
+
+
+class ReplayBuffer:
+    """Fixed-capacity transitions (obs, action, reward, next_obs, terminated) in tensors."""
+
+    def __init__(self, capacity: int, obs_dim: int, device: torch.device | str = "cpu") -> None:
+        self.capacity, self.device = capacity, device
+        self.obs = torch.zeros(capacity, obs_dim, device=device)
+        self.next_obs = torch.zeros(capacity, obs_dim, device=device)
+        self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.rewards = torch.zeros(capacity, device=device)
+        self.terminated = torch.zeros(capacity, device=device)
+        self.pos, self.size = 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Append a batch of n transitions (one per vector env), overwriting the oldest when full."""
+        n = len(actions)
+        idx = (self.pos + torch.arange(n)) % self.capacity
+        idx = idx.to(self.device)
+        self.obs[idx] = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32, device=self.device)
+        self.actions[idx] = torch.as_tensor(actions, dtype=torch.long, device=self.device)
+        self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32, device=self.device)
+        self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32, device=self.device)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        """A uniform random batch: obs (B, D), actions (B,), rewards (B,), next_obs (B, D), terminated (B,)."""
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return (
+            self.obs[idx],
+            self.actions[idx],
+            self.rewards[idx],
+            self.next_obs[idx],
+            self.terminated[idx],
+        )

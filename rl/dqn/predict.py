@@ -1,0 +1,117 @@
+"""Greedy evaluation on separate, seeded environments, and `play` with an optional GIF."""
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from core.device import pick_device
+from core.errors import ShowcaseError
+from core.loop import load_run_weights, run_config
+from rl.dqn.data import check_env, make_envs
+from rl.dqn.model import q_network
+
+
+def greedy(q_net) -> Callable[[np.ndarray], np.ndarray]:
+    """The greedy policy of a Q-network: observations (N, D) -> actions (N,)."""
+    device = next(q_net.parameters()).device
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        return (
+            q_net(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(1).cpu().numpy()
+        )
+
+    return act
+
+
+def evaluate_policy(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
+    """Returns of `episodes` episodes run side by side, env i seeded with seed + i.
+
+    `policy` is a Q-network (acted on greedily) or any callable from observations to actions.
+    """
+    act = greedy(policy) if isinstance(policy, torch.nn.Module) else policy
+    envs = make_envs(env_id, episodes, same_step_reset=False)
+    obs, _ = envs.reset(seed=seed)
+    returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+    while not done.all():
+        obs, rewards, terminated, truncated, _ = envs.step(act(obs))
+        returns += rewards * ~done
+        done |= terminated | truncated
+    envs.close()
+    return returns
+
+
+def load_policy(out_dir: str, env_id: str | None, device: torch.device):
+    """The kept Q-network of a run, checked against the environment it is asked to act in."""
+    cfg = run_config(out_dir)
+    env_id = env_id or cfg["env"]
+    obs_dim, num_actions = check_env(env_id)
+    if (obs_dim, num_actions) != (cfg["obs_dim"], cfg["num_actions"]):
+        raise ShowcaseError(
+            f"{out_dir} holds a policy for {cfg['env']} (observation size {cfg['obs_dim']}, {cfg['num_actions']} actions) "
+            f"but {env_id} has observation size {obs_dim} and {num_actions} actions"
+        )
+    q_net = q_network(obs_dim, num_actions, tuple(cfg["hidden"])).to(device)
+    load_run_weights(q_net, out_dir)
+    return q_net.eval(), env_id
+
+
+@dataclasses.dataclass
+class PlayConfig:
+    out_dir: str = "runs/rl-dqn"
+    """Run directory of the trained agent."""
+    env: str | None = None
+    """Environment id (default: the one it was trained on)."""
+    episodes: int = 5
+    """Episodes to play."""
+    seed: int = 1000
+    """Seed of the first episode."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    gif: str | None = None
+    """Write an animation of the first episode to this file."""
+    json: bool = False
+    """Print the returns as one JSON object."""
+
+
+def play(cfg: PlayConfig) -> dict:
+    """Play greedy episodes with a saved policy; print returns; optionally save a GIF."""
+    q_net, env_id = load_policy(cfg.out_dir, cfg.env, pick_device(cfg.device))
+    returns = evaluate_policy(q_net, env_id, cfg.episodes, cfg.seed).tolist()
+    if cfg.gif:
+        write_gif(q_net, env_id, cfg.seed, cfg.gif)
+    result = {"env": env_id, "returns": returns, "return_mean": float(np.mean(returns))}
+    print(
+        json.dumps(result)
+        if cfg.json
+        else f"{env_id}: returns {[round(r, 1) for r in returns]} (mean {result['return_mean']:.1f})"
+    )
+    if cfg.gif and not cfg.json:
+        print(f"wrote {cfg.gif}")
+    return result
+
+
+@torch.no_grad()
+def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -> None:
+    """An animated GIF of one greedy episode (rgb_array frames)."""
+    import gymnasium as gym
+    from PIL import Image
+
+    device = next(q_net.parameters()).device
+    env = gym.make(env_id, render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    frames = [Image.fromarray(env.render())]
+    done = False
+    while not done and len(frames) < max_frames:
+        action = (
+            q_net(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax(1).item()
+        )
+        obs, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+        frames.append(Image.fromarray(env.render()))
+    env.close()
+    small = [f.resize((f.width // 2, f.height // 2)) for f in frames]
+    small[0].save(path, save_all=True, append_images=small[1:], duration=20, loop=0)

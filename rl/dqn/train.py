@@ -1,0 +1,279 @@
+"""Double DQN on any discrete-action gymnasium environment.
+
+    showcase rl dqn train                         # CartPole-v1, stops once solved
+    showcase rl dqn train --env Acrobot-v1
+    showcase rl dqn eval --out-dir runs/rl-dqn    # 100 greedy episodes of the kept policy
+    showcase rl dqn play --gif cartpole.gif
+
+RL collects experience from environments, not a data loader, so it keeps its own loop (like
+cleanrl's dqn.py) and takes device, seeding, logging and checkpoints from core. A resumed run
+restores the networks, optimizer, step, epsilon schedule and RNG states; the replay buffer is
+not saved: it refills (for --learning-starts steps) before updates continue.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from core.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from core.config import EvalConfig, TrainConfig, to_dict
+from core.device import pick_device
+from core.logger import RunLogger
+from core.loop import BEST, CHECKPOINT, WEIGHTS, setup
+from core.report import write_report
+from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
+from rl.dqn.model import double_dqn_targets, q_network, td_loss
+from rl.dqn.predict import PlayConfig, evaluate_policy, load_policy, play
+
+TASK = "rl.dqn"
+
+# Per-environment defaults; flags still override them.
+ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": {},
+    "Acrobot-v1": dict(max_steps=100_000, lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=1000,
+                       target_update=250, train_freq=4, gradient_steps=1, eps_fraction=0.12, eps_end=0.1,
+                       hidden=(256, 256)),
+    "MountainCar-v0": dict(max_steps=120_000, lr=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
+                           target_update=600, train_freq=16, gradient_steps=8, eps_fraction=0.2, eps_end=0.07,
+                           hidden=(256, 256)),
+}  # fmt: skip
+
+
+@dataclasses.dataclass
+class DQNConfig(TrainConfig):
+    PRESET_FIELD: ClassVar[str] = "env"
+    PRESETS: ClassVar[dict] = ENV_DEFAULTS
+
+    out_dir: str = "runs/rl-dqn"
+    env: str = "CartPole-v1"
+    """gymnasium id of a discrete-action environment; sets the defaults of the fields below."""
+    max_steps: int = 50_000
+    """Environment steps (summed over the vector envs)."""
+    num_envs: int = 4
+    """Environments stepped side by side."""
+    batch_size: int = 64
+    lr: float = 2.3e-3
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the Q-network."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity (transitions)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_starts: int = 1000
+    """Environment steps of collection before the first update."""
+    train_freq: int = 64
+    """Environment steps between bursts of updates."""
+    gradient_steps: int = 32
+    """Updates per burst."""
+    target_update: int = 64
+    """Environment steps between target-network updates."""
+    tau: float = 1.0
+    """Target update rate (1: hard copy, <1: Polyak averaging)."""
+    eps_start: float = 1.0
+    """Initial exploration rate."""
+    eps_end: float = 0.04
+    """Final exploration rate."""
+    eps_fraction: float = 0.08
+    """Fraction of --max-steps over which epsilon decays linearly."""
+    grad_clip: float = 10.0
+    eval_every: int = 1000
+    """Greedy evaluation every N environment steps."""
+    eval_episodes: int = 20
+    """Episodes per evaluation."""
+    final_episodes: int = 100
+    """Episodes of the final evaluation of the kept policy."""
+    stop_at_threshold: bool = True
+    """Stop once an evaluation reaches the environment's reward threshold (CartPole-v1: 475)."""
+    log_every: int = 5000
+    synthetic: bool = False
+    """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
+
+
+def epsilon(cfg: DQNConfig, step: int) -> float:
+    """Linear decay from eps_start to eps_end over eps_fraction of the run."""
+    span = max(1, int(cfg.eps_fraction * cfg.max_steps))
+    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
+
+
+def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters(), strict=True):
+            t.lerp_(o, tau)
+
+
+def main(cfg: DQNConfig) -> dict:
+    """Train; keep the best greedy policy; report its 100-episode return."""
+    obs_dim, num_actions = check_env(cfg.env)
+    device = setup(cfg)
+    run_dir = Path(cfg.out_dir)
+    eval_episodes = 2 if cfg.synthetic else cfg.eval_episodes
+    final_episodes = 2 if cfg.synthetic else cfg.final_episodes
+    threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
+
+    q_net = q_network(obs_dim, num_actions, cfg.hidden).to(device)
+    target = q_network(obs_dim, num_actions, cfg.hidden).to(device)
+    target.load_state_dict(q_net.state_dict())
+    nets = nn.ModuleDict({"q": q_net, "target": target})
+    optimizer = torch.optim.Adam(
+        q_net.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda")
+    )
+    meta = {
+        "env": cfg.env,
+        "obs_dim": obs_dim,
+        "num_actions": num_actions,
+        "hidden": list(cfg.hidden),
+    }
+    state = {"step": 0, "best": None, "best_step": None, "solved_step": None, "solved_seconds": None,
+             "wall_seconds": 0.0, "updates": 0, "curve": []}  # fmt: skip
+    if cfg.resume:
+        state.update(load_checkpoint(run_dir / CHECKPOINT, nets, optimizer, None, None)["state"])
+
+    buffer = ReplayBuffer(cfg.buffer_size, obs_dim, device)
+    envs = make_envs(cfg.env, cfg.num_envs)
+    obs, _ = envs.reset(seed=cfg.seed + state["step"])
+    episode_returns, finished = np.zeros(cfg.num_envs), []
+    logger = RunLogger(run_dir, cfg.max_steps, state["step"], True, cfg.tensorboard)
+    t0, wall_before, refill_until = (
+        time.perf_counter(),
+        state["wall_seconds"],
+        state["step"] + cfg.learning_starts,
+    )
+
+    def checkpoint() -> None:
+        state["wall_seconds"] = wall_before + time.perf_counter() - t0
+        save_checkpoint(run_dir / CHECKPOINT, nets, optimizer, None, None,
+                        {"state": state, "config": {**to_dict(cfg), **meta}})  # fmt: skip
+
+    while state["step"] < cfg.max_steps:
+        step = state["step"]
+        eps = epsilon(cfg, step)
+        with torch.no_grad():
+            greedy = q_net(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(1).cpu()
+        explore = torch.rand(cfg.num_envs) < eps
+        actions = torch.where(
+            explore, torch.randint(0, num_actions, (cfg.num_envs,)), greedy
+        ).numpy()
+        next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
+        buffer.add(obs, actions, rewards, real_next, terminated)
+        obs = next_obs
+        episode_returns += rewards
+        for i in np.flatnonzero(done):
+            finished.append(episode_returns[i])
+            episode_returns[i] = 0.0
+        state["step"] = step = step + cfg.num_envs
+
+        if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < cfg.num_envs:
+            for _ in range(cfg.gradient_steps):
+                s, a, r, s2, term = buffer.sample(cfg.batch_size)
+                with torch.no_grad():
+                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, cfg.gamma)
+                loss = td_loss(q_net(s), a, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
+                optimizer.step()
+                state["updates"] += 1
+        if step % cfg.target_update < cfg.num_envs:
+            update_target(target, q_net, cfg.tau)
+        if step % cfg.log_every < cfg.num_envs and finished:
+            logger.log(
+                "train", step, {"episode_return": float(np.mean(finished[-20:])), "epsilon": eps}
+            )
+        if step % cfg.eval_every < cfg.num_envs or step >= cfg.max_steps:
+            mean = float(evaluate_policy(q_net, cfg.env, eval_episodes, seed=10_000).mean())
+            state["curve"].append([step, mean])
+            logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
+            if state["best"] is None or mean > state["best"]:
+                state.update(best=mean, best_step=step)
+                save_weights(
+                    q_net, run_dir / BEST, {"config": {**to_dict(cfg), **meta}, "return_mean": mean}
+                )
+            if threshold is not None and mean >= threshold and state["solved_step"] is None:
+                state.update(
+                    solved_step=step, solved_seconds=wall_before + time.perf_counter() - t0
+                )
+                checkpoint()
+                break
+            if cfg.ckpt_every and step % cfg.ckpt_every < cfg.num_envs:
+                checkpoint()
+    else:
+        checkpoint()
+    envs.close()
+    logger.close()
+
+    (run_dir / WEIGHTS).write_bytes(
+        (run_dir / BEST).read_bytes()
+    )  # the kept policy is the best one
+    wall = wall_before + time.perf_counter() - t0
+    kept, _ = load_policy(cfg.out_dir, cfg.env, device)
+    returns = evaluate_policy(kept, cfg.env, final_episodes, seed=cfg.seed + 100_000)
+    plot_curve(state["curve"], run_dir / "curve.png", cfg.env, threshold)
+    metrics = {"return_mean": float(returns.mean()), "return_std": float(returns.std()), "episodes": len(returns),
+               "best_eval_return": state["best"], "best_step": state["best_step"], "steps_to_solve": state["solved_step"],
+               "seconds_to_solve": state["solved_seconds"], "updates": state["updates"]}  # fmt: skip
+    report = write_report(cfg, TASK, metrics, state["step"], wall, device)
+    print(f"{cfg.env}: kept policy (step {state['best_step']}) scores {returns.mean():.1f} ± {returns.std():.1f} "
+          f"over {len(returns)} episodes; {state['step']} steps in {wall:.1f}s")  # fmt: skip
+    return report
+
+
+def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) -> None:
+    """The learning curve: greedy evaluation return against environment steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if curve:
+        steps, returns = zip(*curve, strict=True)
+        ax.plot(steps, returns, marker="o", markersize=3)
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", linestyle="--", label=f"threshold {threshold:g}")
+        ax.legend()
+    ax.set(xlabel="environment steps", ylabel="greedy return (mean)", title=f"DQN on {env_id}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclasses.dataclass
+class DQNEvalConfig(EvalConfig):
+    out_dir: str = "runs/rl-dqn"
+    env: str | None = None
+    """Environment id (default: the one it was trained on)."""
+    episodes: int = 100
+    """Greedy episodes."""
+    seed: int = 100_000
+    """Seed of the first episode."""
+
+
+def evaluate(cfg: DQNEvalConfig) -> dict:
+    """Mean and std of greedy returns of the kept policy over --episodes seeded episodes."""
+    t0 = time.perf_counter()
+    device = pick_device(cfg.device)
+    q_net, env_id = load_policy(cfg.out_dir, cfg.env, device)
+    returns = evaluate_policy(q_net, env_id, cfg.episodes, cfg.seed)
+    metrics = {
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "episodes": len(returns),
+    }
+    report = write_report(cfg, TASK, metrics, 0, time.perf_counter() - t0, device)
+    print(
+        json.dumps(report)
+        if cfg.json
+        else f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} episodes"
+    )
+    return report
+
+
+COMMANDS = {"train": main, "eval": evaluate, "play": play}
+_ = PlayConfig

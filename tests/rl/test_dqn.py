@@ -1,0 +1,112 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.config import build
+from core.errors import ShowcaseError
+from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
+from rl.dqn.model import double_dqn_targets, q_network, td_loss
+from rl.dqn.predict import PlayConfig, play
+from rl.dqn.train import DQNConfig, DQNEvalConfig, evaluate, main
+
+
+def test_replay_buffer_wraps_around_and_samples():
+    buf = ReplayBuffer(capacity=5, obs_dim=2)
+    for start in (0, 3):  # 3 + 3 transitions into 5 slots
+        n = np.arange(start, start + 3)
+        buf.add(
+            np.stack([n, n], 1), n % 2, n.astype(float), np.stack([n + 1, n + 1], 1), np.zeros(3)
+        )
+    assert len(buf) == 5 and buf.pos == 1
+    assert buf.obs[:, 0].tolist() == [5, 1, 2, 3, 4]  # slot 0 overwritten by transition 5
+    torch.manual_seed(0)
+    obs, actions, rewards, next_obs, terminated = buf.sample(64)
+    assert obs.shape == (64, 2) and actions.dtype == torch.long
+    assert set(rewards.tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert torch.equal(next_obs, obs + 1) and torch.equal(rewards, obs[:, 0])
+
+
+def test_double_dqn_target_on_hand_made_batch():
+    next_q_online = torch.tensor([[1.0, 2.0], [3.0, 0.0]])  # picks action 1, then action 0
+    next_q_target = torch.tensor([[10.0, 20.0], [30.0, 40.0]])  # evaluates them: 20 and 30
+    rewards, terminated = torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0])
+    targets = double_dqn_targets(next_q_online, next_q_target, rewards, terminated, gamma=0.5)
+    assert targets.tolist() == [1.0 + 0.5 * 20.0, 1.0]  # termination does not bootstrap
+    q = torch.tensor([[0.0, 11.0], [1.0, 0.0]], requires_grad=True)
+    assert td_loss(q, torch.tensor([1, 0]), targets).item() == 0.0
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    envs = make_envs("CartPole-v1", 1, max_episode_steps=3)
+    envs.reset(seed=0)
+    for _ in range(3):
+        next_obs, real_next, _, terminated, done = env_step(envs, np.array([0]))
+    assert done[0] and not terminated[0]  # a time limit: stored as not terminated, so it bootstraps
+    assert not np.allclose(real_next[0], next_obs[0])  # the stored next state is the true last one
+    envs = make_envs("CartPole-v1", 1)
+    envs.reset(seed=0)
+    while True:  # always pushing left topples the pole: a real termination
+        _, _, _, terminated, done = env_step(envs, np.array([0]))
+        if done[0]:
+            break
+    assert terminated[0]
+
+
+def test_env_checks():
+    assert check_env("CartPole-v1") == (4, 2)
+    with pytest.raises(ShowcaseError, match="unknown environment 'NoSuchEnv-v0'"):
+        check_env("NoSuchEnv-v0")
+    with pytest.raises(ShowcaseError, match="Discrete action space"):
+        check_env("Pendulum-v1")
+
+
+def test_q_network_shape():
+    assert q_network(4, 2, (64, 64))(torch.zeros(3, 4)).shape == (3, 2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dqn") / "run"
+    cfg = build(DQNConfig, out_dir=str(out), device="cpu", max_steps=6000, eval_every=1000, eval_episodes=5,
+                final_episodes=10, seed=0)  # fmt: skip
+    return cfg, main(cfg)
+
+
+def test_short_cartpole_run_learns(trained):
+    cfg, report = trained
+    assert report["metrics"]["return_mean"] > 150  # a random policy scores about 22
+    assert report["metrics"]["episodes"] == 10
+    assert (Path(cfg.out_dir) / "curve.png").stat().st_size > 1000
+    assert json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["task"] == "rl.dqn"
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    cfg = build(DQNConfig, out_dir=str(tmp_path / "r"), device="cpu", max_steps=1200, eval_every=600,
+                eval_episodes=2, final_episodes=2, stop_at_threshold=False)  # fmt: skip
+    first = main(cfg)
+    more = build(DQNConfig, **{**cfg.__dict__, "max_steps": 2400, "resume": True})
+    second = main(more)
+    assert first["steps"] == 1200 and second["steps"] == 2400
+    # the buffer refills for learning_starts (1000) steps, then updates continue: 1400 - 1000 = 200 steps more
+    assert second["metrics"]["updates"] > first["metrics"]["updates"]
+
+
+def test_play_and_eval_a_saved_policy(trained, tmp_path, capsys):
+    cfg, _ = trained
+    result = play(
+        PlayConfig(out_dir=cfg.out_dir, episodes=2, gif=str(tmp_path / "a.gif"), device="cpu")
+    )
+    assert len(result["returns"]) == 2 and (tmp_path / "a.gif").stat().st_size > 1000
+    report = evaluate(DQNEvalConfig(out_dir=cfg.out_dir, episodes=5, device="cpu"))
+    assert report["metrics"]["episodes"] == 5
+
+
+def test_policy_from_another_environment_is_refused(trained):
+    cfg, _ = trained
+    with pytest.raises(
+        ShowcaseError, match=r"CartPole-v1 \(observation size 4, 2 actions\) but Acrobot-v1"
+    ):
+        evaluate(DQNEvalConfig(out_dir=cfg.out_dir, env="Acrobot-v1", device="cpu"))
