@@ -39,7 +39,7 @@ class MFTrainConfig(TrainConfig):
     """ml-100k split name (u1..u5, ua, ub); default: fold --fold of a seeded 5-fold split."""
     fold: int = 0
     """Which of 5 random folds is the test set when --split is not given."""
-    dim: int = 64
+    dim: int = 128
     """Latent factors per user and item."""
     implicit: bool = True
     """Add the SVD++ implicit-feedback term."""
@@ -49,12 +49,13 @@ class MFTrainConfig(TrainConfig):
     """L2 weight on the biases a rating touches."""
     val_fraction: float = 0.05
     """Training ratings held out to pick the best step."""
-    max_steps: int = 2000
-    batch_size: int = 2048
-    lr: float = 3e-3
+    max_steps: int = 300
+    batch_size: int = 1_000_000
+    """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
+    lr: float = 2e-2
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    eval_every: int = 200
-    log_every: int = 500
+    eval_every: int = 25
+    log_every: int = 100
     synthetic: bool = False
     """Use a small planted low-rank matrix instead of MovieLens (smoke tests only)."""
 
