@@ -20,6 +20,7 @@ BENCHMARKS = {
     "core-overhead": "benchmarks.core_overhead",
     "vision-classify": "benchmarks.vision_classify",
     "rl-dqn": "benchmarks.rl_dqn",
+    "recsys": "benchmarks.recsys_mf",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"

@@ -31,18 +31,18 @@ class RecommendConfig:
 
 
 def load_run(out_dir: str, data_dir: str | None, device: torch.device):
-    """The trained model, its training ratings and the config it was trained with."""
+    """The trained model with its training and test ratings."""
     from recsys.mf.train import MFTrainConfig, carve_validation, split_data
 
     names = {f.name for f in dataclasses.fields(MFTrainConfig)}
     cfg = MFTrainConfig(**{k: v for k, v in run_config(out_dir).items() if k in names})
     cfg = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir)
-    train, _ = split_data(cfg)
+    train, test = split_data(cfg)
     fit_part, _ = carve_validation(cfg, train)
     model = BiasedMF(MFConfig(train.num_users, train.num_items, cfg.dim, cfg.implicit)).to(device)
     load_run_weights(model, out_dir)
     model.set_history(fit_part.users.to(device), fit_part.items.to(device))
-    return model.eval(), train, cfg
+    return model.eval(), train, test
 
 
 def closest(name: str, options: list[str], what: str) -> ShowcaseError:
@@ -57,13 +57,13 @@ def recommend(cfg: RecommendConfig) -> dict:
     if (cfg.user is None) == (cfg.similar is None):
         raise ShowcaseError("pass exactly one of --user ID or --similar TITLE")
     device = pick_device(cfg.device)
-    model, train, _ = load_run(cfg.out_dir, cfg.data_dir, device)
+    model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
     titles = train.titles
     if cfg.similar is not None:
         if cfg.similar not in titles:
             raise closest(cfg.similar, titles, "title")
         item = titles.index(cfg.similar)
-        vectors = torch.nn.functional.normalize(model.item_factors.weight, dim=1)
+        vectors = torch.nn.functional.normalize(model.item_factors, dim=1)
         cosine = vectors @ vectors[item]
         cosine[item] = -2.0
         top = cosine.topk(cfg.top)
@@ -83,13 +83,11 @@ def recommend(cfg: RecommendConfig) -> dict:
                 return _popular(cfg, train, counts)
             raise closest(cfg.user, user_ids, "user")
         u = user_ids.index(cfg.user)
-        rated = train.items[train.users == u]
+        # everything the user rated, held-out test ratings included
+        rated = torch.cat([train.items[train.users == u], test.items[test.users == u]])
         if len(rated) == 0:
             return _popular(cfg, train, counts)
-        scores = model(
-            torch.full((train.num_items,), u, device=device),
-            torch.arange(train.num_items, device=device),
-        ).clamp(1, 5)
+        scores = model()[u].clamp(1, 5)  # (I,) predicted ratings of this user
         scores[rated.to(device)] = -float("inf")  # never recommend what the user already rated
         top = scores.topk(cfg.top)
         rows = [
@@ -131,7 +129,7 @@ def plot_items(model: BiasedMF, train, path: str, labels: int = 15) -> None:
 
     counts = torch.bincount(train.items, minlength=train.num_items)
     keep = (counts >= 20).nonzero().flatten()
-    vectors = model.item_factors.weight.detach().cpu()[keep]
+    vectors = model.item_factors.detach().cpu()[keep]
     centered = vectors - vectors.mean(0)
     _, _, v = torch.pca_lowrank(centered, q=2, center=False)
     xy = centered @ v[:, :2]

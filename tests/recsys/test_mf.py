@@ -7,7 +7,14 @@ import torch
 from core.config import build
 from core.errors import ShowcaseError
 from recsys.mf.data import kfold, load_ratings, synthetic_ratings
-from recsys.mf.model import BiasedMF, MFConfig, hit_rate_ndcg, predict_ratings, rating_loss, rmse_mae
+from recsys.mf.model import (
+    BiasedMF,
+    MFConfig,
+    hit_rate_ndcg,
+    predict_ratings,
+    rating_loss,
+    rmse_mae,
+)
 from recsys.mf.predict import RecommendConfig, recommend
 from recsys.mf.train import MFTrainConfig, main
 from tests.conftest import real_data
@@ -28,7 +35,9 @@ def test_mf_recovers_a_planted_low_rank_matrix():
     data = synthetic_ratings(num_users=100, num_items=120, rank=3, density=0.5)
     folds = kfold(len(data.ratings), 5, seed=0)
     train, test = data.subset(torch.cat(folds[1:])), data.subset(folds[0])
-    model = fit_full_batch(BiasedMF(MFConfig(100, 120, dim=3), train.ratings.mean().item()), train, reg=1e-3)
+    model = fit_full_batch(
+        BiasedMF(MFConfig(100, 120, dim=3), train.ratings.mean().item()), train, reg=1e-3
+    )
     with torch.no_grad():
         rmse = rmse_mae(predict_ratings(model, test.users, test.items), test.ratings)["rmse"]
     assert rmse < 0.15  # the ratings' own spread is about 1
@@ -37,11 +46,14 @@ def test_mf_recovers_a_planted_low_rank_matrix():
 def test_biases_beat_the_global_mean(ml100k):
     folds = kfold(len(ml100k.ratings), 5, seed=0)
     train, test = ml100k.subset(torch.cat(folds[1:])), ml100k.subset(folds[0])
-    mean_rmse = rmse_mae(torch.full_like(test.ratings, train.ratings.mean().item()), test.ratings)["rmse"]
-    model = BiasedMF(MFConfig(ml100k.num_users, ml100k.num_items, dim=1, init_std=0.0), train.ratings.mean().item())
-    model.user_factors.weight.requires_grad_(False)
-    model.item_factors.weight.requires_grad_(False)
-    opt = torch.optim.Adam([model.user_bias.weight, model.item_bias.weight], lr=0.05)
+    mean_rmse = rmse_mae(torch.full_like(test.ratings, train.ratings.mean().item()), test.ratings)[
+        "rmse"
+    ]
+    model = BiasedMF(
+        MFConfig(ml100k.num_users, ml100k.num_items, dim=1, init_std=0.0),
+        train.ratings.mean().item(),
+    )
+    opt = torch.optim.Adam([model.user_bias, model.item_bias], lr=0.05)  # the factors stay at 0
     for _ in range(200):
         loss = rating_loss(model, train.users, train.items, train.ratings, 0.0, 0.05)
         opt.zero_grad()
@@ -53,10 +65,14 @@ def test_biases_beat_the_global_mean(ml100k):
 
 
 def test_ranking_metrics_on_a_hand_made_case():
-    scores = torch.tensor([[5.0, 1.0, 2.0], [1.0, 3.0, 2.0], [2.0, 3.0, 1.0]])  # positive first: ranks 0, 2, 1
+    scores = torch.tensor(
+        [[5.0, 1.0, 2.0], [1.0, 3.0, 2.0], [2.0, 3.0, 1.0]]
+    )  # positive first: ranks 0, 2, 1
     metrics = hit_rate_ndcg(scores, k=2)
     assert metrics["hr@2"] == pytest.approx(2 / 3)
-    assert metrics["ndcg@2"] == pytest.approx((1.0 + 0.0 + 1 / torch.log2(torch.tensor(3.0)).item()) / 3)
+    assert metrics["ndcg@2"] == pytest.approx(
+        (1.0 + 0.0 + 1 / torch.log2(torch.tensor(3.0)).item()) / 3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +93,9 @@ def test_loader_counts_and_splits(ml100k):
 def test_malformed_lines_are_counted_with_the_first_line(tmp_path, capsys):
     folder = tmp_path / "ml-100k"
     folder.mkdir()
-    (folder / "u.item").write_text("1|Toy Story (1995)|x\n2|GoldenEye (1995)|x\n", encoding="latin-1")
+    (folder / "u.item").write_text(
+        "1|Toy Story (1995)|x\n2|GoldenEye (1995)|x\n", encoding="latin-1"
+    )
     (folder / "u.user").write_text("1|24|M|x|1\n2|53|F|x|2\n")
     (folder / "u.data").write_text("1\t1\t5\t100\n1\t2\n2\t2\tfour\t100\n2\t1\t3\t100\n")
     data = load_ratings(str(tmp_path), "ml-100k")
@@ -93,7 +111,12 @@ def test_missing_dataset_names_files_and_place(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     real_data("ml-100k", "u.data")
-    cfg = build(MFTrainConfig, out_dir=str(tmp_path_factory.mktemp("mf") / "run"), device="cpu", max_steps=150)
+    cfg = build(
+        MFTrainConfig,
+        out_dir=str(tmp_path_factory.mktemp("mf") / "run"),
+        device="cpu",
+        max_steps=150,
+    )
     return cfg, main(cfg)
 
 
@@ -101,7 +124,9 @@ def trained(tmp_path_factory):
 def test_short_real_run(trained):
     cfg, report = trained
     assert report["metrics"]["test_rmse"] < 0.96
-    assert json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["metrics"]["test_mae"] < 0.76
+    assert (
+        json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["metrics"]["test_mae"] < 0.76
+    )
 
 
 @pytest.mark.real_data
@@ -117,9 +142,15 @@ def test_recommend_excludes_rated_items(trained, capsys):
 @pytest.mark.real_data
 def test_similar_and_bad_input(trained, capsys):
     cfg, _ = trained
-    result = recommend(RecommendConfig(out_dir=cfg.out_dir, similar="Star Wars (1977)", top=5, device="cpu"))
-    assert len(result["movies"]) == 5 and "Star Wars (1977)" not in {m["title"] for m in result["movies"]}
-    with pytest.raises(ShowcaseError, match="unknown title 'Star Wars 1977'; closest: 'Star Wars \\(1977\\)'"):
+    result = recommend(
+        RecommendConfig(out_dir=cfg.out_dir, similar="Star Wars (1977)", top=5, device="cpu")
+    )
+    assert len(result["movies"]) == 5 and "Star Wars (1977)" not in {
+        m["title"] for m in result["movies"]
+    }
+    with pytest.raises(
+        ShowcaseError, match="unknown title 'Star Wars 1977'; closest: 'Star Wars \\(1977\\)'"
+    ):
         recommend(RecommendConfig(out_dir=cfg.out_dir, similar="Star Wars 1977", device="cpu"))
     with pytest.raises(ShowcaseError, match="unknown user 'bob'"):
         recommend(RecommendConfig(out_dir=cfg.out_dir, user="bob", device="cpu"))
