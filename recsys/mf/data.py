@@ -154,6 +154,27 @@ def kfold(n: int, folds: int, seed: int) -> list[torch.Tensor]:
     return list(order.chunk(folds))
 
 
+def leave_latest_out(data: Ratings) -> tuple[Ratings, Ratings]:
+    """The NCF protocol's split: each user's latest rating is held out, the rest is training."""
+    order = torch.argsort(
+        data.timestamps * data.num_users + data.users, stable=True
+    )  # by time, ties by user
+    latest = torch.zeros(data.num_users, dtype=torch.long)
+    latest[data.users[order]] = order  # the last write per user wins: their latest rating
+    held = torch.zeros(len(data.ratings), dtype=torch.bool)
+    held[latest[torch.bincount(data.users, minlength=data.num_users) > 0]] = True
+    return data.subset((~held).nonzero().flatten()), data.subset(held.nonzero().flatten())
+
+
+def sample_negatives(data: Ratings, users: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """(B, count) items that each user never rated, drawn uniformly without replacement."""
+    rated = torch.zeros(data.num_users, data.num_items, dtype=torch.bool)
+    rated[data.users, data.items] = True
+    gen = torch.Generator().manual_seed(seed)
+    weights = (~rated[users]).float()  # (B, I)
+    return torch.multinomial(weights, count, replacement=False, generator=gen)
+
+
 def synthetic_ratings(
     num_users: int = 200, num_items: int = 300, rank: int = 3, density: float = 0.3, seed: int = 0
 ) -> Ratings:

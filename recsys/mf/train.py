@@ -23,8 +23,22 @@ from core.device import pick_device
 from core.loop import fit, load_run_weights, run_config, setup
 from core.report import write_report
 from core.tensor_data import TensorLoader
-from recsys.mf.data import Ratings, kfold, load_ratings, synthetic_ratings
-from recsys.mf.model import BiasedMF, MFConfig, predict_ratings, rating_loss, rmse_mae
+from recsys.mf.data import (
+    Ratings,
+    kfold,
+    leave_latest_out,
+    load_ratings,
+    sample_negatives,
+    synthetic_ratings,
+)
+from recsys.mf.model import (
+    BiasedMF,
+    MFConfig,
+    hit_rate_ndcg,
+    predict_ratings,
+    rating_loss,
+    rmse_mae,
+)
 from recsys.mf.predict import RecommendConfig, recommend
 
 TASK = "recsys.mf"
@@ -36,7 +50,8 @@ class MFTrainConfig(TrainConfig):
     dataset: Literal["ml-100k", "ml-1m", "ml-latest-small"] = "ml-100k"
     """MovieLens variant under the data root."""
     split: str | None = None
-    """ml-100k split name (u1..u5, ua, ub); default: fold --fold of a seeded 5-fold split."""
+    """ml-100k split name (u1..u5, ua, ub), or `ncf` (each user's latest rating held out, ranked
+    against 99 unrated items: HR@10, NDCG@10); default: fold --fold of a seeded 5-fold split."""
     fold: int = 0
     """Which of 5 random folds is the test set when --split is not given."""
     dim: int = 64
@@ -66,6 +81,8 @@ def split_data(cfg: MFTrainConfig) -> tuple[Ratings, Ratings]:
         data = synthetic_ratings(seed=cfg.seed)
         folds = kfold(len(data.ratings), 5, cfg.seed)
         return data.subset(torch.cat(folds[1:])), data.subset(folds[0])
+    if cfg.split == "ncf":
+        return leave_latest_out(load_ratings(cfg.data_dir, cfg.dataset))
     if cfg.split:
         return (load_ratings(cfg.data_dir, cfg.dataset, f"{cfg.split}.base"),
                 load_ratings(cfg.data_dir, cfg.dataset, f"{cfg.split}.test"))  # fmt: skip
@@ -132,12 +149,30 @@ def main(cfg: MFTrainConfig) -> dict:
         "test_mae": scores["mae"],
         "fit_seconds": result.wall_seconds,
     }
+    if cfg.split == "ncf":
+        metrics.update(ranking_metrics(model, train, test, device, cfg.seed))
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
         print(
             f"test_rmse {scores['rmse']:.4f} test_mae {scores['mae']:.4f} ({result.wall_seconds:.1f}s)"
         )
     return report
+
+
+@torch.no_grad()
+def ranking_metrics(
+    model: BiasedMF, train: Ratings, test: Ratings, device: torch.device, seed: int
+) -> dict:
+    """HR@10 and NDCG@10: each held-out item ranked against 99 items its user never rated."""
+    everything = Ratings(torch.cat([train.users, test.users]), torch.cat([train.items, test.items]),
+                         torch.cat([train.ratings, test.ratings]), torch.cat([train.timestamps, test.timestamps]),
+                         train.user_ids, train.item_ids, train.titles)  # fmt: skip
+    negatives = sample_negatives(everything, test.users, 99, seed)  # (B, 99)
+    candidates = torch.cat([test.items[:, None], negatives], 1).to(
+        device
+    )  # (B, 100), positive first
+    scores = model()[test.users.to(device)].gather(1, candidates)  # (B, 100)
+    return {"test_" + k.replace("@", "_at_"): v for k, v in hit_rate_ndcg(scores, 10).items()}
 
 
 @dataclasses.dataclass

@@ -92,6 +92,8 @@ class DQNConfig(TrainConfig):
     stop_at_threshold: bool = True
     """Stop once an evaluation reaches the environment's reward threshold (CartPole-v1: 475)."""
     log_every: int = 5000
+    threads: int = 1
+    """CPU threads for torch (0: torch's default); one is fastest for small Q-networks."""
     synthetic: bool = False
     """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
 
@@ -110,6 +112,16 @@ def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 def main(cfg: DQNConfig) -> dict:
     """Train; keep the best greedy policy; report its 100-episode return."""
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train(cfg: DQNConfig) -> dict:
     obs_dim, num_actions = check_env(cfg.env)
     device = setup(cfg)
     run_dir = Path(cfg.out_dir)
@@ -172,9 +184,12 @@ def main(cfg: DQNConfig) -> dict:
         if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < cfg.num_envs:
             for _ in range(cfg.gradient_steps):
                 s, a, r, s2, term = buffer.sample(cfg.batch_size)
+                q, next_q_online = q_net(torch.cat([s, s2])).chunk(
+                    2
+                )  # one pass for both: (B, A) each
                 with torch.no_grad():
-                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, cfg.gamma)
-                loss = td_loss(q_net(s), a, targets)
+                    targets = double_dqn_targets(next_q_online, target(s2), r, term, cfg.gamma)
+                loss = td_loss(q, a, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)

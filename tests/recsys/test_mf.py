@@ -157,3 +157,22 @@ def test_similar_and_bad_input(trained, capsys):
     fallback = recommend(RecommendConfig(out_dir=cfg.out_dir, user="5000", device="cpu"))
     assert fallback["fallback"] == "popularity"
     assert "popularity fallback" in capsys.readouterr().out
+
+
+def test_leave_latest_out_and_negatives():
+    from recsys.mf.data import leave_latest_out, sample_negatives
+
+    data = synthetic_ratings(num_users=20, num_items=40, density=0.5)
+    data.timestamps = torch.randperm(len(data.ratings))
+    train, test = leave_latest_out(data)
+    assert len(test.ratings) == 20 and len(train.ratings) == len(data.ratings) - 20
+    for u in range(20):
+        mine = data.users == u
+        assert test.timestamps[test.users == u].item() == data.timestamps[mine].max().item()
+    negatives = sample_negatives(data, test.users, 10, seed=0)
+    rated = set(zip(data.users.tolist(), data.items.tolist(), strict=True))
+    assert all(
+        (u, i) not in rated
+        for u, row in zip(test.users.tolist(), negatives.tolist(), strict=True)
+        for i in row
+    )
