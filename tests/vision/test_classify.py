@@ -32,12 +32,14 @@ def test_overfits_one_batch(model):
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     model.train()
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(150):
+    for _ in range(200):
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.15
+    model.eval()  # judged without dropout's noise
+    with torch.no_grad():
+        assert F.cross_entropy(model(x), y).item() < 0.05
 
 
 def test_preprocessing_is_invariant_to_polarity_and_size():
