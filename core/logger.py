@@ -8,6 +8,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.errors import ShowcaseError
+
 
 class RunLogger:
     """Writes `log.jsonl` in the run directory and prints (or shows a bar) on rank 0."""
@@ -20,14 +22,19 @@ class RunLogger:
         self.tb = None
         if not enabled:
             return
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise ShowcaseError(
+                    "--tensorboard needs the tensorboard package: pip install 'torch-showcase[tensorboard]'"
+                ) from exc
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
         run_dir.mkdir(parents=True, exist_ok=True)
         self.file = open(run_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in close())
         if sys.stderr.isatty():
             self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
 
     def log(self, kind: str, step: int, metrics: dict[str, float]) -> None:
         """Record `metrics` at `step`; `kind` is `train` or `eval`."""

@@ -72,6 +72,18 @@ def rating_loss(
     return F.mse_loss(pred, targets) + (reg * l2 + bias_reg * l2_bias) / len(targets)
 
 
+def bpr_loss(model: BiasedMF, users, pos_items, neg_items, reg: float) -> torch.Tensor:
+    """Bayesian personalised ranking: a rated item should score above a sampled one."""
+    scores = model()  # (U, I)
+    diff = select(scores, users, pos_items) - select(scores, users, neg_items)  # (B,)
+    l2 = (
+        model.user_factors.pow(2).sum()
+        + model.item_factors.pow(2).sum()
+        + model.item_bias.pow(2).sum()
+    )
+    return -F.logsigmoid(diff).mean() + reg * l2 / len(users)
+
+
 def predict_ratings(
     model: BiasedMF, users, items, low: float = 1.0, high: float = 5.0
 ) -> torch.Tensor:

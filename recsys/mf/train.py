@@ -13,7 +13,7 @@ ratings are touched once, for the reported numbers.
 import dataclasses
 import json
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -34,6 +34,7 @@ from recsys.mf.data import (
 from recsys.mf.model import (
     BiasedMF,
     MFConfig,
+    bpr_loss,
     hit_rate_ndcg,
     predict_ratings,
     rating_loss,
@@ -46,6 +47,9 @@ TASK = "recsys.mf"
 
 @dataclasses.dataclass
 class MFTrainConfig(TrainConfig):
+    PRESET_FIELD: ClassVar[str] = "objective"
+    PRESETS: ClassVar[dict] = {"rating": {}, "bpr": {"reg": 1.0, "lr": 0.05}}
+
     out_dir: str = "runs/recsys-mf"
     dataset: Literal["ml-100k", "ml-1m", "ml-latest-small"] = "ml-100k"
     """MovieLens variant under the data root."""
@@ -58,6 +62,8 @@ class MFTrainConfig(TrainConfig):
     """Latent factors per user and item."""
     implicit: bool = True
     """Add the SVD++ implicit-feedback term."""
+    objective: Literal["rating", "bpr"] = "rating"
+    """rating: regress the stars (RMSE); bpr: rank rated above unrated items (use with --split ncf)."""
     reg: float = 15.0
     """L2 weight on the factors (relative to the summed squared error)."""
     bias_reg: float = 0.005
@@ -121,16 +127,32 @@ def train_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
 
     def step(m, batch):
         users, items, ratings = batch
+        if cfg.objective == "bpr":
+            negatives = torch.randint(0, m.num_items, items.shape, device=items.device)
+            return bpr_loss(m, users, items, negatives, cfg.reg), {}
         return rating_loss(m, users, items, ratings, cfg.reg, cfg.bias_reg), {}
 
+    val_candidates = None
+    if (
+        cfg.objective == "bpr" and n_val
+    ):  # each validation item against 99 items its user never rated
+        negatives = sample_negatives(train, val.users, 99, cfg.seed)
+        val_candidates = torch.cat([val.items[:, None], negatives], 1).to(device)
+
     def evaluate(m):
+        if val_candidates is not None:
+            scores = m()[val_users].gather(1, val_candidates)
+            return {
+                "val_" + k.replace("@", "_at_"): v for k, v in hit_rate_ndcg(scores, 10).items()
+            }
         return {
             f"val_{k}": v
             for k, v in rmse_mae(predict_ratings(m, val_users, val_items), val_ratings).items()
         }
 
+    monitor, mode = ("val_hr_at_10", "max") if cfg.objective == "bpr" else ("val_rmse", "min")
     result = fit(model, step, loader, cfg, device=device, evaluate=evaluate if n_val else None,
-                 monitor="val_rmse" if n_val else None, mode="min")  # fmt: skip
+                 monitor=monitor if n_val else None, mode=mode)  # fmt: skip
     return model, result
 
 
@@ -140,21 +162,19 @@ def main(cfg: MFTrainConfig) -> dict:
     train, test = split_data(cfg)
     model, result = train_model(cfg, train, device)
     model.eval()
-    with torch.no_grad():
-        pred = predict_ratings(model, test.users.to(device), test.items.to(device))
-    scores = rmse_mae(pred, test.ratings.to(device))
-    metrics = {
-        **result.best,
-        "test_rmse": scores["rmse"],
-        "test_mae": scores["mae"],
-        "fit_seconds": result.wall_seconds,
-    }
+    metrics = {**result.best, "fit_seconds": result.wall_seconds}
+    if cfg.objective == "rating":  # BPR scores are not stars: no RMSE for them
+        with torch.no_grad():
+            pred = predict_ratings(model, test.users.to(device), test.items.to(device))
+        scores = rmse_mae(pred, test.ratings.to(device))
+        metrics.update(test_rmse=scores["rmse"], test_mae=scores["mae"])
     if cfg.split == "ncf":
         metrics.update(ranking_metrics(model, train, test, device, cfg.seed))
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
         print(
-            f"test_rmse {scores['rmse']:.4f} test_mae {scores['mae']:.4f} ({result.wall_seconds:.1f}s)"
+            " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_"))
+            + f" ({result.wall_seconds:.1f}s)"
         )
     return report
 

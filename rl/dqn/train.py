@@ -92,8 +92,8 @@ class DQNConfig(TrainConfig):
     stop_at_threshold: bool = True
     """Stop once an evaluation reaches the environment's reward threshold (CartPole-v1: 475)."""
     log_every: int = 5000
-    threads: int = 1
-    """CPU threads for torch (0: torch's default); one is fastest for small Q-networks."""
+    threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
     synthetic: bool = False
     """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
 

@@ -176,3 +176,12 @@ def test_leave_latest_out_and_negatives():
         for u, row in zip(test.users.tolist(), negatives.tolist(), strict=True)
         for i in row
     )
+
+
+@pytest.mark.real_data
+def test_bpr_ranks_held_out_items_under_the_ncf_protocol(tmp_path):
+    real_data("ml-100k", "u.data")
+    cfg = build(MFTrainConfig, objective="bpr", split="ncf", out_dir=str(tmp_path / "bpr"), device="cpu", max_steps=120)
+    metrics = main(cfg)["metrics"]
+    assert metrics["test_hr_at_10"] > 0.5 and metrics["test_ndcg_at_10"] > 0.25  # popularity-blind random: 0.10
+    assert "test_rmse" not in metrics
