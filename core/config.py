@@ -55,6 +55,8 @@ class TrainConfig:
     """Clip the gradient norm to this value (0: off)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, which is then evaluated and saved (0: off)."""
     amp: bool = False
     """Autocast to --amp-dtype."""
     amp_dtype: Literal["bf16", "fp16"] = "bf16"

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import config as config_mod
 from core import distributed
@@ -111,8 +112,14 @@ def fit(
         "stopped": False,
         "wall_seconds": 0.0,
     }
+    # An exponential moving average of the weights (and BN statistics) is what gets evaluated and saved.
+    ema = None
+    if cfg.ema:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    saved = nn.ModuleDict({"net": model, "ema": ema}) if ema else model  # what checkpoints hold
+    final = ema.module if ema else model  # what is evaluated and kept
     if cfg.resume:
-        extra = load_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
+        extra = load_checkpoint(run_dir / CHECKPOINT, saved, optimizer, scheduler, scaler)
         state.update(extra["state"])
         loader.load_state_dict(extra["loader"])
 
@@ -146,7 +153,7 @@ def fit(
                 "loader": loader.state_dict(),
                 "config": config_mod.to_dict(cfg),
             }
-            save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, scaler, extra)
+            save_checkpoint(run_dir / CHECKPOINT, saved, optimizer, scheduler, scaler, extra)
         last_ckpt = state["step"]
 
     try:
@@ -168,6 +175,8 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             state["step"] += 1
@@ -183,7 +192,7 @@ def fit(
             if evaluate and (
                 now_step == cfg.max_steps or (cfg.eval_every and now_step % cfg.eval_every == 0)
             ):
-                _evaluate_and_track(evaluate, model, state, monitor, mode, cfg, run_dir, logger)
+                _evaluate_and_track(evaluate, final, state, monitor, mode, cfg, run_dir, logger)
             if (
                 now_step == cfg.max_steps
                 or state["stopped"]
@@ -196,14 +205,16 @@ def fit(
 
     if monitor and (run_dir / BEST).exists():
         distributed.barrier()
-        load_weights(model, run_dir / BEST)
+        load_weights(final, run_dir / BEST)
+    if ema is not None:
+        model.load_state_dict(final.state_dict())  # the caller's model ends with the kept weights
     if main_rank:
         meta = {
             "config": config_mod.to_dict(cfg),
             "step": state["step"],
             "metrics": state["best_metrics"],
         }
-        save_weights(model, run_dir / WEIGHTS, meta)
+        save_weights(final, run_dir / WEIGHTS, meta)
     distributed.barrier()
     return FitResult(
         steps=state["step"],

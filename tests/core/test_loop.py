@@ -158,3 +158,23 @@ def test_config_saved_in_run_dir(tmp_path):
     setup(cfg)
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert TrainConfig(**saved) == dataclasses.replace(cfg)
+
+
+def test_resume_is_bit_exact_with_ema(tmp_path):
+    straight, _ = train(tmp_path, "straight", ckpt_every=5, ema=0.9)
+    calls = 0
+
+    def crashing_step(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 8:
+            raise RuntimeError("simulated crash")
+        return step(model, batch)
+
+    with pytest.raises(RuntimeError):
+        train(tmp_path, "resumed", crashing_step, ckpt_every=5, ema=0.9)
+    resumed, _ = train(tmp_path, "resumed", ckpt_every=5, ema=0.9, resume=True)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    plain, _ = train(tmp_path, "plain", ckpt_every=5)
+    assert not torch.equal(plain.state_dict()["0.weight"], straight.state_dict()["0.weight"])  # EMA changed them
