@@ -32,3 +32,12 @@ def write_report(
         text = json.dumps(report, indent=2) + "\n"
         atomic_write(Path(cfg.out_dir) / "metrics.json", lambda tmp: Path(tmp).write_text(text))
     return report
+
+
+def report_eval(
+    cfg: Any, task: str, metrics: dict, steps: int, wall_seconds: float, device, summary: str
+) -> dict:
+    """`write_report` for an `eval` command, then print the report as JSON (`--json`) or `summary`."""
+    report = write_report(cfg, task, metrics, steps, wall_seconds, device)
+    print(json.dumps(report) if cfg.json else summary)
+    return report

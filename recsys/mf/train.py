@@ -11,7 +11,6 @@ ratings are touched once, for the reported numbers.
 """
 
 import dataclasses
-import json
 import time
 from typing import ClassVar, Literal
 
@@ -21,7 +20,7 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig
 from core.device import pick_device
 from core.loop import fit, load_run_weights, run_config, setup
-from core.report import write_report
+from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from recsys.mf.data import (
     Ratings,
@@ -40,7 +39,7 @@ from recsys.mf.model import (
     rating_loss,
     rmse_mae,
 )
-from recsys.mf.predict import RecommendConfig, recommend
+from recsys.mf.predict import recommend
 
 TASK = "recsys.mf"
 
@@ -230,14 +229,9 @@ def evaluate(cfg: MFEvalConfig) -> dict:
         )
     metrics = {"test_rmse": scores["rmse"], "test_mae": scores["mae"]}
     plot_items(model, train, f"{cfg.out_dir}/items.png")
-    report = write_report(cfg, TASK, metrics, 0, time.perf_counter() - t0, device)
-    print(
-        json.dumps(report)
-        if cfg.json
-        else f"test_rmse {scores['rmse']:.4f} test_mae {scores['mae']:.4f}; wrote {cfg.out_dir}/items.png"
-    )
+    summary = f"test_rmse {scores['rmse']:.4f} test_mae {scores['mae']:.4f}; wrote {cfg.out_dir}/items.png"
+    report = report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
     return report
 
 
 COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend}
-_ = RecommendConfig

@@ -12,7 +12,6 @@ not saved: it refills (for --learning-starts steps) before updates continue.
 """
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -27,10 +26,10 @@ from core.config import EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
 from core.logger import RunLogger
 from core.loop import BEST, CHECKPOINT, WEIGHTS, setup
-from core.report import write_report
+from core.report import report_eval, write_report
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import double_dqn_targets, q_network, td_loss
-from rl.dqn.predict import PlayConfig, evaluate_policy, load_policy, play
+from rl.dqn.predict import evaluate_policy, load_policy, play
 
 TASK = "rl.dqn"
 
@@ -281,14 +280,9 @@ def evaluate(cfg: DQNEvalConfig) -> dict:
         "return_std": float(returns.std()),
         "episodes": len(returns),
     }
-    report = write_report(cfg, TASK, metrics, 0, time.perf_counter() - t0, device)
-    print(
-        json.dumps(report)
-        if cfg.json
-        else f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} episodes"
-    )
+    summary = f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} episodes"
+    report = report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
     return report
 
 
 COMMANDS = {"train": main, "eval": evaluate, "play": play}
-_ = PlayConfig

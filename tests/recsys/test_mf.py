@@ -181,7 +181,16 @@ def test_leave_latest_out_and_negatives():
 @pytest.mark.real_data
 def test_bpr_ranks_held_out_items_under_the_ncf_protocol(tmp_path):
     real_data("ml-100k", "u.data")
-    cfg = build(MFTrainConfig, objective="bpr", split="ncf", out_dir=str(tmp_path / "bpr"), device="cpu", max_steps=120)
+    cfg = build(
+        MFTrainConfig,
+        objective="bpr",
+        split="ncf",
+        out_dir=str(tmp_path / "bpr"),
+        device="cpu",
+        max_steps=120,
+    )
     metrics = main(cfg)["metrics"]
-    assert metrics["test_hr_at_10"] > 0.5 and metrics["test_ndcg_at_10"] > 0.25  # popularity-blind random: 0.10
+    assert (
+        metrics["test_hr_at_10"] > 0.5 and metrics["test_ndcg_at_10"] > 0.25
+    )  # popularity-blind random: 0.10
     assert "test_rmse" not in metrics

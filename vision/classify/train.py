@@ -8,7 +8,6 @@ torchrun --nproc_per_node 2 -m vision.classify train --device cpu
 """
 
 import dataclasses
-import json
 import time
 from typing import ClassVar, Literal
 
@@ -21,7 +20,7 @@ from core.device import pick_device
 from core.errors import ShowcaseError
 from core.loop import fit, load_run_weights, run_config, setup
 from core.metrics import Mean, accuracy
-from core.report import write_report
+from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from vision.classify.data import (
     load_mnist,
@@ -163,14 +162,14 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     metrics = {"test_acc": (pred == y).float().mean().item(), "per_class_acc": per_class_acc}
     plot_confusion(y.cpu(), pred.cpu(), f"{cfg.out_dir}/confusion.png")
     plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png")
-    report = write_report(cfg, TASK, metrics, meta.get("step", 0), time.perf_counter() - t0, device)
-    if cfg.json:
-        print(json.dumps(report))
-    else:
-        print(f"test_acc {metrics['test_acc']:.4f}")
-        print("per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()))
-        print(f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png")
-    return report
+    summary = "\n".join([
+        f"test_acc {metrics['test_acc']:.4f}",
+        "per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()),
+        f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png",
+    ])  # fmt: skip
+    return report_eval(
+        cfg, TASK, metrics, meta.get("step", 0), time.perf_counter() - t0, device, summary
+    )
 
 
 COMMANDS = {"train": main, "eval": evaluate, "predict": predict}
