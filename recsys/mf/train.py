@@ -69,12 +69,12 @@ class MFTrainConfig(TrainConfig):
     """L2 weight on the biases."""
     val_fraction: float = 0.05
     """Training ratings held out to pick the best step."""
-    max_steps: int = 200
+    max_steps: int = 120
     batch_size: int = 1_000_000
     """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
-    lr: float = 2e-2
+    lr: float = 3e-2
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    eval_every: int = 25
+    eval_every: int = 20
     log_every: int = 100
     synthetic: bool = False
     """Use a small planted low-rank matrix instead of MovieLens (smoke tests only)."""
