@@ -44,15 +44,6 @@ def data_root(data_dir: str | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("torch-showcase"))
 
 
-def sha256sum(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0) -> Path:
     """Fetch `url` to `dest` unless it is already there; verify the checksum; write atomically.
 
@@ -85,16 +76,3 @@ def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: flo
         if attempt + 1 < retries:
             time.sleep(0.5 * 2**attempt)
     raise DataError(f"cannot download {url} ({last_error}); put the file at {dest} by hand")
-
-
-def ensure(root: Path, files: list[Remote], name: str) -> list[Path]:
-    """Paths of a dataset's files under `root`, downloading the missing ones."""
-    paths = []
-    for remote in files:
-        dest = root / remote.path
-        try:
-            paths.append(download(remote.url, dest, remote.checksum))
-        except DataError as exc:
-            missing = [r.path for r in files if not (root / r.path).exists()]
-            raise DataError(f"{name} is missing {', '.join(missing)} under {root}: {exc}") from exc
-    return paths

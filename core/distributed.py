@@ -38,15 +38,6 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average a tensor over all ranks (identity in one process)."""
-    if world_size() == 1:
-        return values
-    values = values.clone()
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / world_size()
-
-
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over all ranks (identity in one process)."""
     if world_size() == 1:
