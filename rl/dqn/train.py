@@ -183,12 +183,9 @@ def train(cfg: DQNConfig) -> dict:
         if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < cfg.num_envs:
             for _ in range(cfg.gradient_steps):
                 s, a, r, s2, term = buffer.sample(cfg.batch_size)
-                q, next_q_online = q_net(torch.cat([s, s2])).chunk(
-                    2
-                )  # one pass for both: (B, A) each
-                with torch.no_grad():
-                    targets = double_dqn_targets(next_q_online, target(s2), r, term, cfg.gamma)
-                loss = td_loss(q, a, targets)
+                with torch.no_grad():  # Q(s') needs no backward pass
+                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, cfg.gamma)
+                loss = td_loss(q_net(s), a, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
