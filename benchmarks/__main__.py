@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,6 +43,20 @@ def machine() -> str:
     return text
 
 
+def commit() -> str:
+    """The checked-out commit (with + when the tree has changes), or '' outside git."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f" @ {rev}{'+' if dirty else ''}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
@@ -63,7 +78,7 @@ def main() -> None:
                 "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n"
                 + HEADER
             )
-        row = f"| {datetime.date.today()} | {machine()} | `{command}` | {json.dumps(metrics)} |\n"
+        row = f"| {datetime.date.today()} | {machine()} | `{command}`{commit()} | {json.dumps(metrics)} |\n"
         with open(RESULTS, "a") as f:
             f.write(row)
     print(json.dumps({"name": args.name, "metrics": metrics}))
