@@ -19,7 +19,7 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig
 from core.device import pick_device
-from core.loop import fit, load_run_weights, run_config, setup
+from core.loop import fit, setup
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from recsys.mf.data import (
@@ -39,7 +39,7 @@ from recsys.mf.model import (
     rating_loss,
     rmse_mae,
 )
-from recsys.mf.predict import recommend
+from recsys.mf.predict import load_run, plot_items, recommend
 
 TASK = "recsys.mf"
 
@@ -202,25 +202,9 @@ class MFEvalConfig(EvalConfig):
 
 def evaluate(cfg: MFEvalConfig) -> dict:
     """Test RMSE/MAE of a trained run, and a 2-D plot of item embeddings with a few titles."""
-    from recsys.mf.predict import plot_items
-
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
-    train_cfg = MFTrainConfig(
-        **{
-            k: v
-            for k, v in run_config(cfg.out_dir).items()
-            if k in {f.name for f in dataclasses.fields(MFTrainConfig)}
-        }
-    )
-    train_cfg = dataclasses.replace(train_cfg, data_dir=cfg.data_dir or train_cfg.data_dir)
-    train, test = split_data(train_cfg)
-    fit_part, _ = carve_validation(train_cfg, train)
-    model = BiasedMF(
-        MFConfig(train.num_users, train.num_items, train_cfg.dim, train_cfg.implicit)
-    ).to(device)
-    load_run_weights(model, cfg.out_dir)
-    model.set_history(fit_part.users.to(device), fit_part.items.to(device))
+    model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
     model.eval()
     with torch.no_grad():
         scores = rmse_mae(

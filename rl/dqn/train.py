@@ -91,8 +91,6 @@ class DQNConfig(TrainConfig):
     stop_at_threshold: bool = True
     """Stop once an evaluation reaches the environment's reward threshold (CartPole-v1: 475)."""
     log_every: int = 5000
-    threads: int = 0
-    """CPU threads for torch (0: torch's default)."""
     synthetic: bool = False
     """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
 
@@ -111,16 +109,6 @@ def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 def main(cfg: DQNConfig) -> dict:
     """Train; keep the best greedy policy; report its 100-episode return."""
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
-        return train(cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def train(cfg: DQNConfig) -> dict:
     obs_dim, num_actions = check_env(cfg.env)
     device = setup(cfg)
     run_dir = Path(cfg.out_dir)

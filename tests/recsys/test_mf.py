@@ -194,3 +194,13 @@ def test_bpr_ranks_held_out_items_under_the_ncf_protocol(tmp_path):
         metrics["test_hr_at_10"] > 0.5 and metrics["test_ndcg_at_10"] > 0.25
     )  # popularity-blind random: 0.10
     assert "test_rmse" not in metrics
+
+
+@pytest.mark.real_data
+def test_eval_reproduces_train_metrics_and_plots(trained):
+    from recsys.mf.train import MFEvalConfig, evaluate
+
+    cfg, report = trained
+    again = evaluate(MFEvalConfig(out_dir=cfg.out_dir, device="cpu"))
+    assert again["metrics"]["test_rmse"] == pytest.approx(report["metrics"]["test_rmse"], abs=1e-5)
+    assert (Path(cfg.out_dir) / "items.png").stat().st_size > 1000
