@@ -84,11 +84,14 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) 
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer, scheduler, scaler, extra: dict
 ) -> None:
-    """Write the full training state: weights, optimizer, scheduler, scaler, RNGs and `extra`."""
+    """Write the full training state: weights, optimizer, scheduler, scaler, RNGs and `extra`.
+    A sampler without an optimizer passes None for it."""
     tensors = {
         f"model.{k}": v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()
     }
-    optim_state = optimizer.state_dict()
+    optim_state = (
+        optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
+    )
     per_param: dict[str, dict[str, Any]] = {}
     for idx, state in optim_state["state"].items():
         per_param[str(idx)] = {}
@@ -127,7 +130,8 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) 
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["optim"]["param_groups"]})
+    if optimizer is not None:
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optim"]["param_groups"]})
     if scheduler is not None:
         scheduler.load_state_dict(meta["scheduler"])
     if scaler is not None and meta["scaler"]:

@@ -26,6 +26,8 @@ class TrainConfig:
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     PRESET_FIELD: ClassVar[str] = "recipe"
+    PRESETS_OPEN: ClassVar[bool] = False
+    """True: a value of PRESET_FIELD without a preset keeps the plain defaults (else: an error)."""
 
     data_dir: str | None = None
     """Data root (default: $SHOWCASE_DATA, else the user cache dir)."""
@@ -120,11 +122,12 @@ def _defaults(cls: type, recipe: str | None) -> dict[str, Any]:
     fields = {f.name: getattr(cls, f.name) for f in dataclasses.fields(cls) if hasattr(cls, f.name)}
     presets = getattr(cls, "PRESETS", {})
     if recipe is not None:
-        if recipe not in presets:
+        if recipe not in presets and not getattr(cls, "PRESETS_OPEN", False):
+            key = getattr(cls, "PRESET_FIELD", "recipe")
             raise UsageError(
-                f"unknown recipe {recipe!r}: choose from {', '.join(presets) or 'none'}"
+                f"unknown {key} {recipe!r}: choose from {', '.join(presets) or 'none'}"
             )
-        fields.update(presets[recipe])
+        fields.update(presets.get(recipe, {}))
     return fields
 
 

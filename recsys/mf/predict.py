@@ -32,16 +32,21 @@ class RecommendConfig:
 
 def load_run(out_dir: str, data_dir: str | None, device: torch.device):
     """The trained model with its training and test ratings."""
-    from recsys.mf.train import MFTrainConfig, carve_validation, split_data
+    from recsys.mf.train import MFTrainConfig, carve_validation, kept_draws, split_data
 
     names = {f.name for f in dataclasses.fields(MFTrainConfig)}
     cfg = MFTrainConfig(**{k: v for k, v in run_config(out_dir).items() if k in names})
     cfg = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir)
     train, test = split_data(cfg)
-    fit_part, _ = carve_validation(cfg, train)
-    model = BiasedMF(MFConfig(train.num_users, train.num_items, cfg.dim, cfg.implicit)).to(device)
+    if cfg.method == "bayes":  # the average of the kept draws: their factors side by side
+        shape = MFConfig(train.num_users, train.num_items, cfg.dim * kept_draws(cfg))
+    else:
+        shape = MFConfig(train.num_users, train.num_items, cfg.dim, cfg.implicit)
+    model = BiasedMF(shape).to(device)
     load_run_weights(model, out_dir)
-    model.set_history(fit_part.users.to(device), fit_part.items.to(device))
+    if shape.implicit:
+        fit_part, _ = carve_validation(cfg, train)
+        model.set_history(fit_part.users.to(device), fit_part.items.to(device))
     return model.eval(), train, test
 
 

@@ -33,7 +33,7 @@ from rl.dqn.predict import evaluate_policy, load_policy, play
 
 TASK = "rl.dqn"
 
-# Per-environment defaults; flags still override them.
+# Per-environment defaults; flags still override them. Other environments get the class defaults.
 ENV_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": {},
     "Acrobot-v1": dict(max_steps=100_000, lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=1000,
@@ -49,6 +49,9 @@ ENV_DEFAULTS: dict[str, dict] = {
 class DQNConfig(TrainConfig):
     PRESET_FIELD: ClassVar[str] = "env"
     PRESETS: ClassVar[dict] = ENV_DEFAULTS
+    PRESETS_OPEN: ClassVar[bool] = (
+        True  # any other discrete-action env runs with the plain defaults
+    )
 
     out_dir: str = "runs/rl-dqn"
     env: str = "CartPole-v1"

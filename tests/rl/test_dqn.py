@@ -10,7 +10,7 @@ from core.errors import ShowcaseError
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import double_dqn_targets, q_network, td_loss
 from rl.dqn.predict import PlayConfig, play
-from rl.dqn.train import DQNConfig, DQNEvalConfig, evaluate, main
+from rl.dqn.train import ENV_DEFAULTS, DQNConfig, DQNEvalConfig, evaluate, main
 
 
 def test_replay_buffer_wraps_around_and_samples():
@@ -61,6 +61,20 @@ def test_env_checks():
         check_env("NoSuchEnv-v0")
     with pytest.raises(ShowcaseError, match="Discrete action space"):
         check_env("Pendulum-v1")
+
+
+def test_any_env_id_gets_the_plain_defaults_and_a_bad_one_a_clear_error():
+    from core.config import parse
+    from core.errors import UsageError
+
+    cfg = parse(DQNConfig, ["--env", "CartPole-v0"], "showcase rl dqn train")  # not in the table
+    assert cfg.env == "CartPole-v0" and cfg.max_steps == DQNConfig.max_steps
+    assert (
+        parse(DQNConfig, ["--env", "Acrobot-v1"], "p").max_steps
+        == ENV_DEFAULTS["Acrobot-v1"]["max_steps"]
+    )
+    with pytest.raises(UsageError):
+        parse(DQNConfig, ["--max-steps", "ten"], "p")
 
 
 def test_q_network_shape():
