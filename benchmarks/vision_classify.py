@@ -83,7 +83,6 @@ def run(args) -> dict:
         classic_test_acc=round(classic["metrics"]["test_acc"], 4),
         classic_train_seconds=round(classic["wall_seconds"], 1),
         default_test_acc=round(default["metrics"]["test_acc"], 4),
-        default_val_acc=round(default["metrics"].get("val_acc", float("nan")), 4),
         default_train_seconds=round(default["wall_seconds"], 1),
     )
     return result

@@ -29,19 +29,14 @@ def check_env(env_id: str) -> tuple[int, int]:
 
 
 def make_envs(env_id: str, num_envs: int, same_step_reset: bool = True, **kwargs):
-    """A synchronous vector env; with same-step autoreset, `infos["final_obs"]` holds the true last observation."""
-    mode = (
-        gym.vector.AutoresetMode.SAME_STEP
-        if same_step_reset
-        else gym.vector.AutoresetMode.NEXT_STEP
-    )
-    return gym.make_vec(
-        env_id,
-        num_envs=num_envs,
-        vectorization_mode="sync",
-        vector_kwargs={"autoreset_mode": mode},
-        **kwargs,
-    )
+    """A vector env; with same-step autoreset, `infos["final_obs"]` holds the true last observation.
+    Without it, an environment's own batched implementation is used where gymnasium has one
+    (CartPole: all copies stepped as one NumPy array, ~5x faster than one env at a time)."""
+    if same_step_reset:
+        mode = gym.vector.AutoresetMode.SAME_STEP
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                            vector_kwargs={"autoreset_mode": mode}, **kwargs)  # fmt: skip
+    return gym.make_vec(env_id, num_envs=num_envs, **kwargs)  # next-step autoreset
 
 
 def env_step(envs, actions: np.ndarray):

@@ -28,13 +28,13 @@ def greedy(q_net) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def evaluate_policy(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
-    """Returns of `episodes` episodes run side by side, env i seeded with seed + i.
+    """Returns of `episodes` episodes run side by side, seeded by `seed`.
 
     `policy` is a Q-network (acted on greedily) or any callable from observations to actions.
     """
     act = greedy(policy) if isinstance(policy, torch.nn.Module) else policy
     envs = make_envs(env_id, episodes, same_step_reset=False)
-    obs, _ = envs.reset(seed=seed)
+    obs, _ = envs.reset(seed=seed)  # seeded: the same episodes for every policy
     returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
     while not done.all():
         obs, rewards, terminated, truncated, _ = envs.step(act(obs))
