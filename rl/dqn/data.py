@@ -72,13 +72,13 @@ class ReplayBuffer:
     def add(self, obs, actions, rewards, next_obs, terminated) -> None:
         """Append a batch of n transitions (one per vector env), overwriting the oldest when full."""
         n = len(actions)
-        idx = (self.pos + torch.arange(n)) % self.capacity
-        idx = idx.to(self.device)
-        self.obs[idx] = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32, device=self.device)
-        self.actions[idx] = torch.as_tensor(actions, dtype=torch.long, device=self.device)
-        self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32, device=self.device)
-        self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32, device=self.device)
+        if self.pos + n <= self.capacity:  # a slice: much cheaper than an index list
+            idx = slice(self.pos, self.pos + n)
+        else:
+            idx = ((self.pos + torch.arange(n)) % self.capacity).to(self.device)
+        for store, values in ((self.obs, obs), (self.next_obs, next_obs), (self.actions, actions),
+                              (self.rewards, rewards), (self.terminated, terminated)):  # fmt: skip
+            store[idx] = torch.as_tensor(values, device=self.device).to(store.dtype)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

@@ -60,8 +60,8 @@ class DQNConfig(TrainConfig):
     """Environment steps (summed over the vector envs)."""
     num_envs: int = 4
     """Environments stepped side by side."""
-    batch_size: int = 64
-    lr: float = 2.3e-3
+    batch_size: int = 256
+    lr: float = 3e-3
     hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the Q-network."""
     buffer_size: int = 100_000
@@ -72,7 +72,7 @@ class DQNConfig(TrainConfig):
     """Environment steps of collection before the first update."""
     train_freq: int = 64
     """Environment steps between bursts of updates."""
-    gradient_steps: int = 32
+    gradient_steps: int = 16
     """Updates per burst."""
     target_update: int = 64
     """Environment steps between target-network updates."""
