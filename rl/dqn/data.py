@@ -64,31 +64,54 @@ class ReplayBuffer:
         self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
         self.rewards = torch.zeros(capacity, device=device)
         self.terminated = torch.zeros(capacity, device=device)
+        self.ended = torch.zeros(capacity, device=device)  # terminated or truncated
         self.pos, self.size = 0, 0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
-        """Append a batch of n transitions (one per vector env), overwriting the oldest when full."""
+    def add(self, obs, actions, rewards, next_obs, terminated, ended=None) -> None:
+        """Append a batch of n transitions (one per vector env, always in the same env order),
+        overwriting the oldest when full. `ended`: the episode stopped (terminated or truncated)."""
+        ended = terminated if ended is None else ended
         n = len(actions)
         if self.pos + n <= self.capacity:  # a slice: much cheaper than an index list
             idx = slice(self.pos, self.pos + n)
         else:
             idx = ((self.pos + torch.arange(n)) % self.capacity).to(self.device)
         for store, values in ((self.obs, obs), (self.next_obs, next_obs), (self.actions, actions),
-                              (self.rewards, rewards), (self.terminated, terminated)):  # fmt: skip
+                              (self.rewards, rewards), (self.terminated, terminated),
+                              (self.ended, ended)):  # fmt: skip
             store[idx] = torch.as_tensor(values, device=self.device).to(store.dtype)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """A uniform random batch: obs (B, D), actions (B,), rewards (B,), next_obs (B, D), terminated (B,)."""
-        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+    def sample(self, batch_size: int, steps: int = 1, gamma: float = 0.99, stride: int = 1):
+        """A uniform random batch of `steps`-step transitions: obs (B, D), actions (B,), returns (B,),
+        next_obs (B, D), terminated (B,), discount (B,) to apply to the value of next_obs.
+
+        Consecutive transitions of one env lie `stride` (the number of envs) apart, so the n-step
+        return is summed by looking ahead; it stops early where the episode ended (and then
+        bootstraps from that episode's true last observation with gamma^k, unless terminated).
+        """
+        span = (steps - 1) * stride  # the newest `span` transitions lack their look-ahead
+        age = torch.randint(0, self.size - span, (batch_size,), device=self.device)
+        idx = (self.pos - self.size + age) % self.capacity  # (B,), oldest first
+        returns = torch.zeros(batch_size, device=self.device)
+        discount = torch.ones(batch_size, device=self.device)
+        alive = torch.ones(batch_size, device=self.device)
+        last = idx
+        for k in range(steps):
+            j = (idx + k * stride) % self.capacity
+            last = torch.where(alive > 0, j, last)
+            returns += alive * discount * self.rewards[j]
+            discount = torch.where(alive > 0, discount * gamma, discount)
+            alive = alive * (1.0 - self.ended[j])
         return (
             self.obs[idx],
             self.actions[idx],
-            self.rewards[idx],
-            self.next_obs[idx],
-            self.terminated[idx],
+            returns,
+            self.next_obs[last],
+            self.terminated[last],
+            discount,
         )

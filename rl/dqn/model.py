@@ -16,11 +16,12 @@ def double_dqn_targets(
     next_q_target: torch.Tensor,
     rewards: torch.Tensor,
     terminated: torch.Tensor,
-    gamma: float,
+    gamma: float | torch.Tensor,
 ) -> torch.Tensor:
     """r + gamma * Q_target(s', argmax_a Q_online(s', a)), with no bootstrap past a termination.
 
-    Truncation (a time limit) is not termination: those transitions bootstrap.
+    Truncation (a time limit) is not termination: those transitions bootstrap. For n-step
+    returns, `rewards` is the discounted sum and `gamma` (B,) the discount of s' (gamma^n).
     """
     next_actions = next_q_online.argmax(dim=1, keepdim=True)  # (B, 1)
     next_values = next_q_target.gather(1, next_actions).squeeze(1)  # (B,)

@@ -68,6 +68,8 @@ class DQNConfig(TrainConfig):
     """Replay buffer capacity (transitions)."""
     gamma: float = 0.99
     """Discount factor."""
+    n_step: int = 1
+    """Steps of real rewards in each target before bootstrapping (1: classic DQN)."""
     learning_starts: int = 1000
     """Environment steps of collection before the first update."""
     train_freq: int = 64
@@ -163,7 +165,7 @@ def main(cfg: DQNConfig) -> dict:
             explore, torch.randint(0, num_actions, (cfg.num_envs,)), greedy
         ).numpy()
         next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
-        buffer.add(obs, actions, rewards, real_next, terminated)
+        buffer.add(obs, actions, rewards, real_next, terminated, done)
         obs = next_obs
         episode_returns += rewards
         for i in np.flatnonzero(done):
@@ -173,9 +175,11 @@ def main(cfg: DQNConfig) -> dict:
 
         if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < cfg.num_envs:
             for _ in range(cfg.gradient_steps):
-                s, a, r, s2, term = buffer.sample(cfg.batch_size)
+                s, a, r, s2, term, discount = buffer.sample(
+                    cfg.batch_size, cfg.n_step, cfg.gamma, cfg.num_envs
+                )
                 with torch.no_grad():  # Q(s') needs no backward pass
-                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, cfg.gamma)
+                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, discount)
                 loss = td_loss(q_net(s), a, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

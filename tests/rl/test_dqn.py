@@ -23,10 +23,32 @@ def test_replay_buffer_wraps_around_and_samples():
     assert len(buf) == 5 and buf.pos == 1
     assert buf.obs[:, 0].tolist() == [5, 1, 2, 3, 4]  # slot 0 overwritten by transition 5
     torch.manual_seed(0)
-    obs, actions, rewards, next_obs, terminated = buf.sample(64)
-    assert obs.shape == (64, 2) and actions.dtype == torch.long
+    obs, actions, rewards, next_obs, terminated, discount = buf.sample(64, gamma=0.5)
+    assert obs.shape == (64, 2) and actions.dtype == torch.long and (discount == 0.5).all()
     assert set(rewards.tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
     assert torch.equal(next_obs, obs + 1) and torch.equal(rewards, obs[:, 0])
+
+
+def test_n_step_returns_stop_at_episode_ends():
+    buf = ReplayBuffer(capacity=100, obs_dim=1)
+    # two envs side by side; env 0 ends its episode at its third step (terminated), env 1 never
+    for t in range(6):
+        ended = np.array([t == 2, False])
+        buf.add(np.array([[10 * t], [10 * t + 1]]), np.zeros(2), np.array([1.0, 2.0]),
+                np.array([[10 * t + 5], [10 * t + 6]]), ended.astype(float), ended)  # fmt: skip
+    torch.manual_seed(0)
+    obs, _, returns, next_obs, terminated, discount = buf.sample(200, steps=3, gamma=0.5, stride=2)
+    assert obs.max() <= 31  # the newest (3 - 1) steps of each env have no look-ahead yet
+    for o, g, n, term, d in zip(obs[:, 0].tolist(), returns.tolist(), next_obs[:, 0].tolist(),
+                                terminated.tolist(), discount.tolist(), strict=True):  # fmt: skip
+        t, env = divmod(int(o), 10)
+        if env == 1:  # never ends: 2 + 1 + 0.5 (x2), bootstrap from 2 steps later
+            assert (g, n, term, d) == (3.5, o + 20 + 5, 0.0, 0.125)
+        elif t <= 2:  # stops at the termination at t = 2
+            steps = 3 - t
+            assert (g, n, term, d) == (sum(0.5**k for k in range(steps)), 25.0, 1.0, 0.5**steps)
+        else:  # the next episode: three full steps
+            assert (g, n, term, d) == (1.75, o + 20 + 5, 0.0, 0.125)
 
 
 def test_double_dqn_target_on_hand_made_batch():
