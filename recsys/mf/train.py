@@ -201,10 +201,12 @@ class Observed:
     item_cols: torch.Tensor  # (N,) users[by_item]
     user_count: torch.Tensor  # (U,)
     item_count: torch.Tensor  # (I,)
-    user_implicit: torch.Tensor | None  # (U, I) sparse, row u = 1{j rated by u} / |N(u)|^1/2
-    item_implicit: torch.Tensor | None  # (I, U) sparse, row i = 1{v rated i} / |R(i)|^1/2
-    user_basis: tuple | None  # thin SVD of user_implicit
-    item_basis: tuple | None
+    user_rated: torch.Tensor | None = None  # (U, I) sparse 0/1: who rated what
+    item_rated: torch.Tensor | None = None  # (I, U) its transpose
+    user_implicit: torch.Tensor | None = None  # (U, I) sparse, row u = 1{j rated by u} / |N(u)|^1/2
+    item_implicit: torch.Tensor | None = None  # (I, U) sparse, row i = 1{v rated i} / |R(i)|^1/2
+    user_basis: tuple | None = None  # thin SVD of user_implicit
+    item_basis: tuple | None = None
 
     def per_user(self, values: torch.Tensor) -> torch.Tensor:
         """The (U, I) sparse matrix holding `values` (N,) at the rated entries."""
@@ -234,10 +236,11 @@ def observe(data: Ratings, global_mean: float, implicit: bool, device) -> Observ
     user_count = torch.bincount(users, minlength=num_users)
     item_count = torch.bincount(items, minlength=num_items)
     starts = [torch.cat([c.new_zeros(1), c.cumsum(0)]) for c in (user_count, item_count)]
-    obs = Observed(users, items, ratings - global_mean, *starts, by_item, users[by_item], user_count.float(),
-                   item_count.float(), None, None, None, None)  # fmt: skip
+    obs = Observed(users, items, ratings - global_mean, *starts, by_item, users[by_item],
+                   user_count.float(), item_count.float())  # fmt: skip
+    ones = torch.ones_like(ratings)
+    obs.user_rated, obs.item_rated = obs.per_user(ones), obs.per_item(ones)
     if implicit:
-        ones = torch.ones_like(ratings)
         obs.user_implicit = obs.per_user(obs.user_count.clamp(min=1).rsqrt()[users] * ones)
         obs.item_implicit = obs.per_item(obs.item_count.clamp(min=1).rsqrt()[items] * ones)
         obs.user_basis = thin_svd(obs.user_implicit.to_dense())
@@ -273,12 +276,11 @@ def gibbs_sweep(chain: GibbsChain, obs: Observed, link_reg: float) -> None:
     c, dim = chain, chain.user_factors.shape[1]
     users, items = obs.users, obs.items
     residual = obs.ratings - at(c.user_bias, users) - at(c.item_bias, items)  # (N,) for the factors
-    ones = torch.ones_like(residual)
-    sides = (  # (side, other side, rated matrix as a function of values, implicit matrix, its SVD)
-        ("user", "item", obs.per_user, obs.user_implicit, obs.user_basis),
-        ("item", "user", obs.per_item, obs.item_implicit, obs.item_basis),
+    sides = (  # side, other side, 0/1 rated matrix, values -> sparse, implicit matrix, its SVD
+        ("user", "item", obs.user_rated, obs.per_user, obs.user_implicit, obs.user_basis),
+        ("item", "user", obs.item_rated, obs.per_item, obs.item_implicit, obs.item_basis),
     )
-    for name, other_name, rated, implicit, basis in sides:
+    for name, other_name, rated, sparse, implicit, basis in sides:
         rows = getattr(c, f"{name}_factors")  # (N_side, D)
         other = getattr(c, f"{other_name}_factors")  # (N_other, D)
         link = getattr(c, f"{name}_link")
@@ -287,8 +289,8 @@ def gibbs_sweep(chain: GibbsChain, obs: Observed, link_reg: float) -> None:
         if implicit is not None:
             link.copy_(draw_link(basis, rows - mean, precision, link_reg))
             offset = implicit @ link
-        gram = (rated(ones) @ outer_rows(other)).view(-1, dim, dim)  # (N_side, D, D)
-        weighted = rated(residual) @ other  # (N_side, D): sum of residual * other's factors
+        gram = (rated @ outer_rows(other)).view(-1, dim, dim)  # (N_side, D, D)
+        weighted = sparse(residual) @ other  # (N_side, D): sum of residual * other's factors
         rows.copy_(draw_rows(gram, weighted, mean + offset, precision, c.noise_precision))
 
     explained = obs.ratings - (at(c.user_factors, users) * at(c.item_factors, items)).sum(1)  # (N,)
