@@ -1,14 +1,12 @@
 """Checkpoints as safetensors plus JSON: no pickle, so loading an untrusted file runs no code.
 
 A training checkpoint is one safetensors file: tensors under prefixes (`model.`, `optim.`,
-`rng.`) and everything else as JSON in the file's metadata. Every write goes to a temporary
+`rng.<rank>.`) and everything else as JSON in the file's metadata. Every write goes to a temporary
 file that is renamed over the target, so a crash never leaves a half-written checkpoint.
 """
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +17,39 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from core import distributed
 from core.errors import ShowcaseError
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from core.files import atomic_write
 
 
 def save_weights(model: nn.Module, path: Path, meta: dict[str, Any] | None = None) -> None:
-    """Write a model's weights (and JSON metadata) to a safetensors file, atomically."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
-    metadata = {"meta": json.dumps(meta or {})}
+    """Write a model's weights (and JSON metadata) to a safetensors file, atomically.
+    Tied parameters (one tensor under two names) are stored once and restored under both."""
+    tensors, aliases = flatten(unwrap(model).state_dict())
+    metadata = {"meta": json.dumps({**(meta or {}), "aliases": aliases})}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def flatten(state: dict[str, torch.Tensor], prefix: str = "") -> tuple[dict, dict[str, str]]:
+    """CPU copies of `state` keyed `prefix + name`, each shared tensor once; and the aliases
+    (dropped name -> kept name) that safetensors, which refuses shared memory, cannot hold."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    storages: set[int] = set()
+    for name, value in state.items():
+        value = value.detach()
+        key = (value.untyped_storage().data_ptr(), value.storage_offset(), value.dtype,
+               tuple(value.shape), tuple(value.stride()))  # fmt: skip
+        if value.numel() and key in seen:
+            aliases[prefix + name] = seen[key]
+            continue
+        seen[key] = prefix + name
+        shared = value.numel() and value.untyped_storage().data_ptr() in storages
+        storages.add(value.untyped_storage().data_ptr())
+        value = value.contiguous().cpu()
+        tensors[prefix + name] = value.clone() if shared else value  # a partial view: its own copy
+    return tensors, aliases
 
 
 def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -52,7 +62,18 @@ def read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             meta = json.loads((f.metadata() or {}).get("meta", "{}"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ShowcaseError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
+    for alias, kept in meta.pop("aliases", {}).items():
+        tensors[alias] = tensors[kept]
     return tensors, meta
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The JSON metadata of a safetensors file, without reading its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("meta", "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ShowcaseError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
 
 
 def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
@@ -84,11 +105,13 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) 
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer, scheduler, scaler, extra: dict
 ) -> None:
-    """Write the full training state: weights, optimizer, scheduler, scaler, RNGs and `extra`.
+    """Write the full training state: weights, optimizer, scheduler, scaler, every rank's RNGs
+    and `extra`. Every rank calls it (the RNG states are gathered); rank 0 writes.
     A sampler without an optimizer passes None for it."""
-    tensors = {
-        f"model.{k}": v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()
-    }
+    rngs = distributed.all_gather_object(rng_state())
+    if not distributed.is_main():
+        return
+    tensors, aliases = flatten(unwrap(model).state_dict(), "model.")
     optim_state = (
         optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     )
@@ -100,17 +123,15 @@ def save_checkpoint(
                 tensors[f"optim.{idx}.{key}"] = value.detach().contiguous().cpu()
             else:
                 per_param[str(idx)][key] = value
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    np_state = np.random.get_state()
-    tensors["rng.numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+    for rank, (rng_tensors, _) in enumerate(rngs):
+        tensors.update({f"rng.{rank}.{k}": v for k, v in rng_tensors.items()})
     meta = {
         "optim": {"param_groups": optim_state["param_groups"], "scalars": per_param},
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "scaler": scaler.state_dict() if scaler is not None else {},
-        "rng": {"python": _py_rng(), "numpy": [np_state[0], *np_state[2:]]},
+        "rng": [rng_meta for _, rng_meta in rngs],
+        "world_size": len(rngs),
+        "aliases": aliases,
         **extra,
     }
     metadata = {"meta": json.dumps(meta)}
@@ -118,8 +139,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) -> dict:
-    """Restore what `save_checkpoint` wrote; return its `extra` fields."""
+    """Restore what `save_checkpoint` wrote (this rank's RNGs among them); return its `extra`."""
     tensors, meta = read_file(path)
+    world = distributed.world_size()
+    if meta.get("world_size") != world:
+        raise ShowcaseError(
+            f"{path} was written by {meta.get('world_size')} process(es); resume it with the same "
+            f"number (now {world}) so that every random stream continues"
+        )
     load_state(
         unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path)
     )
@@ -136,22 +163,44 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) 
         scheduler.load_state_dict(meta["scheduler"])
     if scaler is not None and meta["scaler"]:
         scaler.load_state_dict(meta["scaler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    rank = distributed.rank()
+    prefix = f"rng.{rank}."
+    set_rng_state(
+        {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, meta["rng"][rank]
+    )
+    skip = ("optim", "scheduler", "scaler", "rng", "world_size")
+    return {k: v for k, v in meta.items() if k not in skip}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """This process's random streams: tensors (torch CPU, CUDA, MPS, NumPy's key) and JSON parts."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = state
+    if torch.backends.mps.is_available():
+        tensors["mps"] = torch.mps.get_rng_state()
+    np_state = np.random.get_state()
+    tensors["numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+    version, internal, gauss = random.getstate()
+    return tensors, {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], *np_state[2:]],
+    }
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(tensors["torch"])
+    cuda_states = [tensors[f"cuda.{i}"] for i in range(len(tensors)) if f"cuda.{i}" in tensors]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
-    kind, pos, has_gauss, cached = meta["rng"]["numpy"]
-    np.random.set_state(
-        (kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached)
-    )
-    version, internal, gauss = meta["rng"]["python"]
+    if "mps" in tensors and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(tensors["mps"])
+    kind, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = meta["python"]
     random.setstate((version, tuple(internal), gauss))
-    return {k: v for k, v in meta.items() if k not in ("optim", "scheduler", "scaler", "rng")}
-
-
-def _py_rng() -> list:
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
 
 
 def unwrap(model: nn.Module) -> nn.Module:

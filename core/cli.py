@@ -8,10 +8,13 @@ Bad input ends with one line on stderr: exit 2 for usage errors, 1 for everythin
 """
 
 import sys
+from pathlib import Path
 
 from core import registry
+from core.checkpoint import read_meta
 from core.config import parse
 from core.errors import ShowcaseError, UsageError
+from core.run import CHECKPOINT
 
 USAGE = "usage: showcase list | showcase <domain> <task> <command> [flags] (--help for flags)"
 
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_demo(domain: str, task: str, argv: list[str]) -> int:
     """Run `<command> [flags]` of one demo; return the exit code."""
+    cfg = None
     try:
         demo = registry.find(domain, task)
         commands = demo.commands()
@@ -48,9 +52,20 @@ def run_demo(domain: str, task: str, argv: list[str]) -> int:
     except ShowcaseError as exc:
         return _fail(exc)
     except KeyboardInterrupt:
-        print("interrupted: continue with --resume from the last checkpoint", file=sys.stderr)
+        print(f"interrupted: {resume_hint(cfg)}", file=sys.stderr)
         return 130
     return 0
+
+
+def resume_hint(cfg) -> str:
+    """What an interrupted command can do next, judged by the checkpoint really on disk."""
+    if cfg is None or not hasattr(cfg, "resume"):  # not a training command
+        return "nothing to continue"
+    ckpt = Path(cfg.out_dir) / CHECKPOINT
+    if not ckpt.exists():
+        return f"no checkpoint was written yet in {cfg.out_dir} (--ckpt-every N writes them)"
+    step = read_meta(ckpt).get("state", {}).get("step")
+    return f"continue with --resume --out-dir {cfg.out_dir} (checkpoint at step {step})"
 
 
 def print_catalog() -> None:

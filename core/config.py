@@ -9,6 +9,8 @@ import dataclasses
 import io
 import json
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -16,6 +18,7 @@ import tyro
 import yaml
 
 from core.errors import UsageError
+from core.files import write_text
 
 C = TypeVar("C")
 
@@ -28,6 +31,15 @@ class TrainConfig:
     PRESET_FIELD: ClassVar[str] = "recipe"
     PRESETS_OPEN: ClassVar[bool] = False
     """True: a value of PRESET_FIELD without a preset keeps the plain defaults (else: an error)."""
+    DEMO: ClassVar[str] = "this demo"
+    """How messages name the demo, e.g. `rl dqn`."""
+    UNUSED: ClassVar[tuple[str, ...]] = ()
+    """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
+    RESUMABLE: ClassVar[tuple[str, ...]] = (
+        "out_dir", "data_dir", "config", "device", "max_steps", "resume", "log_every",
+        "ckpt_every", "eval_every", "patience", "tensorboard", "compile",
+    )  # fmt: skip
+    """Fields a resumed run may change; any other change (seed, batch size, model shape) is refused."""
 
     data_dir: str | None = None
     """Data root (default: $SHOWCASE_DATA, else the user cache dir)."""
@@ -78,6 +90,65 @@ class TrainConfig:
     tensorboard: bool = False
     """Also log to TensorBoard in the run directory."""
 
+    def __post_init__(self) -> None:
+        positive(self, "max_steps", "batch_size", "grad_accum", "log_every", "lr")
+        non_negative(self, "eval_every", "ckpt_every", "warmup_steps", "weight_decay",
+                     "grad_clip", "patience")  # fmt: skip
+        if not 0 <= self.ema < 1:
+            raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
+        refuse_unused(self)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config field: `max_steps` -> `--max-steps`."""
+    return "--" + name.replace("_", "-")
+
+
+def positive(cfg: Any, *names: str) -> None:
+    """Refuse, with one line, a field among `names` that is not > 0."""
+    for name in names:
+        if not getattr(cfg, name) > 0:
+            raise UsageError(f"{flag(name)} must be > 0, got {getattr(cfg, name)}")
+
+
+def non_negative(cfg: Any, *names: str) -> None:
+    """Refuse, with one line, a field among `names` that is < 0."""
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"{flag(name)} must be >= 0, got {getattr(cfg, name)}")
+
+
+def refuse_unused(cfg: Any, names: tuple[str, ...] | None = None, who: str | None = None) -> None:
+    """Refuse a field in `names` (default: the class's UNUSED) set away from its default."""
+    names = type(cfg).UNUSED if names is None else names
+    for f in dataclasses.fields(cfg):
+        if f.name in names and getattr(cfg, f.name) != _default(f):
+            raise UsageError(
+                f"{flag(f.name)} is not supported by {who or type(cfg).DEMO}: leave it out"
+            )
+
+
+def resume_mismatch(cfg: Any, saved: dict[str, Any]) -> str | None:
+    """Why a run saved with config `saved` cannot be resumed with `cfg` (None: it can)."""
+    free = set(getattr(type(cfg), "RESUMABLE", ()))
+    for key, value in to_dict(cfg).items():
+        if key in free or key not in saved:
+            continue
+        before = saved[key]
+        if isinstance(value, tuple | list):
+            value, before = list(value), list(before)
+        if value != before:
+            return f"{flag(key)} was {saved[key]!r} in the saved run, now {getattr(cfg, key)!r}"
+    return None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass."""
@@ -114,8 +185,7 @@ def parse(cls: type[C], argv: list[str], prog: str) -> C:
 
 def save(cfg: Any, path: Path) -> None:
     """Write the resolved config as JSON (the run directory keeps what was run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    write_text(path, json.dumps(to_dict(cfg), indent=2) + "\n")
 
 
 def _defaults(cls: type, recipe: str | None) -> dict[str, Any]:
@@ -136,7 +206,58 @@ def _instantiate(cls: type[C], fields: dict[str, Any]) -> C:
     unknown = sorted(set(fields) - names)
     if unknown:
         raise UsageError(f"unknown config key(s) {', '.join(unknown)} for {cls.__name__}")
-    return cls(**fields)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: coerce(k, v, hints[k]) for k, v in fields.items()})
+
+
+def coerce(key: str, value: Any, kind: Any) -> Any:
+    """`value` (from a config file or a preset) as the field's type; a mismatch names the key.
+
+    YAML reads `1e-3` as a string and `(16, 48)` does not exist in it: such values are converted
+    where the conversion is exact, and refused otherwise."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return coerce(key, value, option)
+            except UsageError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise UsageError(
+                f"config key {key}: {value!r} is not one of {', '.join(map(str, args))}"
+            )
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise UsageError(f"config key {key}: expected a list, got {value!r}")
+        inner = args[0] if args and (origin is list or args[-1] is Ellipsis) else None
+        kinds = [inner] * len(value) if inner is not None else list(args)
+        if len(kinds) != len(value):
+            raise UsageError(f"config key {key}: expected {len(kinds)} values, got {len(value)}")
+        return origin(coerce(key, v, k) for v, k in zip(value, kinds, strict=True))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"config key {key}: expected true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind is float else int(value)
+            except ValueError:
+                raise UsageError(f"config key {key}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UsageError(f"config key {key}: expected a number, got {value!r}")
+        if kind is int and value != int(value):
+            raise UsageError(f"config key {key}: expected a whole number, got {value!r}")
+        return kind(value)
+    if kind is str and not isinstance(value, str):
+        raise UsageError(f"config key {key}: expected text, got {value!r}")
+    return value
 
 
 def _peek(argv: list[str], flag: str) -> str | None:
@@ -183,7 +304,7 @@ class EvalConfig:
     """Fields every `eval` command shares."""
 
     out_dir: str = "runs/default"
-    """Run directory of the trained model; metrics.json and plots are written there."""
+    """Run directory of the trained model; eval.json and plots are written there."""
     data_dir: str | None = None
     """Data root (default: $SHOWCASE_DATA, else the user cache dir)."""
     device: str = "auto"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
-from core.checkpoint import atomic_write
 from core.errors import DataError
+from core.files import atomic_write
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,12 @@ wraps the model in DDP, shards the data and averages metrics, and only rank 0 lo
 """
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from core.errors import ShowcaseError
 
 
 def world_size() -> int:
@@ -25,9 +28,22 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_processes() -> int:
+    """How many processes torchrun started (1 without torchrun), before any process group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def require_single_process(what: str) -> None:
+    """Refuse, with one line, a torchrun launch of a job that runs whole on every rank."""
+    if launched_processes() > 1:
+        raise ShowcaseError(
+            f"{what} runs in one process; start it without torchrun (got {launched_processes()} processes)"
+        )
+
+
 def setup(device: torch.device) -> torch.device:
     """Join the process group when started by torchrun; return this rank's device."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_processes() <= 1:
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -51,3 +67,21 @@ def barrier() -> None:
     """Wait for every rank (no-op in one process)."""
     if world_size() > 1:
         dist.barrier()
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's `value` on every rank (identity in one process): one decision for all ranks."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_object(value: Any) -> list[Any]:
+    """Every rank's `value`, in rank order (a one-item list in one process)."""
+    if world_size() == 1:
+        return [value]
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values

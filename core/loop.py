@@ -22,21 +22,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import load_checkpoint, load_weights, read_file, save_checkpoint, save_weights
+from core.checkpoint import load_weights, read_file, save_weights
 from core.config import TrainConfig
 from core.device import amp_dtype, pick_device
 from core.errors import ShowcaseError
 from core.logger import RunLogger
 from core.metrics import Mean
+from core.run import BEST, CHECKPOINT, REPORT, WEIGHTS, Run, RunState, check_run_dir
 from core.seed import seed_everything
+
+__all__ = ["BEST", "CHECKPOINT", "REPORT", "WEIGHTS", "FitResult", "fit", "setup"]
 
 StepFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
-
-CHECKPOINT = "checkpoint.safetensors"
-BEST = "best.safetensors"
-WEIGHTS = "model.safetensors"
-REPORT = "metrics.json"
 
 
 @dataclass
@@ -45,22 +43,17 @@ class FitResult:
     wall_seconds: float
     best: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    weights_step: int = 0
+    """The step the returned weights come from (the best one when a metric is monitored)."""
 
 
 def setup(cfg: TrainConfig) -> torch.device:
-    """Pick the device, seed everything, join torchrun's process group, guard the run directory."""
+    """Pick the device, join torchrun's process group, seed this rank, guard the run directory."""
     device = distributed.setup(pick_device(cfg.device))
-    seed_everything(cfg.seed, cfg.deterministic)
-    run_dir = Path(cfg.out_dir)
-    ckpt = run_dir / CHECKPOINT
-    if cfg.resume and not ckpt.exists():
-        raise ShowcaseError(f"nothing to resume: {ckpt} does not exist")
-    if not cfg.resume and ((run_dir / REPORT).exists() or ckpt.exists()):
-        raise ShowcaseError(
-            f"{run_dir} already holds a run: pass --resume to continue it or choose a new --out-dir"
-        )
+    seed_everything(cfg.seed, cfg.deterministic, rank=distributed.rank())
+    check_run_dir(cfg)
     if distributed.is_main():
-        config_mod.save(cfg, run_dir / "config.json")
+        config_mod.save(cfg, Path(cfg.out_dir) / "config.json")
     return device
 
 
@@ -80,6 +73,23 @@ def schedule_fn(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def check_loader(loader, cfg: TrainConfig) -> None:
+    """The loader contract: iterable without end, `state_dict`/`load_state_dict` for exact resume,
+    and (where it says) built for this config's --grad-accum."""
+    missing = [m for m in ("__iter__", "state_dict", "load_state_dict") if not hasattr(loader, m)]
+    if missing:
+        raise ShowcaseError(
+            f"fit needs an endless loader with {', '.join(missing)} for exact resume "
+            f"(like core.TensorLoader); got {type(loader).__name__}"
+        )
+    accum = getattr(loader, "grad_accum", cfg.grad_accum)
+    if accum != cfg.grad_accum:
+        raise ShowcaseError(
+            f"the loader was built for grad_accum {accum} but --grad-accum is {cfg.grad_accum}: "
+            "build it with TensorLoader.for_config(tensors, cfg)"
+        )
+
+
 def fit(
     model: nn.Module,
     step: StepFn,
@@ -96,137 +106,85 @@ def fit(
 
     When `monitor` names a metric of `evaluate`, the best weights are kept and restored at the end.
     """
-    run_dir = Path(cfg.out_dir)
-    main_rank = distributed.is_main()
+    check_loader(loader, cfg)
     model.to(device)
+    ddp = DistributedDataParallel(model) if distributed.world_size() > 1 else None  # rank 0's init
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_fn(cfg))
     dtype = amp_dtype(device, cfg.amp_dtype) if cfg.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    state = {
-        "step": 0,
-        "best": None,
-        "best_metrics": {},
-        "bad_evals": 0,
-        "stopped": False,
-        "wall_seconds": 0.0,
-    }
     # An exponential moving average of the weights (and BN statistics) is what gets evaluated and saved.
     ema = None
     if cfg.ema:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-    saved = nn.ModuleDict({"net": model, "ema": ema}) if ema else model  # what checkpoints hold
     final = ema.module if ema else model  # what is evaluated and kept
-    if cfg.resume:
-        extra = load_checkpoint(run_dir / CHECKPOINT, saved, optimizer, scheduler, scaler)
-        state.update(extra["state"])
-        loader.load_state_dict(extra["loader"])
-
-    ddp = DistributedDataParallel(model) if distributed.world_size() > 1 else None
-    train_model = ddp or model
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-    logger = RunLogger(run_dir, cfg.max_steps, state["step"], main_rank, cfg.tensorboard)
-    meter = Mean()
-    last_ckpt = state["step"] if cfg.resume else None
-    batches = iter(loader)
-    t_start = t_log = time.perf_counter()
-    wall_before, step_at_log = state["wall_seconds"], state["step"]
-
-    def where() -> str:
-        return (
-            f"{run_dir / CHECKPOINT} (step {last_ckpt})"
-            if last_ckpt is not None
-            else "none written yet"
-        )
-
-    watch = LossWatch(device, where)
-
-    def checkpoint() -> None:
-        nonlocal last_ckpt
-        watch.check()  # never save weights that a non-finite loss has touched
-        state["wall_seconds"] = wall_before + time.perf_counter() - t_start
-        if main_rank:
-            extra = {
-                "state": state,
-                "loader": loader.state_dict(),
-                "config": config_mod.to_dict(cfg),
-            }
-            save_checkpoint(run_dir / CHECKPOINT, saved, optimizer, scheduler, scaler, extra)
-        last_ckpt = state["step"]
-
+    saved = nn.ModuleDict({"net": model, "ema": ema}) if ema else model
+    run = Run(cfg, saved, optimizer, scheduler, scaler, loader)
+    state = run.state
+    train_model = torch.compile(ddp or model) if cfg.compile else (ddp or model)
+    logger = RunLogger(run.dir, cfg.max_steps, state.step, distributed.is_main(), cfg.tensorboard)
+    watch = LossWatch(device, run.last_checkpoint)
+    meter, samples, batches = Mean(), Samples(), iter(loader)
     try:
-        while state["step"] < cfg.max_steps and not state["stopped"]:
-            train_model.train()
-            for micro in range(cfg.grad_accum):
-                batch = next(batches)
-                syncing = ddp is None or micro == cfg.grad_accum - 1
-                with contextlib.nullcontext() if syncing else ddp.no_sync():
-                    with torch.autocast(
-                        device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
-                    ):
-                        loss, metrics = step(train_model, batch)
-                    watch.push(state["step"] + 1, loss)
-                    scaler.scale(loss / cfg.grad_accum if cfg.grad_accum > 1 else loss).backward()
-                meter.add({"loss": loss, **metrics})
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if ema is not None:
-                ema.update_parameters(model)
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            state["step"] += 1
-            now_step = state["step"]
-            logger.advance(1)
-            if now_step % cfg.log_every == 0 or now_step == cfg.max_steps:
-                watch.check()
-                now = time.perf_counter()
-                speed = (now_step - step_at_log) * cfg.batch_size / max(now - t_log, 1e-9)
-                lr = scheduler.get_last_lr()[0]
-                logger.log("train", now_step, {**meter.compute(), "lr": lr, "samples_per_s": speed})
-                t_log, step_at_log = time.perf_counter(), now_step
-            if evaluate and (
-                now_step == cfg.max_steps or (cfg.eval_every and now_step % cfg.eval_every == 0)
-            ):
-                _evaluate_and_track(evaluate, final, state, monitor, mode, cfg, run_dir, logger)
-            if (
-                now_step == cfg.max_steps
-                or state["stopped"]
-                or (cfg.ckpt_every and now_step % cfg.ckpt_every == 0)
-            ):
-                checkpoint()
-        watch.check()
+        with run.interruptible():
+            while state.step < cfg.max_steps and not state.stopped:
+                train_model.train()
+                for micro in range(cfg.grad_accum):
+                    batch = next_batch(batches, state.step)
+                    samples.add(batch)
+                    syncing = ddp is None or micro == cfg.grad_accum - 1
+                    with contextlib.nullcontext() if syncing else ddp.no_sync():
+                        with torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                                            enabled=dtype is not None):  # fmt: skip
+                            loss, metrics = step(train_model, batch)
+                        watch.push(state.step + 1, loss)
+                        scaler.scale(loss / cfg.grad_accum).backward()
+                    meter.add({"loss": loss, **metrics})
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step is taken with
+                update(model, optimizer, scheduler, scaler, ema, cfg.grad_clip)
+                state.step += 1
+                logger.advance(1)
+                last = state.step == cfg.max_steps
+                if state.step % cfg.log_every == 0 or last:
+                    watch.check()
+                    rates = {"lr": lr, "samples_per_s": samples.rate()}
+                    logger.log("train", state.step, {**meter.compute(), **rates})
+                if evaluate and (last or (cfg.eval_every and state.step % cfg.eval_every == 0)):
+                    metrics = evaluate_on_rank0(evaluate, final)
+                    logger.log("eval", state.step, metrics)
+                    if track(metrics, state, monitor, mode, cfg.patience) and distributed.is_main():
+                        meta = {"step": state.step, "metrics": metrics}
+                        save_weights(final, run.dir / BEST, meta)
+                run.end_step(last=last or state.stopped, before_save=watch.check)
+            watch.check()
     finally:
         logger.close()
 
-    if monitor and (run_dir / BEST).exists():
-        distributed.barrier()
-        load_weights(final, run_dir / BEST)
+    distributed.barrier()  # every rank, always: rank 0 has written best.safetensors by now
+    weights_step = state.step
+    if monitor and state.best_step is not None:
+        load_weights(final, run.dir / BEST)
+        weights_step = state.best_step
     if ema is not None:
         model.load_state_dict(final.state_dict())  # the caller's model ends with the kept weights
-    if main_rank:
-        meta = {
-            "config": config_mod.to_dict(cfg),
-            "step": state["step"],
-            "metrics": state["best_metrics"],
-        }
-        save_weights(final, run_dir / WEIGHTS, meta)
+    if distributed.is_main():
+        meta = {"config": config_mod.to_dict(cfg), "step": weights_step, "metrics": state.metrics}
+        save_weights(final, run.dir / WEIGHTS, meta)
     distributed.barrier()
     return FitResult(
-        steps=state["step"],
-        wall_seconds=wall_before + time.perf_counter() - t_start,
-        best=dict(state["best_metrics"]),
-        stopped_early=bool(state["stopped"]) and state["step"] < cfg.max_steps,
+        steps=state.step,
+        wall_seconds=run.seconds(),
+        best=dict(state.metrics),
+        stopped_early=state.stopped and state.step < cfg.max_steps,
+        weights_step=weights_step,
     )
 
 
 class LossWatch:
     """Stops on a non-finite loss, checked one step late so that the GPU never waits on the CPU
-    (the value is copied to pinned memory asynchronously and read at the next step)."""
+    (the value is copied to pinned memory asynchronously and read at the next step). Under
+    torchrun the losses are summed over ranks first: one rank's NaN stops every rank together."""
 
     def __init__(self, device: torch.device, last_checkpoint: Callable[[], str]) -> None:
         self.cuda = device.type == "cuda"
@@ -237,7 +195,7 @@ class LossWatch:
 
     def push(self, step: int, loss: torch.Tensor) -> None:
         self.check()
-        self.value.copy_(loss.detach().float(), non_blocking=self.cuda)
+        self.value.copy_(distributed.all_reduce_sum(loss.detach().float()), non_blocking=self.cuda)
         if self.event is not None:
             self.event.record()
         self.step = step
@@ -254,25 +212,74 @@ class LossWatch:
             )
 
 
-def _evaluate_and_track(evaluate, model, state, monitor, mode, cfg, run_dir, logger) -> None:
+def next_batch(batches, step: int):
+    """The next batch; a loader that runs dry breaks the endless-loader contract."""
+    try:
+        return next(batches)
+    except StopIteration:
+        raise ShowcaseError(
+            f"the loader ran out of batches at step {step}: fit needs an endless loader "
+            "(like core.TensorLoader) so that runs count in steps"
+        ) from None
+
+
+def update(model: nn.Module, optimizer, scheduler, scaler, ema, grad_clip: float) -> None:
+    """One optimizer step from the accumulated gradients: unscale, clip, step, average, decay."""
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if ema is not None:
+        ema.update_parameters(model)
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+
+
+def evaluate_on_rank0(evaluate: EvalFn, model: nn.Module) -> dict[str, float]:
+    """Evaluate in eval mode without gradients on every rank (an evaluation may reduce over
+    ranks), then take rank 0's numbers everywhere, so that every rank decides alike."""
     model.eval()
     with torch.no_grad():
         metrics = evaluate(model)
-    logger.log("eval", state["step"], metrics)
+    return distributed.broadcast_object(metrics)
+
+
+def track(metrics: dict, state: RunState, monitor: str | None, mode: str, patience: int) -> bool:
+    """Record an evaluation in `state`; True when it is the best so far of the monitored metric.
+    After `patience` evaluations without improvement the run is marked stopped."""
     if monitor is None:
-        state["best_metrics"] = metrics
-        return
+        state.metrics = metrics
+        return False
     if monitor not in metrics:
         raise ShowcaseError(f"monitored metric {monitor!r} is not among {sorted(metrics)}")
-    value, best = metrics[monitor], state["best"]
+    value, best = metrics[monitor], state.best
     if best is None or (value > best if mode == "max" else value < best):
-        state.update(best=value, best_metrics=metrics, bad_evals=0)
-        if distributed.is_main():
-            save_weights(model, run_dir / BEST, {"step": state["step"], "metrics": metrics})
-    else:
-        state["bad_evals"] += 1
-        if cfg.patience and state["bad_evals"] >= cfg.patience:
-            state["stopped"] = True
+        state.best, state.best_step, state.metrics, state.bad_evals = value, state.step, metrics, 0
+        return True
+    state.bad_evals += 1
+    state.stopped = bool(patience) and state.bad_evals >= patience
+    return False
+
+
+class Samples:
+    """Counts the samples of the batches really drawn (over all ranks) for samples/s."""
+
+    def __init__(self) -> None:
+        self.count, self.time = 0, time.perf_counter()
+
+    def add(self, batch) -> None:
+        first = batch
+        while isinstance(first, tuple | list | dict):
+            first = next(iter(first.values() if isinstance(first, dict) else first))
+        self.count += len(first) * distributed.world_size()
+
+    def rate(self) -> float:
+        """Samples per second since the last call; resets the count."""
+        now = time.perf_counter()
+        rate = self.count / max(now - self.time, 1e-9)
+        self.count, self.time = 0, now
+        return rate
 
 
 def load_run_weights(model: nn.Module, run_dir: Path) -> dict:

@@ -1,4 +1,8 @@
-"""The `metrics.json` that `train` and `eval` leave in the run directory."""
+"""The reports a run directory keeps: `metrics.json` from `train`, `eval.json` from `eval`.
+
+An evaluation never overwrites the training report (its validation metrics, fit seconds and
+steps to solve stay), and a second `eval` replaces only the first one's `eval.json`.
+"""
 
 import json
 from pathlib import Path
@@ -8,7 +12,7 @@ import torch
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import atomic_write
+from core.files import write_text
 
 
 def write_report(
@@ -18,8 +22,9 @@ def write_report(
     steps: int,
     wall_seconds: float,
     device: torch.device,
+    name: str = "metrics.json",
 ) -> dict[str, Any]:
-    """Build the run's report and (on rank 0) write it to `<out_dir>/metrics.json`."""
+    """Build the run's report and (on rank 0) write it to `<out_dir>/<name>`."""
     report = {
         "task": task,
         "metrics": metrics,
@@ -29,15 +34,15 @@ def write_report(
         "config": config_mod.to_dict(cfg),
     }
     if distributed.is_main():
-        text = json.dumps(report, indent=2) + "\n"
-        atomic_write(Path(cfg.out_dir) / "metrics.json", lambda tmp: Path(tmp).write_text(text))
+        write_text(Path(cfg.out_dir) / name, json.dumps(report, indent=2) + "\n")
     return report
 
 
 def report_eval(
     cfg: Any, task: str, metrics: dict, steps: int, wall_seconds: float, device, summary: str
 ) -> dict:
-    """`write_report` for an `eval` command, then print the report as JSON (`--json`) or `summary`."""
-    report = write_report(cfg, task, metrics, steps, wall_seconds, device)
+    """`write_report` for an `eval` command (to `eval.json`, beside the training report), then
+    print the report as JSON (`--json`) or `summary`."""
+    report = write_report(cfg, task, metrics, steps, wall_seconds, device, name="eval.json")
     print(json.dumps(report) if cfg.json else summary)
     return report

@@ -7,8 +7,16 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (all devices); optionally force deterministic kernels."""
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of one process: `seed` itself on rank 0 (a 1-process run), distinct on the others,
+    so that ranks draw different dropout and augmentation for their different samples."""
+    return seed + 1_000_003 * rank
+
+
+def seed_everything(seed: int, deterministic: bool = False, rank: int = 0) -> None:
+    """Seed Python, NumPy and torch (all devices) for this process's rank; optionally force
+    deterministic kernels. Data order does not depend on these seeds (loaders seed their own)."""
+    seed = rank_seed(seed, rank)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

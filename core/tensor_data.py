@@ -41,10 +41,19 @@ class TensorLoader:
                 f"--batch-size {batch_size} is larger than the dataset ({n} samples)"
             )
         self.per_rank = self.chunk // world
+        self.grad_accum = grad_accum
         self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
         self.shuffle, self.seed = shuffle, seed
         self.epoch, self.pos = 0, 0
         self.steps_per_epoch = n // self.chunk
+
+    @classmethod
+    def for_config(
+        cls, tensors: tuple[torch.Tensor, ...], cfg, *, shuffle: bool = True, device=None
+    ) -> "TensorLoader":
+        """A loader with the config's --batch-size, --grad-accum and --seed."""
+        return cls(tensors, cfg.batch_size, grad_accum=cfg.grad_accum, shuffle=shuffle,
+                   seed=cfg.seed, device=device)  # fmt: skip
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}

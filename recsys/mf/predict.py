@@ -8,6 +8,7 @@ import torch
 
 from core.device import pick_device
 from core.errors import ShowcaseError
+from core.files import save_figure
 from core.loop import load_run_weights, run_config
 from recsys.mf.model import BiasedMF, MFConfig
 
@@ -144,5 +145,5 @@ def plot_items(model: BiasedMF, train, path: str, labels: int = 15) -> None:
         ax.annotate(train.titles[keep[j]], xy[j].tolist(), fontsize=7)
     ax.set_title("item embeddings (PCA), movies with >= 20 ratings")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)

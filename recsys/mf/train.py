@@ -16,19 +16,19 @@ own regularisation, so it needs no held-out step selection and trains on every t
 import dataclasses
 import time
 import warnings
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 
 from core import distributed
-from core.checkpoint import load_checkpoint, save_checkpoint, save_weights
-from core.config import EvalConfig, TrainConfig, to_dict
+from core.checkpoint import save_weights
+from core.config import EvalConfig, TrainConfig, non_negative, positive, refuse_unused, to_dict
 from core.device import pick_device
-from core.errors import ShowcaseError
+from core.errors import UsageError
 from core.logger import RunLogger
-from core.loop import CHECKPOINT, WEIGHTS, FitResult, fit, setup
+from core.loop import FitResult, fit, setup
 from core.report import report_eval, write_report
+from core.run import WEIGHTS, Run
 from core.tensor_data import TensorLoader
 from recsys.mf.data import (
     Ratings,
@@ -60,8 +60,13 @@ TASK = "recsys.mf"
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
+GIBBS_UNUSED = ("lr", "weight_decay", "schedule", "warmup_steps", "grad_clip", "grad_accum", "ema",
+                "amp", "amp_dtype", "compile", "patience", "batch_size", "reg", "bias_reg")  # fmt: skip
+
+
 @dataclasses.dataclass
 class MFTrainConfig(TrainConfig):
+    DEMO: ClassVar[str] = "recsys mf"
     PRESET_FIELD: ClassVar[str] = "method"
     PRESETS: ClassVar[dict] = {
         "bayes": {},
@@ -96,7 +101,7 @@ class MFTrainConfig(TrainConfig):
     val_fraction: float = 0.0
     """Training ratings held out for validation (map, bpr: to pick the best step)."""
     max_steps: int = 100
-    """Gibbs sweeps over all unknowns (bayes), or full-batch Adam steps (map, bpr)."""
+    """Gibbs sweeps over all unknowns (bayes), or full-batch Adam steps (map, bpr): not epochs."""
     batch_size: int = 1_000_000
     """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
     lr: float = 3e-2
@@ -105,6 +110,21 @@ class MFTrainConfig(TrainConfig):
     log_every: int = 100
     synthetic: bool = False
     """Use a small planted low-rank matrix instead of MovieLens (smoke tests only)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "dim")
+        non_negative(self, "reg", "bias_reg", "link_reg")
+        if not 0 <= self.burn_in < 1:
+            raise UsageError(f"--burn-in is a fraction of the sweeps in [0, 1), got {self.burn_in}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.method == "bayes":  # the sampler has no optimizer, schedule or early stopping
+            refuse_unused(self, GIBBS_UNUSED, "recsys mf --method bayes")
+            if self.eval_every <= 0:
+                raise UsageError(
+                    f"--eval-every must be > 0 with --method bayes, got {self.eval_every}"
+                )
 
 
 def split_data(cfg: MFTrainConfig) -> tuple[Ratings, Ratings]:
@@ -312,60 +332,47 @@ def kept_draws(cfg: MFTrainConfig) -> int:
 
 def sample_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
     """bayes: run the Gibbs chain (checkpointed, resumable); return the posterior-mean model."""
-    if not 0 <= cfg.burn_in < 1:
-        raise ShowcaseError(f"--burn-in is a fraction of the sweeps in [0, 1), got {cfg.burn_in}")
-    t0, run_dir = time.perf_counter(), Path(cfg.out_dir)
     fit_part, val = carve_validation(cfg, train)
     global_mean = fit_part.ratings.mean().item()
     obs = observe(fit_part, global_mean, cfg.implicit, device)
     kept = kept_draws(cfg)
     burn_in = cfg.max_steps - kept
     chain = GibbsChain(train.num_users, train.num_items, cfg.dim, kept).to(device)
-    state = {"sweep": 0, "wall_seconds": 0.0, "best": {}}
-    if cfg.resume:
-        state.update(load_checkpoint(run_dir / CHECKPOINT, chain, None, None, None)["state"])
+    run = Run(cfg, chain)
+    state = run.state
     val_users, val_items = val.users.to(device), val.items.to(device)
-    logger = RunLogger(
-        run_dir, cfg.max_steps, state["sweep"], distributed.is_main(), cfg.tensorboard
-    )
-    wall_before = state["wall_seconds"]
-
-    def checkpoint() -> None:
-        state["wall_seconds"] = wall_before + time.perf_counter() - t0
-        save_checkpoint(
-            run_dir / CHECKPOINT, chain, None, None, None, {"state": state, "config": to_dict(cfg)}
-        )
-
+    logger = RunLogger(run.dir, cfg.max_steps, state.step, distributed.is_main(), cfg.tensorboard)
     try:
-        while state["sweep"] < cfg.max_steps:
-            gibbs_sweep(chain, obs, cfg.link_reg)
-            state["sweep"] = sweep = state["sweep"] + 1
-            if sweep > burn_in:
-                chain.keep(sweep - burn_in - 1)
-            logger.advance(1)
-            last = sweep == cfg.max_steps
-            if len(val_users) and sweep > burn_in and (sweep % cfg.eval_every == 0 or last):
-                average = chain.posterior_mean(sweep - burn_in, global_mean)  # draws so far
-                pred = predict_ratings(average, val_users, val_items)
-                scores = rmse_mae(pred, val.ratings.to(device))
-                state["best"] = {"val_rmse": scores["rmse"], "val_mae": scores["mae"]}
-                logger.log("eval", sweep, state["best"])
-            if sweep % cfg.log_every == 0 or last:
-                logger.log("train", sweep, {"noise_sd": chain.noise_precision.rsqrt().item()})
-            if (cfg.ckpt_every and sweep % cfg.ckpt_every == 0) or last:
-                checkpoint()
+        with run.interruptible():
+            while state.step < cfg.max_steps:
+                gibbs_sweep(chain, obs, cfg.link_reg)
+                state.step = sweep = state.step + 1
+                if sweep > burn_in:
+                    chain.keep(sweep - burn_in - 1)
+                logger.advance(1)
+                last = sweep == cfg.max_steps
+                if len(val_users) and sweep > burn_in and (sweep % cfg.eval_every == 0 or last):
+                    average = chain.posterior_mean(sweep - burn_in, global_mean)  # draws so far
+                    pred = predict_ratings(average, val_users, val_items)
+                    scores = rmse_mae(pred, val.ratings.to(device))
+                    state.metrics = {"val_rmse": scores["rmse"], "val_mae": scores["mae"]}
+                    logger.log("eval", sweep, state.metrics)
+                if sweep % cfg.log_every == 0 or last:
+                    logger.log("train", sweep, {"noise_sd": chain.noise_precision.rsqrt().item()})
+                run.end_step(last=last)
     finally:
         logger.close()
     model = chain.posterior_mean(kept, global_mean)
     if distributed.is_main():
-        meta = {"config": to_dict(cfg), "step": state["sweep"], "metrics": state["best"]}
-        save_weights(model, run_dir / WEIGHTS, meta)
-    wall = wall_before + time.perf_counter() - t0
-    return model, FitResult(steps=state["sweep"], wall_seconds=wall, best=dict(state["best"]))
+        meta = {"config": to_dict(cfg), "step": state.step, "metrics": state.metrics}
+        save_weights(model, run.dir / WEIGHTS, meta)
+    return model, FitResult(steps=state.step, wall_seconds=run.seconds(), best=dict(state.metrics))
 
 
 def main(cfg: MFTrainConfig) -> dict:
     """Train on the training ratings; report RMSE and MAE on the test ratings."""
+    if cfg.method == "bayes":
+        distributed.require_single_process("recsys mf --method bayes")
     device = setup(cfg)
     train, test = split_data(cfg)
     model, result = train_model(cfg, train, device)

@@ -21,12 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import load_checkpoint, save_checkpoint, save_weights
-from core.config import EvalConfig, TrainConfig, to_dict
+from core import distributed
+from core.checkpoint import save_weights
+from core.config import EvalConfig, TrainConfig, non_negative, positive, to_dict
 from core.device import pick_device
+from core.errors import UsageError
+from core.files import copy_file, save_figure
 from core.logger import RunLogger
-from core.loop import BEST, CHECKPOINT, WEIGHTS, setup
+from core.loop import setup
 from core.report import report_eval, write_report
+from core.run import BEST, WEIGHTS, Run
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import double_dqn_targets, q_network, td_loss
 from rl.dqn.predict import evaluate_policy, load_policy, play
@@ -47,17 +51,18 @@ ENV_DEFAULTS: dict[str, dict] = {
 
 @dataclasses.dataclass
 class DQNConfig(TrainConfig):
+    DEMO: ClassVar[str] = "rl dqn"
     PRESET_FIELD: ClassVar[str] = "env"
     PRESETS: ClassVar[dict] = ENV_DEFAULTS
-    PRESETS_OPEN: ClassVar[bool] = (
-        True  # any other discrete-action env runs with the plain defaults
-    )
+    PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
+    UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "ema", "grad_accum",
+                                         "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
 
     out_dir: str = "runs/rl-dqn"
     env: str = "CartPole-v1"
     """gymnasium id of a discrete-action environment; sets the defaults of the fields below."""
     max_steps: int = 50_000
-    """Environment steps (summed over the vector envs)."""
+    """Environment steps to train for (summed over the vector envs), not optimizer steps."""
     num_envs: int = 4
     """Environments stepped side by side."""
     batch_size: int = 256
@@ -88,7 +93,9 @@ class DQNConfig(TrainConfig):
     """Fraction of --max-steps over which epsilon decays linearly."""
     grad_clip: float = 10.0
     eval_every: int = 1000
-    """Greedy evaluation every N environment steps."""
+    """Greedy evaluation every N environment steps (the kept policy is the best evaluated one)."""
+    ckpt_every: int = 0
+    """Write a checkpoint every N environment steps (0: only at the end)."""
     eval_episodes: int = 20
     """Episodes per evaluation."""
     final_episodes: int = 100
@@ -98,6 +105,22 @@ class DQNConfig(TrainConfig):
     log_every: int = 5000
     synthetic: bool = False
     """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "num_envs", "buffer_size", "n_step", "train_freq", "gradient_steps",
+                 "target_update", "eval_every", "eval_episodes", "final_episodes")  # fmt: skip
+        non_negative(self, "learning_starts")
+        for name in ("gamma", "tau", "eps_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(self, name)}"
+                )
+        for name in ("eps_start", "eps_end"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}"
+                )
 
 
 def epsilon(cfg: DQNConfig, step: int) -> float:
@@ -114,9 +137,9 @@ def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 def main(cfg: DQNConfig) -> dict:
     """Train; keep the best greedy policy; report its 100-episode return."""
+    distributed.require_single_process("rl dqn")
     obs_dim, num_actions = check_env(cfg.env)
     device = setup(cfg)
-    run_dir = Path(cfg.out_dir)
     eval_episodes = 2 if cfg.synthetic else cfg.eval_episodes
     final_episodes = 2 if cfg.synthetic else cfg.final_episodes
     threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
@@ -124,7 +147,6 @@ def main(cfg: DQNConfig) -> dict:
     q_net = q_network(obs_dim, num_actions, cfg.hidden).to(device)
     target = q_network(obs_dim, num_actions, cfg.hidden).to(device)
     target.load_state_dict(q_net.state_dict())
-    nets = nn.ModuleDict({"q": q_net, "target": target})
     optimizer = torch.optim.Adam(
         q_net.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda")
     )
@@ -134,99 +156,96 @@ def main(cfg: DQNConfig) -> dict:
         "num_actions": num_actions,
         "hidden": list(cfg.hidden),
     }
-    state = {"step": 0, "best": None, "best_step": None, "solved_step": None, "solved_seconds": None,
-             "wall_seconds": 0.0, "updates": 0, "curve": []}  # fmt: skip
-    if cfg.resume:
-        state.update(load_checkpoint(run_dir / CHECKPOINT, nets, optimizer, None, None)["state"])
+    run = Run(cfg, nn.ModuleDict({"q": q_net, "target": target}), optimizer)
+    state, extra = run.state, run.state.extra
+    for key, value in {
+        "updates": 0,
+        "curve": [],
+        "solved_step": None,
+        "solved_seconds": None,
+    }.items():
+        extra.setdefault(key, value)
 
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, device)
     envs = make_envs(cfg.env, cfg.num_envs)
-    obs, _ = envs.reset(seed=cfg.seed + state["step"])
+    obs, _ = envs.reset(seed=cfg.seed + state.step)
     episode_returns, finished = np.zeros(cfg.num_envs), []
-    logger = RunLogger(run_dir, cfg.max_steps, state["step"], True, cfg.tensorboard)
-    t0, wall_before, refill_until = (
-        time.perf_counter(),
-        state["wall_seconds"],
-        state["step"] + cfg.learning_starts,
-    )
+    logger = RunLogger(run.dir, cfg.max_steps, state.step, True, cfg.tensorboard)
+    refill_until = state.step + cfg.learning_starts  # a resumed run refills its replay buffer first
 
-    def checkpoint() -> None:
-        state["wall_seconds"] = wall_before + time.perf_counter() - t0
-        save_checkpoint(run_dir / CHECKPOINT, nets, optimizer, None, None,
-                        {"state": state, "config": {**to_dict(cfg), **meta}})  # fmt: skip
+    try:
+        with run.interruptible():
+            while state.step < cfg.max_steps and extra["solved_step"] is None:
+                eps = epsilon(cfg, state.step)
+                with torch.no_grad():
+                    greedy = (
+                        q_net(torch.as_tensor(obs, dtype=torch.float32, device=device))
+                        .argmax(1)
+                        .cpu()
+                    )
+                explore = torch.rand(cfg.num_envs) < eps
+                actions = torch.where(
+                    explore, torch.randint(0, num_actions, (cfg.num_envs,)), greedy
+                ).numpy()
+                next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
+                buffer.add(obs, actions, rewards, real_next, terminated, done)
+                obs = next_obs
+                episode_returns += rewards
+                for i in np.flatnonzero(done):
+                    finished.append(episode_returns[i])
+                    episode_returns[i] = 0.0
+                state.step = step = state.step + cfg.num_envs
 
-    while state["step"] < cfg.max_steps:
-        step = state["step"]
-        eps = epsilon(cfg, step)
-        with torch.no_grad():
-            greedy = q_net(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(1).cpu()
-        explore = torch.rand(cfg.num_envs) < eps
-        actions = torch.where(
-            explore, torch.randint(0, num_actions, (cfg.num_envs,)), greedy
-        ).numpy()
-        next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
-        buffer.add(obs, actions, rewards, real_next, terminated, done)
-        obs = next_obs
-        episode_returns += rewards
-        for i in np.flatnonzero(done):
-            finished.append(episode_returns[i])
-            episode_returns[i] = 0.0
-        state["step"] = step = step + cfg.num_envs
+                if (
+                    step >= max(cfg.learning_starts, refill_until)
+                    and step % cfg.train_freq < cfg.num_envs
+                ):
+                    for _ in range(cfg.gradient_steps):
+                        s, a, r, s2, term, discount = buffer.sample(
+                            cfg.batch_size, cfg.n_step, cfg.gamma, cfg.num_envs
+                        )
+                        with torch.no_grad():  # Q(s') needs no backward pass
+                            targets = double_dqn_targets(q_net(s2), target(s2), r, term, discount)
+                        loss = td_loss(q_net(s), a, targets)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
+                        optimizer.step()
+                        extra["updates"] += 1
+                if step % cfg.target_update < cfg.num_envs:
+                    update_target(target, q_net, cfg.tau)
+                if step % cfg.log_every < cfg.num_envs and finished:
+                    logger.log(
+                        "train",
+                        step,
+                        {"episode_return": float(np.mean(finished[-20:])), "epsilon": eps},
+                    )
+                if step % cfg.eval_every < cfg.num_envs or step >= cfg.max_steps:
+                    mean = float(evaluate_policy(q_net, cfg.env, eval_episodes, seed=10_000).mean())
+                    extra["curve"].append([step, mean])
+                    logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
+                    if state.best is None or mean > state.best:
+                        state.best, state.best_step = mean, step
+                        save_weights(q_net, run.dir / BEST, {"config": {**to_dict(cfg), **meta},
+                                                             "step": step, "return_mean": mean})  # fmt: skip
+                    if threshold is not None and mean >= threshold:
+                        extra.update(solved_step=step, solved_seconds=run.seconds())
+                run.end_step(last=step >= cfg.max_steps or extra["solved_step"] is not None)
+    finally:
+        envs.close()
+        logger.close()
 
-        if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < cfg.num_envs:
-            for _ in range(cfg.gradient_steps):
-                s, a, r, s2, term, discount = buffer.sample(
-                    cfg.batch_size, cfg.n_step, cfg.gamma, cfg.num_envs
-                )
-                with torch.no_grad():  # Q(s') needs no backward pass
-                    targets = double_dqn_targets(q_net(s2), target(s2), r, term, discount)
-                loss = td_loss(q_net(s), a, targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
-                optimizer.step()
-                state["updates"] += 1
-        if step % cfg.target_update < cfg.num_envs:
-            update_target(target, q_net, cfg.tau)
-        if step % cfg.log_every < cfg.num_envs and finished:
-            logger.log(
-                "train", step, {"episode_return": float(np.mean(finished[-20:])), "epsilon": eps}
-            )
-        if step % cfg.eval_every < cfg.num_envs or step >= cfg.max_steps:
-            mean = float(evaluate_policy(q_net, cfg.env, eval_episodes, seed=10_000).mean())
-            state["curve"].append([step, mean])
-            logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
-            if state["best"] is None or mean > state["best"]:
-                state.update(best=mean, best_step=step)
-                save_weights(
-                    q_net, run_dir / BEST, {"config": {**to_dict(cfg), **meta}, "return_mean": mean}
-                )
-            if threshold is not None and mean >= threshold and state["solved_step"] is None:
-                state.update(
-                    solved_step=step, solved_seconds=wall_before + time.perf_counter() - t0
-                )
-                checkpoint()
-                break
-            if cfg.ckpt_every and step % cfg.ckpt_every < cfg.num_envs:
-                checkpoint()
-    else:
-        checkpoint()
-    envs.close()
-    logger.close()
-
-    (run_dir / WEIGHTS).write_bytes(
-        (run_dir / BEST).read_bytes()
-    )  # the kept policy is the best one
-    wall = wall_before + time.perf_counter() - t0
+    copy_file(run.dir / BEST, run.dir / WEIGHTS)  # the kept policy is the best one
+    wall = run.seconds()
     kept, _ = load_policy(cfg.out_dir, cfg.env, device)
     returns = evaluate_policy(kept, cfg.env, final_episodes, seed=cfg.seed + 100_000)
-    plot_curve(state["curve"], run_dir / "curve.png", cfg.env, threshold)
+    plot_curve(extra["curve"], run.dir / "curve.png", cfg.env, threshold)
     metrics = {"return_mean": float(returns.mean()), "return_std": float(returns.std()), "episodes": len(returns),
-               "best_eval_return": state["best"], "best_step": state["best_step"], "steps_to_solve": state["solved_step"],
-               "seconds_to_solve": state["solved_seconds"], "updates": state["updates"]}  # fmt: skip
-    report = write_report(cfg, TASK, metrics, state["step"], wall, device)
-    print(f"{cfg.env}: kept policy (step {state['best_step']}) scores {returns.mean():.1f} ± {returns.std():.1f} "
-          f"over {len(returns)} episodes; {state['step']} steps in {wall:.1f}s")  # fmt: skip
+               "best_eval_return": state.best, "best_step": state.best_step, "steps_to_solve": extra["solved_step"],
+               "seconds_to_solve": extra["solved_seconds"], "updates": extra["updates"]}  # fmt: skip
+    report = write_report(cfg, TASK, metrics, state.step, wall, device)
+    print(f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} ± {returns.std():.1f} "
+          f"over {len(returns)} episodes; {state.step} steps in {wall:.1f}s")  # fmt: skip
     return report
 
 
@@ -246,7 +265,7 @@ def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) ->
         ax.legend()
     ax.set(xlabel="environment steps", ylabel="greedy return (mean)", title=f"DQN on {env_id}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -1,28 +1,63 @@
-"""Trains a small MLP with core.fit; run under torchrun (any world size) or plain python."""
+"""Trains a small MLP with core.fit; run under torchrun (any world size) or plain python.
 
+python ddp_worker.py OUT_DIR [--max-steps N] [--dropout P] [--with-eval] [--resume] [--nan-rank R]
+"""
+
+import argparse
 import sys
 
 import torch
 import torch.nn.functional as F
 
+from core import distributed
 from core.config import TrainConfig
+from core.errors import ShowcaseError
 from core.loop import fit, setup
 from core.models import MLP
 from core.tensor_data import TensorLoader
 
 if __name__ == "__main__":
-    cfg = TrainConfig(
-        out_dir=sys.argv[1], device="cpu", max_steps=30, batch_size=32, lr=0.05, log_every=10
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir")
+    parser.add_argument("--max-steps", type=int, default=30)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--with-eval", action="store_true", help="evaluate every 10 steps, keep the best"
     )
-    device = setup(cfg)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 8, generator=gen)
-    y = (x[:, 0] + x[:, 1] > 0).long()
-    model = MLP(8, [32, 32], 2)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--nan-rank", type=int, default=-1, help="this rank's loss is NaN at step 7"
+    )
+    args = parser.parse_args()
+    cfg = TrainConfig(out_dir=args.out_dir, device="cpu", max_steps=args.max_steps, batch_size=32,
+                      lr=0.05, log_every=10, eval_every=10 if args.with_eval else 0,
+                      ckpt_every=10, resume=args.resume)  # fmt: skip
+    try:
+        device = setup(cfg)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(640, 8, generator=gen)
+        y = (x[:, 0] + x[:, 1] > 0).long()
+        model = MLP(8, [32, 32], 2, dropout=args.dropout)
+        calls = 0
 
-    def step(m, batch):
-        xb, yb = batch
-        logits = m(xb)
-        return F.cross_entropy(logits, yb), {"acc": (logits.argmax(-1) == yb).float().mean()}
+        def step(m, batch):
+            global calls
+            calls += 1
+            xb, yb = batch
+            logits = m(xb)
+            loss = F.cross_entropy(logits, yb)
+            if calls == 7 and distributed.rank() == args.nan_rank:
+                loss = loss * float("nan")
+            return loss, {"acc": (logits.argmax(-1) == yb).float().mean()}
 
-    fit(model, step, TensorLoader((x, y), cfg.batch_size), cfg, device=device)
+        def evaluate(m):
+            return {"val_acc": (m(x[512:]).argmax(-1) == y[512:]).float().mean().item()}
+
+        loader = TensorLoader.for_config((x[:512], y[:512]), cfg)
+        result = fit(model, step, loader, cfg, device=device,
+                     evaluate=evaluate if args.with_eval else None,
+                     monitor="val_acc" if args.with_eval else None)  # fmt: skip
+        print(f"result best {result.best} weights_step {result.weights_step}")
+    except ShowcaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

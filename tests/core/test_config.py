@@ -1,10 +1,11 @@
 import dataclasses
 import json
+import re
 from typing import ClassVar
 
 import pytest
 
-from core.config import TrainConfig, build, parse, save
+from core.config import TrainConfig, build, coerce, parse, save
 from core.errors import UsageError
 
 
@@ -66,3 +67,69 @@ def test_help_lists_every_field(capsys):
     for field in dataclasses.fields(DemoConfig):
         assert "--" + field.name.replace("_", "-") in text
     assert "Hidden width." in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be > 0, got 0"),
+        (["--batch-size", "-4"], "--batch-size must be > 0"),
+        (["--grad-accum", "0"], "--grad-accum must be > 0"),
+        (["--log-every", "0"], "--log-every must be > 0"),
+        (["--eval-every", "-1"], "--eval-every must be >= 0"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--lr", "-1e-3"], "--lr must be > 0"),
+        (["--max-steps", "0"], "--max-steps must be > 0"),
+        (["--ema", "1.5"], "--ema is a decay in [0, 1)"),
+    ],
+)
+def test_out_of_range_flags_are_one_line_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse(DemoConfig, argv, "p")
+
+
+def test_config_file_values_are_typed_by_the_dataclass(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nmax_steps: '12'\nwidth: 4.0\nseed: 2\n")
+    cfg = parse(DemoConfig, ["--config", str(tmp_path / "c.yaml")], "p")
+    assert (cfg.lr, cfg.max_steps, cfg.width) == (0.001, 12, 4)
+    assert isinstance(cfg.lr, float) and isinstance(cfg.max_steps, int)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lr: fast\n", "config key lr: expected a number, got 'fast'"),
+        ("width: 2.5\n", "config key width: expected a whole number"),
+        ("amp: 'yes'\n", "config key amp: expected true or false"),
+        ("schedule: exponential\n", "config key schedule: 'exponential' is not one of"),
+        ("batch_size: 0\n", "--batch-size must be > 0"),
+    ],
+)
+def test_bad_config_file_values_name_the_key(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse(DemoConfig, ["--config", str(tmp_path / "c.yaml")], "p")
+
+
+def test_coerce_handles_tuples_and_optionals():
+    from typing import Literal
+
+    assert coerce("k", [16, 48, 96], tuple[int, int, int]) == (16, 48, 96)
+    assert coerce("k", [1, 2], tuple[int, ...]) == (1, 2)
+    assert coerce("k", None, str | None) is None and coerce("k", "x", str | None) == "x"
+    assert coerce("k", "a", Literal["a", "b"]) == "a"
+    with pytest.raises(UsageError, match="expected 3 values"):
+        coerce("k", [1, 2], tuple[int, int, int])
+
+
+@dataclasses.dataclass
+class SamplerConfig(TrainConfig):
+    DEMO: ClassVar[str] = "demo sampler"
+    UNUSED: ClassVar[tuple[str, ...]] = ("amp", "grad_accum", "schedule")
+
+
+@pytest.mark.parametrize("argv", [["--amp"], ["--grad-accum", "2"], ["--schedule", "cosine"]])
+def test_a_shared_flag_a_demo_ignores_is_refused(argv):
+    with pytest.raises(UsageError, match=f"{argv[0]} is not supported by demo sampler"):
+        parse(SamplerConfig, argv, "p")
+    assert parse(SamplerConfig, ["--lr", "0.1"], "p").lr == 0.1

@@ -164,3 +164,32 @@ def test_config_saved_in_run_dir(tmp_path):
     setup(cfg)
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert TrainConfig(**saved) == dataclasses.replace(cfg)
+
+
+def test_loader_shards_over_two_ranks(monkeypatch):
+    import core.tensor_data as tensor_data
+
+    x = torch.arange(64)
+    whole = [next(iter(TensorLoader((x,), 16, seed=5)))[0]]
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(tensor_data.distributed, "world_size", lambda: 2)
+        monkeypatch.setattr(tensor_data.distributed, "rank", lambda r=rank: r)
+        shards.append(next(iter(TensorLoader((x,), 16, seed=5)))[0])
+    assert len(shards[0]) == len(shards[1]) == 8
+    assert torch.equal(torch.cat(shards), whole[0])  # together: the 1-process batch, in order
+
+
+def test_single_process_jobs_refuse_torchrun(monkeypatch, tmp_path):
+    from core.config import build
+    from recsys.mf.train import MFTrainConfig
+    from recsys.mf.train import main as mf_main
+    from rl.dqn.train import DQNConfig
+    from rl.dqn.train import main as dqn_main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for main, cls in ((dqn_main, DQNConfig), (mf_main, MFTrainConfig)):
+        cfg = build(cls, synthetic=True, max_steps=3, out_dir=str(tmp_path / cls.__name__))
+        with pytest.raises(ShowcaseError, match="runs in one process; start it without torchrun"):
+            main(cfg)
+        assert not (tmp_path / cls.__name__).exists()  # refused before writing anything

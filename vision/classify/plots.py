@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
 
+from core.files import save_figure
+
 
 def plot_confusion(
     targets: torch.Tensor, preds: torch.Tensor, path: str, num_classes: int = 10
@@ -48,5 +50,5 @@ def plot_mistakes(
 def _save(fig, path: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)

@@ -37,6 +37,7 @@ TASK = "vision.classify"
 
 @dataclasses.dataclass
 class ClassifyConfig(TrainConfig):
+    DEMO: ClassVar[str] = "vision classify"
     PRESETS: ClassVar[dict] = {
         "default": {},
         # pytorch/examples mnist: SGD(lr 0.01, momentum 0.5), batch 32, 10 epochs of all 60k images.
@@ -112,9 +113,7 @@ def main(cfg: ClassifyConfig) -> dict:
         )
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loader = TensorLoader(
-        train, cfg.batch_size, grad_accum=cfg.grad_accum, seed=cfg.seed, device=device
-    )
+    loader = TensorLoader.for_config(train, cfg, device=device)
 
     def evaluate(m):
         logits = predict_logits(m, val[0], cfg.mean, cfg.std, tta=cfg.tta)
