@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from core.files import write_text
+
 BENCHMARKS = {
     "core-overhead": "benchmarks.core_overhead",
     "vision-classify": "benchmarks.vision_classify",
@@ -73,14 +75,11 @@ def main() -> None:
     metrics = importlib.import_module(BENCHMARKS[args.name]).run(args)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if not args.quick:
-        if not RESULTS.exists():
-            RESULTS.write_text(
-                "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n"
-                + HEADER
-            )
+        before = RESULTS.read_text() if RESULTS.exists() else (
+            "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n" + HEADER
+        )  # fmt: skip
         row = f"| {datetime.date.today()} | {machine()} | `{command}`{commit()} | {json.dumps(metrics)} |\n"
-        with open(RESULTS, "a") as f:
-            f.write(row)
+        write_text(RESULTS, before + row)  # atomic: an interrupted run never truncates the table
     print(json.dumps({"name": args.name, "metrics": metrics}))
 
 

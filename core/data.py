@@ -44,15 +44,51 @@ def data_root(data_dir: str | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("torch-showcase"))
 
 
+def digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, checksum: str) -> None:
+    """Raise a one-line DataError naming `path` unless its content matches `checksum`
+    (`sha256:<hex>`, `md5:<hex>`, or bare sha256 hex)."""
+    algorithm, _, expected = checksum.rpartition(":")
+    actual = digest(path, algorithm or "sha256")
+    if actual != expected:
+        raise DataError(
+            f"{path} is damaged or not the expected file ({algorithm or 'sha256'} {actual[:12]}..., "
+            f"expected {expected[:12]}...): delete it to download it again, or replace it"
+        )
+
+
+def missing_files(folder: Path, checksums: dict[str, str | None]) -> list[str]:
+    """Names among `checksums` that are absent from `folder`; each present one is verified
+    against its checksum (None: none is known) before it is trusted."""
+    missing = []
+    for name, checksum in checksums.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            missing.append(name)
+        elif checksum:
+            verify(path, checksum)
+    return missing
+
+
 def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0) -> Path:
     """Fetch `url` to `dest` unless it is already there; verify the checksum; write atomically.
 
-    `checksum` is `sha256:<hex>` or `md5:<hex>`; a bare hex string is taken as sha256.
+    `checksum` is `sha256:<hex>` or `md5:<hex>`; a bare hex string is taken as sha256. A file
+    already at `dest` is verified too.
     """
     algorithm, _, expected = checksum.rpartition(":")
     algorithm = algorithm or "sha256"
     dest = Path(dest)
     if dest.exists():
+        verify(dest, checksum)
         return dest
     last_error = ""
     for attempt in range(retries):

@@ -1,32 +1,56 @@
-"""Every ready demo trains a few steps on synthetic data, in-process: none can be skipped silently."""
+"""Every ready demo trains a few steps on synthetic data, in-process, then every other command of
+it runs on that run: none can be skipped silently."""
 
-import importlib
-
+import numpy as np
 import pytest
+from PIL import Image
 
 from core import registry
 from core.config import build
 
 READY = [d for d in registry.all_demos() if d.status == "ready"]
+IDS = [f"{d.domain}.{d.task}" for d in READY]
+
+
+def digit_png(tmp_path):
+    path = tmp_path / "digit.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40)) * 255).astype(np.uint8)).save(path)
+    return {"paths": [str(path)]}
+
+
+# The arguments of each command besides `train`, per demo (the run's --out-dir is added).
+COMMAND_ARGS = {
+    ("vision", "classify"): {"eval": lambda tmp: {"synthetic": True}, "predict": digit_png},
+    ("rl", "dqn"): {"eval": lambda tmp: {"episodes": 2},
+                    "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")}},
+    ("recsys", "mf"): {"eval": lambda tmp: {}, "recommend": lambda tmp: {"user": "3", "top": 5}},
+}  # fmt: skip
 
 
 def test_registry_has_ready_demos():
     assert READY
 
 
-@pytest.mark.parametrize("demo", READY, ids=[f"{d.domain}.{d.task}" for d in READY])
-def test_smoke(demo, tmp_path):
-    train = importlib.import_module(demo.module)
-    cfg_cls = registry.config_class(train.COMMANDS["train"])
-    cfg = build(
-        cfg_cls,
-        synthetic=True,
-        max_steps=3,
-        out_dir=str(tmp_path / "run"),
-        device="cpu",
-        log_every=1,
-    )
-    report = train.COMMANDS["train"](cfg)
+@pytest.mark.parametrize("demo", READY, ids=IDS)
+def test_every_command_of_every_demo_is_smoke_tested(demo):
+    commands = set(demo.commands()) - {"train"}
+    assert commands == set(COMMAND_ARGS.get((demo.domain, demo.task), {}))
+
+
+@pytest.mark.parametrize("demo", READY, ids=IDS)
+def test_smoke(demo, tmp_path, capsys):
+    commands = demo.commands()
+    cfg_cls = registry.config_class(commands["train"])
+    out_dir = str(tmp_path / "run")
+    cfg = build(cfg_cls, synthetic=True, max_steps=3, out_dir=out_dir, device="cpu", log_every=1)
+    report = commands["train"](cfg)
     assert 3 <= report["steps"] <= 8  # RL counts environment steps, 4 envs at a time
     assert report["task"] == f"{demo.domain}.{demo.task}"
+    assert (tmp_path / "run" / "metrics.json").exists()
+    for name, make_args in COMMAND_ARGS[(demo.domain, demo.task)].items():
+        command = commands[name]
+        args = {"out_dir": out_dir, "device": "cpu", **make_args(tmp_path)}
+        result = command(registry.config_class(command)(**args))
+        assert result, f"{name} returned nothing"
+    assert (tmp_path / "run" / "eval.json").exists()  # beside the training report, which stays
     assert (tmp_path / "run" / "metrics.json").exists()

@@ -101,6 +101,7 @@ def test_gibbs_resume_continues_the_same_chain(tmp_path, monkeypatch):
     assert resumed["metrics"]["test_rmse"] == whole["metrics"]["test_rmse"]
 
 
+@pytest.mark.real_data
 def test_biases_beat_the_global_mean(ml100k):
     folds = kfold(len(ml100k.ratings), 5, seed=0)
     train, test = ml100k.subset(torch.cat(folds[1:])), ml100k.subset(folds[0])
@@ -149,21 +150,48 @@ def test_loader_counts_and_splits(ml100k):
 
 
 def test_malformed_lines_are_counted_with_the_first_line(tmp_path, capsys):
-    folder = tmp_path / "ml-100k"
+    folder = tmp_path / "ml-latest-small"  # a layout without pinned checksums, as users' own data
     folder.mkdir()
-    (folder / "u.item").write_text(
-        "1|Toy Story (1995)|x\n2|GoldenEye (1995)|x\n", encoding="latin-1"
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n1,Toy Story (1995),x\n2,GoldenEye (1995),x\n"
     )
-    (folder / "u.user").write_text("1|24|M|x|1\n2|53|F|x|2\n")
-    (folder / "u.data").write_text("1\t1\t5\t100\n1\t2\n2\t2\tfour\t100\n2\t1\t3\t100\n")
-    data = load_ratings(str(tmp_path), "ml-100k")
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,5,100\n1,2\n2,2,four,100\n2,1,3,100\n"
+    )
+    data = load_ratings(str(tmp_path), "ml-latest-small")
     assert len(data.ratings) == 2 and data.malformed == 2
-    assert "skipped 2 malformed line(s), the first at line 2" in capsys.readouterr().err
+    assert "skipped 2 malformed line(s), the first at line 3" in capsys.readouterr().err
 
 
 def test_missing_dataset_names_files_and_place(tmp_path):
-    with pytest.raises(ShowcaseError, match="ml-latest-small is missing: put its files .* in"):
+    with pytest.raises(
+        ShowcaseError, match="ml-latest-small is missing ratings.csv, movies.csv: put its files in"
+    ):
         load_ratings(str(tmp_path), "ml-latest-small")
+
+
+@pytest.mark.real_data
+def test_partial_or_damaged_ml100k_names_the_file(tmp_path, monkeypatch):
+    import recsys.mf.data as mf_data
+
+    offline = mf_data.Remote("ml-100k.zip", "http://127.0.0.1:9/ml-100k.zip", "md5:00")
+    monkeypatch.setitem(mf_data.ARCHIVES, "ml-100k", offline)
+    source = real_data("ml-100k")
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").symlink_to(source / "u.data")  # u.item and u.user are missing
+    with pytest.raises(
+        ShowcaseError, match=r"ml-100k is missing u.item, u.user in .*cannot download"
+    ):
+        load_ratings(str(tmp_path), "ml-100k")
+    for name in ("u.item", "u.user"):
+        (folder / name).symlink_to(source / name)
+    assert len(load_ratings(str(tmp_path), "ml-100k").ratings) == 100_000
+    (folder / "u1.base").write_bytes((source / "u1.base").read_bytes()[:-100])  # truncated
+    with pytest.raises(ShowcaseError, match=r"u1.base is damaged or not the expected file"):
+        load_ratings(str(tmp_path), "ml-100k", "u1.base")
+    with pytest.raises(ShowcaseError, match="unknown ml-100k split 'u9.base'"):
+        load_ratings(str(tmp_path), "ml-100k", "u9.base")
 
 
 @pytest.fixture(scope="module")

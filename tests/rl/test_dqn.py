@@ -111,6 +111,7 @@ def trained(tmp_path_factory):
     return cfg, main(cfg)
 
 
+@pytest.mark.slow
 def test_short_cartpole_run_learns(trained):
     cfg, report = trained
     assert report["metrics"]["return_mean"] > 150  # a random policy scores about 22

@@ -62,6 +62,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_short_real_run_reaches_97_percent(trained):
     cfg, report = trained
     assert report["metrics"]["test_acc"] >= 0.97
@@ -70,6 +71,7 @@ def test_short_real_run_reaches_97_percent(trained):
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_eval_reports_per_class_and_plots(trained):
     cfg, _ = trained
     report = evaluate(ClassifyEvalConfig(out_dir=cfg.out_dir, data_dir=cfg.data_dir, device="cpu"))
@@ -77,9 +79,14 @@ def test_eval_reports_per_class_and_plots(trained):
     assert set(report["metrics"]["per_class_acc"]) == {str(k) for k in range(10)}
     assert (Path(cfg.out_dir) / "confusion.png").stat().st_size > 1000
     assert (Path(cfg.out_dir) / "mistakes.png").stat().st_size > 1000
+    # The evaluation sits beside the training report, which keeps its validation metric.
+    trained_report = json.loads((Path(cfg.out_dir) / "metrics.json").read_text())
+    assert "val_acc" in trained_report["metrics"] and trained_report["steps"] == 200
+    assert json.loads((Path(cfg.out_dir) / "eval.json").read_text())["metrics"]["test_acc"] >= 0.97
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_predict_user_images(trained, tmp_path, capsys):
     cfg, _ = trained
     test = load_mnist(cfg.data_dir)
@@ -126,3 +133,24 @@ def test_predict_bad_input_exits_1_with_one_line(make, message, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.real_data
+def test_truncated_or_missing_mnist_file_is_named(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # offline, at once
+    source = real_data("MNIST", "raw")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (raw / name).symlink_to(source / name)
+    with pytest.raises(ShowcaseError, match=r"MNIST file\(s\) t10k-labels-idx1-ubyte missing in"):
+        load_mnist(str(tmp_path))  # main named all four files
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(
+        (source / "t10k-labels-idx1-ubyte").read_bytes()[:5000]
+    )
+    with pytest.raises(
+        ShowcaseError, match="t10k-labels-idx1-ubyte is damaged or not the expected"
+    ):
+        load_mnist(str(tmp_path))

@@ -6,35 +6,40 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core.data import data_root
+from core.data import data_root, missing_files
 from core.errors import DataError
 
-RAW_FILES = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-]
+RAW_FILES = {  # the uncompressed IDX files, by sha256
+    "train-images-idx3-ubyte": "sha256:ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "sha256:65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "sha256:0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "sha256:ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 
 
 def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
     """Train and test images (N, 28, 28) uint8 and labels (N,) int64 from `<root>/MNIST/raw`.
 
-    Missing files are downloaded (torchvision verifies their MD5s); offline that is one clear error.
+    Each file present is verified by its sha256; missing ones are downloaded (torchvision checks
+    the archives' MD5s, then the unpacked files are verified here); offline that is one clear error
+    naming the missing files.
     """
     from torchvision.datasets import MNIST  # imported here: torchvision takes seconds to import
 
     root = data_root(data_dir)
     raw = Path(root) / "MNIST" / "raw"
-    missing = [name for name in RAW_FILES if not (raw / name).exists()]
-    try:
-        train = MNIST(str(root), train=True, download=bool(missing))
-        test = MNIST(str(root), train=False, download=False)
-    except (RuntimeError, OSError) as exc:
-        raise DataError(
-            f"MNIST files {', '.join(missing) or RAW_FILES} are missing in {raw} and could not be "
-            f"downloaded ({' '.join(str(exc).split())[:120]}); put the IDX files there"
-        ) from exc
+    missing = missing_files(raw, RAW_FILES)
+    if missing:
+        try:
+            MNIST(str(root), train=True, download=True)
+        except (RuntimeError, OSError) as exc:
+            raise DataError(
+                f"MNIST file(s) {', '.join(missing)} missing in {raw} and could not be downloaded "
+                f"({' '.join(str(exc).split())[:120]}); put the IDX files there"
+            ) from exc
+        missing_files(raw, RAW_FILES)
+    train = MNIST(str(root), train=True, download=False)
+    test = MNIST(str(root), train=False, download=False)
     return {
         "train_x": train.data,
         "train_y": train.targets,

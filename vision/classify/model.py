@@ -1,4 +1,4 @@
-"""Two digit classifiers: the classic `Net` of pytorch/examples and a stronger default `CNN`."""
+"""Two digit classifiers: the classic `Net` (as in pytorch/examples) and a stronger default `CNN`."""
 
 from dataclasses import dataclass
 
