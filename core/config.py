@@ -313,3 +313,6 @@ class EvalConfig:
     """Samples per evaluation batch."""
     json: bool = False
     """Print the report as one JSON object."""
+
+    def __post_init__(self) -> None:
+        positive(self, "batch_size")

@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from core.config import positive
 from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import save_figure
@@ -29,6 +30,9 @@ class RecommendConfig:
     """auto | cpu | cuda | cuda:N | mps."""
     json: bool = False
     """Print one JSON object."""
+
+    def __post_init__(self) -> None:
+        positive(self, "top")
 
 
 def load_run(out_dir: str, data_dir: str | None, device: torch.device):

@@ -81,7 +81,7 @@ class MFTrainConfig(TrainConfig):
     """ml-100k split name (u1..u5, ua, ub), or `ncf` (each user's latest rating held out, ranked
     against 99 unrated items: HR@10, NDCG@10); default: fold --fold of a seeded 5-fold split."""
     fold: int = 0
-    """Which of 5 random folds is the test set when --split is not given."""
+    """Which of 5 random folds (0-4) is the test set when --split is not given."""
     method: Literal["bayes", "map", "bpr"] = "bayes"
     """bayes: Bayesian MF sampled by Gibbs (best RMSE); map: one point estimate by Adam;
     bpr: rank rated above unrated items (use with --split ncf). Each sets its own defaults."""
@@ -114,6 +114,8 @@ class MFTrainConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         positive(self, "dim")
+        if not 0 <= self.fold < 5:  # -1 would silently train on the test fold
+            raise UsageError(f"--fold picks one of 5 folds: 0-4, got {self.fold}")
         non_negative(self, "reg", "bias_reg", "link_reg")
         if not 0 <= self.burn_in < 1:
             raise UsageError(f"--burn-in is a fraction of the sweeps in [0, 1), got {self.burn_in}")

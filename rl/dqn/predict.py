@@ -3,12 +3,15 @@
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.config import positive
 from core.device import pick_device
 from core.errors import ShowcaseError
+from core.files import atomic_write
 from core.loop import load_run_weights, run_config
 from rl.dqn.data import check_env, make_envs
 from rl.dqn.model import q_network
@@ -76,6 +79,9 @@ class PlayConfig:
     json: bool = False
     """Print the returns as one JSON object."""
 
+    def __post_init__(self) -> None:
+        positive(self, "episodes")
+
 
 def play(cfg: PlayConfig) -> dict:
     """Play greedy episodes with a saved policy; print returns; optionally save a GIF."""
@@ -114,4 +120,5 @@ def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -
         frames.append(Image.fromarray(env.render()))
     env.close()
     small = [f.resize((f.width // 2, f.height // 2)) for f in frames]
-    small[0].save(path, save_all=True, append_images=small[1:], duration=20, loop=0)
+    atomic_write(Path(path), lambda tmp: small[0].save(tmp, format="GIF", save_all=True,
+                                                     append_images=small[1:], duration=20, loop=0))  # fmt: skip

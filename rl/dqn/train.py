@@ -279,6 +279,10 @@ class DQNEvalConfig(EvalConfig):
     seed: int = 100_000
     """Seed of the first episode."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "episodes")
+
 
 def evaluate(cfg: DQNEvalConfig) -> dict:
     """Mean and std of greedy returns of the kept policy over --episodes seeded episodes."""

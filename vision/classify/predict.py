@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from tyro.conf import Positional
 
 from core.device import pick_device
-from core.errors import ShowcaseError
+from core.errors import ShowcaseError, UsageError
 from core.loop import load_run_weights, run_config
 from vision.classify.data import normalize
 from vision.classify.model import build_model
@@ -38,6 +38,10 @@ class PredictConfig:
     """How many classes to print per image."""
     json: bool = False
     """Print one JSON object per image."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.top <= 10:
+            raise UsageError(f"--top must be between 1 and 10, got {self.top}")
 
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]  # test-time shifts, in pixels

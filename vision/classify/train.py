@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig
+from core.config import EvalConfig, TrainConfig, non_negative, positive
 from core.device import pick_device
-from core.errors import ShowcaseError
+from core.errors import ShowcaseError, UsageError
 from core.loop import fit, load_run_weights, run_config, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, write_report
@@ -84,6 +84,22 @@ class ClassifyConfig(TrainConfig):
     shifts (eval, predict and the reported accuracies)."""
     synthetic: bool = False
     """Use tiny random data instead of MNIST (smoke tests only)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "std")
+        non_negative(self, "val_size", "momentum")
+        if any(c <= 0 for c in self.channels):
+            raise UsageError(f"--channels must all be > 0, got {self.channels}")
+        for name in ("dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}"
+                )
+        if self.val_size >= 60_000:
+            raise UsageError(
+                f"--val-size must leave training images (MNIST has 60000), got {self.val_size}"
+            )
 
 
 def make_step(cfg: ClassifyConfig):
