@@ -42,10 +42,10 @@ ML100K = {  # sha256 of the files read here (the publisher gives only the archiv
     "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
     "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
 }
-LAYOUTS = {  # ratings file, separator, movies file, separator, header lines
-    "ml-100k": ("u.data", "\t", "u.item", "|", 0),
-    "ml-1m": ("ratings.dat", "::", "movies.dat", "::", 0),
-    "ml-latest-small": ("ratings.csv", ",", "movies.csv", ",", 1),
+LAYOUTS = {  # ratings file, separator, movies file, separator, header lines, text encoding
+    "ml-100k": ("u.data", "\t", "u.item", "|", 0, "latin-1"),
+    "ml-1m": ("ratings.dat", "::", "movies.dat", "::", 0, "latin-1"),
+    "ml-latest-small": ("ratings.csv", ",", "movies.csv", ",", 1, "utf-8"),
 }
 
 
@@ -82,7 +82,7 @@ def dataset_dir(data_dir: str | None, name: str, split: str | None = None) -> Pa
     missing ones are downloaded and unpacked when possible, else one line names them."""
     if name not in LAYOUTS:
         raise DataError(f"unknown dataset {name!r}: choose from {', '.join(LAYOUTS)}")
-    ratings_file, _, movies_file, _, _ = LAYOUTS[name]
+    ratings_file, _, movies_file, *_ = LAYOUTS[name]
     needed = [split or ratings_file, movies_file] + (["u.user"] if name == "ml-100k" else [])
     if name == "ml-100k" and needed[0] not in ML100K:
         raise DataError(f"unknown ml-100k split {needed[0]!r}: use u1..u5 or ua, ub")
@@ -147,8 +147,7 @@ def load_ratings(data_dir: str | None, name: str = "ml-100k", split: str | None 
     shares the same indices.
     """
     folder = dataset_dir(data_dir, name, split)
-    ratings_file, sep, movies_file, msep, header = LAYOUTS[name]
-    encoding = "latin-1"
+    ratings_file, sep, movies_file, msep, header, encoding = LAYOUTS[name]
     movies, bad_movies, _ = _read_table(folder / movies_file, msep, header, 2, encoding)
     item_ids = [m[0] for m in movies]
     titles = [m[1] for m in movies]
@@ -182,6 +181,32 @@ def load_ratings(data_dir: str | None, name: str = "ml-100k", split: str | None 
     return result
 
 
+def split_data(data_dir: str | None, dataset: str, split: str | None, fold: int, seed: int,
+               synthetic: bool = False) -> tuple[Ratings, Ratings]:  # fmt: skip
+    """(train, test) ratings: an ml-100k split file pair (`u1`..`u5`, `ua`, `ub`), the NCF
+    leave-latest-out split (`ncf`), or fold `fold` of a fixed 5-fold partition (split None)."""
+    if synthetic:
+        data = synthetic_ratings(seed=seed)
+        folds = kfold(len(data.ratings), 5, seed)
+        return data.subset(torch.cat(folds[1:])), data.subset(folds[0])
+    if split == "ncf":
+        return leave_latest_out(load_ratings(data_dir, dataset))
+    if split:
+        return (load_ratings(data_dir, dataset, f"{split}.base"),
+                load_ratings(data_dir, dataset, f"{split}.test"))  # fmt: skip
+    data = load_ratings(data_dir, dataset)
+    folds = kfold(len(data.ratings), 5, seed=0)
+    train = torch.cat([f for k, f in enumerate(folds) if k != fold])
+    return data.subset(train), data.subset(folds[fold])
+
+
+def carve_validation(train: Ratings, fraction: float, seed: int) -> tuple[Ratings, Ratings]:
+    """(fit, validation) parts of the training ratings, fixed by the seed."""
+    order = torch.randperm(len(train.ratings), generator=torch.Generator().manual_seed(seed + 1))
+    n_val = int(fraction * len(order))
+    return train.subset(order[n_val:]), train.subset(order[:n_val])
+
+
 def kfold(n: int, folds: int, seed: int) -> list[torch.Tensor]:
     """A random partition of range(n) into `folds` index tensors."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -189,14 +214,18 @@ def kfold(n: int, folds: int, seed: int) -> list[torch.Tensor]:
 
 
 def leave_latest_out(data: Ratings) -> tuple[Ratings, Ratings]:
-    """The NCF protocol's split: each user's latest rating is held out, the rest is training."""
-    order = torch.argsort(
-        data.timestamps * data.num_users + data.users, stable=True
-    )  # by time, ties by user
-    latest = torch.zeros(data.num_users, dtype=torch.long)
-    latest[data.users[order]] = order  # the last write per user wins: their latest rating
-    held = torch.zeros(len(data.ratings), dtype=torch.bool)
-    held[latest[torch.bincount(data.users, minlength=data.num_users) > 0]] = True
+    """The NCF protocol's split: each user's latest rating is held out, the rest is training.
+
+    The latest is the rating with the largest timestamp; of several at the same second, the one
+    on the later line of the ratings file. A max over unique keys (timestamp, line) per user is
+    a deterministic reduction, whatever the thread count.
+    """
+    n = len(data.ratings)
+    key = data.timestamps * n + torch.arange(n)  # unique; larger = later (ties: later line)
+    latest = torch.full((data.num_users,), -1, dtype=torch.long)
+    latest = latest.scatter_reduce(0, data.users, key, reduce="amax")
+    held = torch.zeros(n, dtype=torch.bool)
+    held[latest[latest >= 0] % n] = True
     return data.subset((~held).nonzero().flatten()), data.subset(held.nonzero().flatten())
 
 

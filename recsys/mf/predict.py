@@ -11,7 +11,9 @@ from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import save_figure
 from core.loop import load_run_weights, run_config
-from recsys.mf.model import BiasedMF, MFConfig
+from recsys.mf.bayes import kept_draws
+from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
+from recsys.mf.model import BiasedMF, MFConfig, hit_rate_ndcg, predict_ratings, rmse_mae
 
 
 @dataclasses.dataclass
@@ -37,22 +39,51 @@ class RecommendConfig:
 
 def load_run(out_dir: str, data_dir: str | None, device: torch.device):
     """The trained model with its training and test ratings."""
-    from recsys.mf.train import MFTrainConfig, carve_validation, kept_draws, split_data
-
-    names = {f.name for f in dataclasses.fields(MFTrainConfig)}
-    cfg = MFTrainConfig(**{k: v for k, v in run_config(out_dir).items() if k in names})
-    cfg = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir)
-    train, test = split_data(cfg)
-    if cfg.method == "bayes":  # the average of the kept draws: their factors side by side
-        shape = MFConfig(train.num_users, train.num_items, cfg.dim * kept_draws(cfg))
+    cfg = run_config(out_dir)
+    train, test = split_data(data_dir or cfg["data_dir"], cfg["dataset"], cfg["split"], cfg["fold"],
+                             cfg["seed"], cfg["synthetic"])  # fmt: skip
+    if cfg["method"] == "bayes":  # the average of the kept draws: their factors side by side
+        dim = cfg["dim"] * kept_draws(cfg["max_steps"], cfg["burn_in"])
+        shape = MFConfig(train.num_users, train.num_items, dim, init_std=0.0)
     else:
-        shape = MFConfig(train.num_users, train.num_items, cfg.dim, cfg.implicit)
+        shape = MFConfig(train.num_users, train.num_items, cfg["dim"], cfg["implicit"], 0.0)
     model = BiasedMF(shape).to(device)
     load_run_weights(model, out_dir)
     if shape.implicit:
-        fit_part, _ = carve_validation(cfg, train)
+        fit_part, _ = carve_validation(train, cfg["val_fraction"], cfg["seed"])
         model.set_history(fit_part.users.to(device), fit_part.items.to(device))
     return model.eval(), train, test
+
+
+@torch.no_grad()
+def test_metrics(model: BiasedMF, train: Ratings, test: Ratings, method: str, split: str | None,
+                 seed: int) -> dict[str, float]:  # fmt: skip
+    """What a method is for, on its test ratings: RMSE and MAE of the stars a rating method
+    predicts; HR@10 and NDCG@10 for bpr (whose scores are no stars) and for any run on `ncf`."""
+    device = model.global_mean.device
+    metrics = {}
+    if method != "bpr":
+        pred = predict_ratings(model, test.users.to(device), test.items.to(device))
+        scores = rmse_mae(pred, test.ratings.to(device))
+        metrics.update(test_rmse=scores["rmse"], test_mae=scores["mae"])
+    if method == "bpr" or split == "ncf":
+        metrics.update(ranking_metrics(model, train, test, seed))
+    return metrics
+
+
+@torch.no_grad()
+def ranking_metrics(model: BiasedMF, train: Ratings, test: Ratings, seed: int) -> dict[str, float]:
+    """HR@10 and NDCG@10: each held-out item ranked against 99 items its user never rated."""
+    device = model.global_mean.device
+    everything = Ratings(torch.cat([train.users, test.users]), torch.cat([train.items, test.items]),
+                         torch.cat([train.ratings, test.ratings]), torch.cat([train.timestamps, test.timestamps]),
+                         train.user_ids, train.item_ids, train.titles)  # fmt: skip
+    negatives = sample_negatives(everything, test.users, 99, seed)  # (B, 99)
+    candidates = torch.cat([test.items[:, None], negatives], 1).to(
+        device
+    )  # (B, 100), positive first
+    scores = model()[test.users.to(device)].gather(1, candidates)  # (B, 100)
+    return {"test_" + k.replace("@", "_at_"): v for k, v in hit_rate_ndcg(scores, 10).items()}
 
 
 def closest(name: str, options: list[str], what: str) -> ShowcaseError:
@@ -97,16 +128,18 @@ def recommend(cfg: RecommendConfig) -> dict:
         rated = torch.cat([train.items[train.users == u], test.items[test.users == u]])
         if len(rated) == 0:
             return _popular(cfg, train, counts)
-        scores = model()[u].clamp(1, 5)  # (I,) predicted ratings of this user
+        scores = model()[u]  # (I,) raw scores: ranked unclamped, so no ties at the top
         scores[rated.to(device)] = -float("inf")  # never recommend what the user already rated
         top = scores.topk(cfg.top)
+        stars = run_config(cfg.out_dir)["method"] != "bpr"  # bpr scores order items; no stars
         rows = [
-            {"title": titles[i], "predicted": round(s, 2)}
+            {"title": titles[i], "predicted": round(min(max(s, 1.0), 5.0), 2)} if stars
+            else {"title": titles[i], "score": round(s, 3)}
             for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        ]
+        ]  # fmt: skip
         result = {"user": cfg.user, "rated": len(rated), "movies": rows}
         lines = [f"top {cfg.top} for user {cfg.user} ({len(rated)} ratings):"] + [
-            f"  {r['predicted']:.2f}  {r['title']}" for r in rows
+            f"  {r.get('predicted', r.get('score')):.2f}  {r['title']}" for r in rows
         ]
     print(json.dumps(result) if cfg.json else "\n".join(lines))
     return result

@@ -6,26 +6,25 @@ import torch
 
 from core.config import build
 from core.errors import ShowcaseError
+from recsys.mf.bayes import draw_link, draw_rows, thin_svd
 from recsys.mf.data import kfold, load_ratings, synthetic_ratings
 from recsys.mf.model import (
     BiasedMF,
     MFConfig,
-    draw_link,
-    draw_rows,
     hit_rate_ndcg,
     predict_ratings,
     rating_loss,
     rmse_mae,
 )
 from recsys.mf.predict import RecommendConfig, recommend
-from recsys.mf.train import MFTrainConfig, main, thin_svd
+from recsys.mf.train import MFTrainConfig, main
 from tests.conftest import real_data
 
 
 def fit_full_batch(model, data, steps=300, lr=0.05, reg=0.0):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
-        loss = rating_loss(model, data.users, data.items, data.ratings, reg, 0.0)
+        loss = rating_loss(model, data.users, data.items, data.ratings, reg, 0.0, len(data.ratings))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -80,7 +79,7 @@ def test_draw_link_matches_the_ridge_posterior():
 
 
 def test_gibbs_resume_continues_the_same_chain(tmp_path, monkeypatch):
-    from recsys.mf import train as train_mod
+    from recsys.mf import bayes as train_mod
 
     common = dict(synthetic=True, device="cpu", dim=3, max_steps=16, burn_in=0.25, ckpt_every=5)
     whole = main(build(MFTrainConfig, out_dir=str(tmp_path / "whole"), **common))
@@ -114,7 +113,9 @@ def test_biases_beat_the_global_mean(ml100k):
     )
     opt = torch.optim.Adam([model.user_bias, model.item_bias], lr=0.05)  # the factors stay at 0
     for _ in range(200):
-        loss = rating_loss(model, train.users, train.items, train.ratings, 0.0, 0.05)
+        loss = rating_loss(
+            model, train.users, train.items, train.ratings, 0.0, 0.05, len(train.ratings)
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -295,3 +296,119 @@ def test_eval_reproduces_train_metrics_and_plots(trained):
     again = evaluate(MFEvalConfig(out_dir=cfg.out_dir, device="cpu"))
     assert again["metrics"]["test_rmse"] == pytest.approx(report["metrics"]["test_rmse"], abs=1e-5)
     assert (Path(cfg.out_dir) / "items.png").stat().st_size > 1000
+
+
+def ml100k_latest_held_out(threads):
+    torch.set_num_threads(threads)
+    try:
+        from recsys.mf.data import leave_latest_out
+
+        _, held = leave_latest_out(load_ratings(None, "ml-100k"))
+    finally:
+        torch.set_num_threads(2)
+    return held
+
+
+@pytest.mark.real_data
+def test_ncf_split_holds_out_each_users_latest_deterministically():
+    real_data("ml-100k", "u.data")
+    data = load_ratings(None, "ml-100k")
+    runs = [ml100k_latest_held_out(t) for t in (1, 2, 2)]
+    for other in runs[1:]:  # the same 943 ratings, whatever the thread count
+        assert torch.equal(runs[0].users, other.users) and torch.equal(runs[0].items, other.items)
+    held = runs[0]
+    assert len(held.ratings) == 943 and len(set(held.users.tolist())) == 943
+    latest = torch.zeros(data.num_users, dtype=torch.long).scatter_reduce(
+        0, data.users, data.timestamps, reduce="amax"
+    )
+    assert torch.equal(held.timestamps, latest[held.users])  # each is its user's latest
+    # of ratings in the same second, the later line of u.data is held out
+    line = {
+        (u, i): k
+        for k, (u, i) in enumerate(zip(data.users.tolist(), data.items.tolist(), strict=True))
+    }
+    for u, i, t in zip(
+        held.users.tolist(), held.items.tolist(), held.timestamps.tolist(), strict=True
+    ):
+        same_second = ((data.users == u) & (data.timestamps == t)).nonzero().flatten()
+        assert line[(u, i)] == same_second.max().item()
+
+
+def test_a_constant_scorer_hits_nothing():
+    metrics = hit_rate_ndcg(torch.ones(50, 100), 10)
+    assert metrics == {"hr@10": 0.0, "ndcg@10": 0.0}  # main: ties counted as hits (1.0)
+
+
+def test_map_penalty_means_the_same_at_any_batch_size():
+    data = synthetic_ratings(seed=3)
+    model = BiasedMF(MFConfig(data.num_users, data.num_items, 4))
+    n = len(data.ratings) // 4 * 4
+    u, i, r = data.users[:n], data.items[:n], data.ratings[:n]
+    whole = rating_loss(model, u, i, r, 15.0, 0.1, n)
+    quarters = [rating_loss(model, *(t[k::4] for t in (u, i, r)), 15.0, 0.1, n) for k in range(4)]
+    torch.testing.assert_close(torch.stack(quarters).mean(), whole)
+
+
+@pytest.mark.parametrize("fold", [-1, 5])
+def test_fold_outside_0_to_4_is_refused(fold):
+    with pytest.raises(ShowcaseError, match="--fold picks one of 5 folds: 0-4"):
+        build(MFTrainConfig, fold=fold)
+
+
+def test_evaluation_does_not_touch_the_gibbs_chain(tmp_path):
+    common = dict(synthetic=True, device="cpu", dim=3, max_steps=12, val_fraction=0.1)
+    often = main(build(MFTrainConfig, out_dir=str(tmp_path / "often"), eval_every=2, **common))
+    once = main(build(MFTrainConfig, out_dir=str(tmp_path / "once"), eval_every=1000, **common))
+    assert often["metrics"]["test_rmse"] == once["metrics"]["test_rmse"]
+
+
+def test_latest_small_titles_are_utf8(tmp_path):
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n1,Amélie (2001),x\n2,Léon: The Professional (1994),x\n",
+        encoding="utf-8",
+    )
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,5,100\n1,2,4,101\n")
+    assert load_ratings(str(tmp_path), "ml-latest-small").titles == [
+        "Amélie (2001)", "Léon: The Professional (1994)"
+    ]  # fmt: skip
+
+
+def test_recommend_ranks_by_raw_score_and_bpr_eval_ranks(tmp_path, capsys):
+    from core.checkpoint import read_file, save_weights
+    from recsys.mf.predict import load_run
+    from recsys.mf.train import MFEvalConfig, evaluate
+
+    out = tmp_path / "map"
+    main(
+        build(
+            MFTrainConfig, method="map", synthetic=True, device="cpu", max_steps=3, out_dir=str(out)
+        )
+    )
+    tensors, meta = read_file(out / "model.safetensors")
+    tensors["item_bias"][:20] = 10.0 + torch.arange(
+        20.0
+    )  # twenty items predicted far above 5 stars
+    model = BiasedMF(MFConfig(200, 300, 64, True))
+    model.load_state_dict(tensors)
+    save_weights(model, out / "model.safetensors", meta)
+    result = recommend(RecommendConfig(out_dir=str(out), user="0", top=5, device="cpu"))
+    loaded, train, test = load_run(str(out), None, torch.device("cpu"))
+    scores = loaded()[0]
+    scores[torch.cat([train.items[train.users == 0], test.items[test.users == 0]])] = -float("inf")
+    expected = [train.titles[i] for i in scores.topk(5).indices.tolist()]
+    assert [m["title"] for m in result["movies"]] == expected  # main: arbitrary among ties at 5.0
+    assert all(m["predicted"] == 5.0 for m in result["movies"])
+    bpr = tmp_path / "bpr"
+    main(
+        build(
+            MFTrainConfig, method="bpr", synthetic=True, device="cpu", max_steps=3, out_dir=str(bpr)
+        )
+    )
+    metrics = evaluate(MFEvalConfig(out_dir=str(bpr), device="cpu"))["metrics"]
+    assert "test_hr_at_10" in metrics and "test_rmse" not in metrics  # main: RMSE of non-stars
+    assert (
+        "score"
+        in recommend(RecommendConfig(out_dir=str(bpr), user="0", top=3, device="cpu"))["movies"][0]
+    )
