@@ -36,7 +36,7 @@ class TrainConfig:
     UNUSED: ClassVar[tuple[str, ...]] = ()
     """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
-        "out_dir", "data_dir", "config", "device", "max_steps", "resume", "log_every",
+        "out_dir", "data_dir", "config", "device", "max_steps", "max_seconds", "resume", "log_every",
         "ckpt_every", "eval_every", "patience", "tensorboard", "compile",
     )  # fmt: skip
     """Fields a resumed run may change; any other change (seed, batch size, model shape) is refused."""
@@ -55,6 +55,8 @@ class TrainConfig:
     """Use deterministic algorithms only."""
     max_steps: int = 1000
     """Optimizer steps to train for."""
+    max_seconds: float = 0.0
+    """Also stop once training has taken this many seconds (0: no time limit)."""
     batch_size: int = 64
     """Samples per optimizer step, summed over processes and accumulation."""
     lr: float = 1e-3
@@ -93,7 +95,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive(self, "max_steps", "batch_size", "grad_accum", "log_every", "lr")
         non_negative(self, "eval_every", "ckpt_every", "warmup_steps", "weight_decay",
-                     "grad_clip", "patience")  # fmt: skip
+                     "grad_clip", "patience", "max_seconds")  # fmt: skip
         if not 0 <= self.ema < 1:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         refuse_unused(self)

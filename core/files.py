@@ -21,6 +21,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -43,6 +44,12 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -145,7 +145,8 @@ def fit(
                 update(model, optimizer, scheduler, scaler, ema, cfg.grad_clip)
                 state.step += 1
                 logger.advance(1)
-                last = state.step == cfg.max_steps
+                state.stopped |= out_of_time(run, cfg.max_seconds)
+                last = state.step == cfg.max_steps or state.stopped
                 if state.step % cfg.log_every == 0 or last:
                     watch.check()
                     rates = {"lr": lr, "samples_per_s": samples.rate()}
@@ -176,7 +177,7 @@ def fit(
         steps=state.step,
         wall_seconds=run.seconds(),
         best=dict(state.metrics),
-        stopped_early=state.stopped and state.step < cfg.max_steps,
+        stopped_early=state.step < cfg.max_steps,
         weights_step=weights_step,
     )
 
@@ -210,6 +211,11 @@ class LossWatch:
             raise ShowcaseError(
                 f"loss is {value} at step {step}; last good checkpoint: {self.last_checkpoint()}"
             )
+
+
+def out_of_time(run: Run, max_seconds: float) -> bool:
+    """True once the run has trained `max_seconds` (rank 0's clock decides for every rank)."""
+    return bool(max_seconds) and distributed.broadcast_object(run.seconds() >= max_seconds)
 
 
 def next_batch(batches, step: int):
@@ -258,7 +264,8 @@ def track(metrics: dict, state: RunState, monitor: str | None, mode: str, patien
         state.best, state.best_step, state.metrics, state.bad_evals = value, state.step, metrics, 0
         return True
     state.bad_evals += 1
-    state.stopped = bool(patience) and state.bad_evals >= patience
+    if patience and state.bad_evals >= patience:
+        state.stopped = True
     return False
 
 

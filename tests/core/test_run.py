@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,3 +191,20 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(OSError):
         atomic_write(target, failing)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["metrics.json"]
+    atomic_write(tmp_path / "new.json", lambda tmp: Path(tmp).write_text("{}"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would
+
+
+def test_max_seconds_stops_training_and_says_so(tmp_path):
+    def slow(model, batch):
+        import time
+
+        time.sleep(0.05)
+        return step(model, batch)
+
+    _, result = train(tmp_path, "timed", slow, max_steps=1000, max_seconds=0.3)
+    assert 3 <= result.steps < 20 and result.stopped_early
+    _, meta = read_file(tmp_path / "timed" / "checkpoint.safetensors")
+    assert meta["state"]["step"] == result.steps  # the stop wrote its checkpoint
