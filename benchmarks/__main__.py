@@ -2,6 +2,7 @@
 
 python -m benchmarks core-overhead [--device cpu]
 python -m benchmarks vision-classify [--device cuda]
+python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR]
 """
 
 import argparse
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "vision-classify": "benchmarks.vision_classify",
     "rl-dqn": "benchmarks.rl_dqn",
     "recsys": "benchmarks.recsys_mf",
+    "speech-ctc": "benchmarks.speech_ctc",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"
@@ -66,6 +68,12 @@ def main() -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--data-dir", default=None, help="data root (default: $SHOWCASE_DATA)")
+    parser.add_argument(
+        "--keep-runs",
+        default=None,
+        metavar="DIR",
+        help="keep each trained run in DIR/<model> (ours with the default config in DIR/default)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -1,5 +1,7 @@
-"""Speech: a CTC speech recognizer on spoken digits (planned)."""
+"""Speech: a CTC speech recognizer on spoken digits (`speech.ctc`)."""
 
 from core.registry import Demo
 
-DEMOS = [Demo("speech", "ctc", "CTC speech recognizer", "FSDD", "word error rate")]
+DEMOS = [
+    Demo("speech", "ctc", "CTC speech recognizer", "FSDD", "word error rate", "speech.ctc.train")
+]

@@ -12,6 +12,15 @@ READY = [d for d in registry.all_demos() if d.status == "ready"]
 IDS = [f"{d.domain}.{d.task}" for d in READY]
 
 
+def tone_wav(tmp_path):
+    import soundfile
+
+    path = tmp_path / "tone.wav"
+    t = np.arange(16000) / 16000
+    soundfile.write(path, np.stack([np.sin(2 * np.pi * 440 * t)] * 2, 1) * 0.3, 16000)
+    return {"paths": [str(path)]}
+
+
 def digit_png(tmp_path):
     path = tmp_path / "digit.png"
     Image.fromarray((np.random.default_rng(0).random((40, 40)) * 255).astype(np.uint8)).save(path)
@@ -24,6 +33,7 @@ COMMAND_ARGS = {
     ("rl", "dqn"): {"eval": lambda tmp: {"episodes": 2},
                     "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")}},
     ("recsys", "mf"): {"eval": lambda tmp: {}, "recommend": lambda tmp: {"user": "3", "top": 5}},
+    ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav},
 }  # fmt: skip
 
 

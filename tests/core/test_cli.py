@@ -48,7 +48,7 @@ def test_every_demo_package_is_registered():
         ),
         (["vision", "nope", "train"], 2, "unknown demo"),
         (["vision", "classify", "fly"], 2, "unknown command 'fly'"),
-        (["speech", "ctc", "train"], 2, "planned"),
+        (["translation", "seq2seq", "train"], 2, "planned"),
     ],
 )
 def test_bad_input_is_one_line(args, code, message, tmp_path):

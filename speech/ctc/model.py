@@ -1,0 +1,90 @@
+"""A CTC acoustic model: conv subsampling, a bidirectional GRU, per-frame character log-probs.
+
+emissions, lengths = model(features, frames)    # (B, F, T) log-mel -> (B, T / 2, V) log-probs
+loss = ctc_loss(emissions, lengths, targets, target_lengths)
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+@dataclass
+class CTCConfig:
+    n_mels: int = 40
+    channels: int = 32
+    """Channels of the two subsampling convolutions."""
+    hidden: int = 128
+    """GRU width per direction."""
+    layers: int = 2
+    dropout: float = 0.1
+    vocab_size: int = 29
+
+
+class CTCModel(nn.Module):
+    """Conv2d x2 (time and frequency halved) -> BiGRU -> linear: log-probs over the vocabulary.
+    Batch norm in the convolutions and layer norm before the GRU shorten CTC's early plateau
+    (all-blank output) several times over."""
+
+    stride = 2  # frames in per frame out
+
+    def __init__(self, cfg: CTCConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=1, padding=1), nn.BatchNorm2d(c), nn.GELU(),
+        )  # fmt: skip
+        self.proj = nn.Linear(c * ((cfg.n_mels + 1) // 2), cfg.hidden)
+        self.norm = nn.LayerNorm(cfg.hidden)
+        self.rnn = nn.GRU(cfg.hidden, cfg.hidden, cfg.layers, batch_first=True,
+                          bidirectional=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)  # fmt: skip
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        return (frames - 1) // self.stride + 1
+
+    def forward(self, x: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv(x.unsqueeze(1))  # (B, 1, F, T) -> (B, C, F/2, T/2)
+        x = x.flatten(1, 2).transpose(1, 2)  # (B, T/2, C * F/2)
+        x = self.dropout(self.norm(self.proj(x)))  # (B, T/2, H)
+        lengths = self.output_lengths(frames).clamp(max=x.shape[1])
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        x, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        return self.head(self.dropout(x)).log_softmax(-1), lengths  # (B, T/2, V), (B,)
+
+
+class Wav2LetterPeer(nn.Module):
+    """torchaudio's Wav2Letter (the model of torchaudio's own CTC example) on the same log-mel
+    features; its convolutions keep the frame count except a stride of 2 in the first."""
+
+    stride = 2
+
+    def __init__(self, cfg: CTCConfig) -> None:
+        super().__init__()
+        from torchaudio.models import Wav2Letter
+
+        self.net = Wav2Letter(
+            num_classes=cfg.vocab_size, input_type="mfcc", num_features=cfg.n_mels
+        )
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        return (frames - 1) // self.stride + 1
+
+    def forward(self, x: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.net(x).transpose(1, 2)  # (B, F, T) -> (B, T', V) log-probs
+        return x, self.output_lengths(frames).clamp(max=x.shape[1])
+
+
+def build_model(name: str, cfg: CTCConfig) -> nn.Module:
+    return Wav2LetterPeer(cfg) if name == "wav2letter" else CTCModel(cfg)
+
+
+def ctc_loss(emissions, lengths, targets, target_lengths) -> torch.Tensor:
+    """CTC loss averaged over the batch (each utterance's loss divided by its target length)."""
+    return F.ctc_loss(emissions.transpose(0, 1).float(), targets, lengths, target_lengths,
+                      blank=0, zero_infinity=True)  # fmt: skip

@@ -1,0 +1,173 @@
+"""Transcribe audio files of any sample rate and channel count; WER/CER; the alignment picture."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+from tyro.conf import Positional
+
+from core.config import positive
+from core.device import pick_device
+from core.errors import DataError, ShowcaseError
+from core.files import save_figure
+from core.loop import load_run_weights, run_config
+from speech.ctc.data import SAMPLE_RATE, WORDS, Clips, Features, Plan, assemble, read_audio, to_8k
+from speech.ctc.decode import LexiconDecoder, greedy, word_times
+from speech.ctc.model import CTCConfig, build_model
+
+
+def wer_cer(hyps: list[str], refs: list[str], prefix: str = "") -> dict[str, float]:
+    """Word and character error rates (torchmetrics) over a corpus."""
+    from torchmetrics.functional.text import char_error_rate, word_error_rate
+
+    return {f"{prefix}wer": float(word_error_rate(hyps, refs)),
+            f"{prefix}cer": float(char_error_rate(hyps, refs))}  # fmt: skip
+
+
+def lexicon_words(path: str | None, clips: Clips | None = None) -> list[str]:
+    """The beam search's words: a file's (one per line), else the training texts' words (the ten
+    digits for FSDD)."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ShowcaseError(f"lexicon file {path} does not exist")
+        words = [w for line in p.read_text().splitlines() for w in line.split()]
+        if not words:
+            raise ShowcaseError(f"lexicon file {path} holds no words")
+        return words
+    if clips is None:
+        return list(WORDS)
+    return sorted({w for text in clips.texts for w in text.split()})
+
+
+def load_trained(out_dir: str, device: torch.device):
+    """A finished run's model (eval mode), its features module and its training config."""
+    cfg = run_config(out_dir)
+    model = build_model(cfg["model"], CTCConfig(cfg["n_mels"], cfg["channels"], cfg["hidden"],
+                                                cfg["layers"], cfg["dropout"]))  # fmt: skip
+    load_run_weights(model, out_dir)
+    return model.to(device).eval(), Features(cfg["n_mels"]).to(device), cfg
+
+
+@dataclasses.dataclass
+class TranscribeConfig:
+    paths: Positional[list[str]]
+    """Audio files (wav, flac, ...; any sample rate and channel count)."""
+    out_dir: str = "runs/speech-ctc"
+    """Run directory of the trained model."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    lexicon: str | None = None
+    """Word list for the beam search (default: the run's)."""
+    greedy: bool = False
+    """Best-path decoding instead of the lexicon beam search."""
+    chunk_seconds: float = 20.0
+    """Long files are recognised in chunks of about this length, cut at the quietest moment."""
+    json: bool = False
+    """Print one JSON object per file: {file, text, words: [{word, start, end}]}."""
+
+    def __post_init__(self) -> None:
+        positive(self, "chunk_seconds")
+
+
+def chunks(wave: torch.Tensor, seconds: float) -> list[tuple[int, torch.Tensor]]:
+    """(offset, piece) pieces of about `seconds`, each cut at the quietest 10 ms of its last 2 s."""
+    size, hop = int(seconds * SAMPLE_RATE), SAMPLE_RATE // 100
+    pieces, start = [], 0
+    while len(wave) - start > size:
+        window = wave[start + max(0, size - 2 * SAMPLE_RATE) : start + size]
+        energy = window[: len(window) // hop * hop].view(-1, hop).pow(2).sum(1)
+        cut = start + max(0, size - 2 * SAMPLE_RATE) + int(energy.argmin()) * hop + hop // 2
+        pieces.append((start, wave[start:cut]))
+        start = cut
+    pieces.append((start, wave[start:]))
+    return pieces
+
+
+@torch.no_grad()
+def recognize_wave(model, features: Features, wave: torch.Tensor, decoder, chunk_seconds: float,
+                   device) -> tuple[str, list[dict]]:  # fmt: skip
+    """Text and timed words of one 8 kHz waveform; silence or a too-short clip gives ''."""
+    words, timed = [], []
+    for offset, piece in chunks(wave, chunk_seconds):
+        if len(piece) < SAMPLE_RATE // 20 or piece.abs().max() < 1e-3:  # < 50 ms, or silence
+            continue
+        x, frames = features(piece[None].to(device), torch.tensor([len(piece)], device=device))
+        emissions, lengths = model(x, frames)
+        text = decoder(emissions, lengths)[0] if decoder else greedy(emissions, lengths)[0]
+        seconds_per_frame = model.stride / 100
+        for w in word_times(emissions[0, : lengths[0]], text, seconds_per_frame):
+            shift = offset / SAMPLE_RATE
+            timed.append(
+                {**w, "start": round(w["start"] + shift, 3), "end": round(w["end"] + shift, 3)}
+            )
+        words += text.split()
+    return " ".join(words), timed
+
+
+def transcribe(cfg: TranscribeConfig) -> dict:
+    """Print the text of every file (with --json, the words with start and end seconds); bad
+    files are reported on stderr and the good ones still transcribed (exit 1 if any was bad)."""
+    device = pick_device(cfg.device)
+    model, features, train_cfg = load_trained(cfg.out_dir, device)
+    decoder = None if cfg.greedy else LexiconDecoder(
+        lexicon_words(cfg.lexicon or train_cfg.get("lexicon"), None), train_cfg.get("beam", 16)
+    )  # fmt: skip
+    results, errors = [], []
+    for path in cfg.paths:
+        try:
+            if not Path(path).is_file():
+                raise DataError(f"{path}: no such file")
+            audio, rate = read_audio(Path(path))
+            if len(audio) == 0:
+                raise DataError(f"{path}: holds no audio samples")
+        except DataError as exc:
+            errors.append(str(exc))
+            continue
+        text, words = recognize_wave(model, features, to_8k(audio, rate), decoder,
+                                     cfg.chunk_seconds, device)  # fmt: skip
+        result = {"file": str(path), "text": text, "words": words}
+        results.append(result)
+        print(json.dumps(result) if cfg.json else f"{path}: {text}")
+    for line in errors:
+        print(f"showcase: error: {line}", file=sys.stderr)
+    if errors:
+        raise ShowcaseError(
+            f"{len(errors)} file(s) could not be transcribed" if results else errors[0]
+        )
+    return {"transcripts": results}
+
+
+@torch.no_grad()
+def plot_alignment(model, features: Features, clips: Clips, plan: Plan, path: str) -> None:
+    """One test utterance's log-mel spectrogram with its CTC forced alignment drawn over it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    three = ((plan.clips >= 0).sum(1) == 3).nonzero().flatten()  # a three-word utterance if any
+    row = three[:1] if len(three) else torch.tensor([0])
+    wave, samples = assemble(clips, plan, row)
+    x, frames = features(wave, samples)
+    emissions, lengths = model(x, frames)
+    text = plan.transcripts(clips)[row.item()]
+    words = word_times(emissions[0, : lengths[0]], text, model.stride / 100)
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    seconds = frames[0].item() / 100
+    ax.imshow(
+        x[0, :, : frames[0]].cpu(),
+        origin="lower",
+        aspect="auto",
+        extent=(0, seconds, 0, x.shape[1]),
+    )
+    for w in words:
+        ax.axvspan(w["start"], w["end"], color="white", alpha=0.15)
+        ax.axvline(w["start"], color="white", lw=0.8)
+        ax.text((w["start"] + w["end"]) / 2, x.shape[1] - 4, w["word"], color="white", ha="center")
+    ax.set(xlabel="seconds", ylabel="mel band", title=f"CTC alignment: {text!r}")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

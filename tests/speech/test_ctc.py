@@ -1,0 +1,267 @@
+"""speech ctc: composition, features, the model, decoding, alignment, transcribe and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from core.config import build
+from core.errors import ShowcaseError
+from speech.ctc.data import (
+    VOCAB,
+    WORDS,
+    Features,
+    assemble,
+    compose,
+    encode,
+    load_fsdd,
+    synthetic_clips,
+    targets,
+)
+from speech.ctc.decode import LexiconDecoder, greedy, word_times
+from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
+from speech.ctc.predict import TranscribeConfig, transcribe
+from speech.ctc.train import SpeechConfig, main
+from tests.conftest import real_data
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_composition_is_deterministic_and_transcripts_match_the_clips():
+    clips = synthetic_clips()
+    pool = torch.arange(len(clips.lengths))
+    plan, again = compose(clips, pool, 200, seed=7), compose(clips, pool, 200, seed=7)
+    assert torch.equal(plan.clips, again.clips) and torch.equal(plan.silences, again.silences)
+    assert not torch.equal(plan.clips, compose(clips, pool, 200, seed=8).clips)
+    words = (plan.clips >= 0).sum(1)
+    assert words.min() >= 1 and words.max() <= 7
+    for row, text in zip(plan.clips.tolist(), plan.transcripts(clips), strict=True):
+        ids = [c for c in row if c >= 0]
+        assert text.split() == [WORDS[clips.digits[c]] for c in ids]
+        assert len({clips.speakers[c].item() for c in ids}) == 1  # one speaker per utterance
+    assert (plan.silences[:, 0] == 0).any() and (plan.silences[:, 0] > 0).any()  # bare starts too
+    gaps = plan.silences[:, 1:][plan.silences[:, 1:] > 0]
+    assert gaps.min() >= 400 and gaps.max() <= 2400  # 50-300 ms at 8 kHz
+    waves, lengths = assemble(clips, plan, torch.arange(10))
+    assert torch.equal(lengths, plan.lengths(clips)[:10])
+    r = 3  # the second clip of utterance 3 sits after the first clip and the silences
+    first, second = plan.clips[r, 0], plan.clips[r, 1]
+    at = plan.silences[r, 0] + clips.lengths[first] + plan.silences[r, 1]
+    piece = waves[r, at : at + clips.lengths[second]]
+    start = clips.starts[second]
+    expected = clips.audio[start : start + clips.lengths[second]] * plan.gains[r, 1]
+    torch.testing.assert_close(piece, expected)
+    assert waves[r, lengths[r] :].abs().sum() == 0  # padding stays silent
+
+
+def test_features_and_model_shapes():
+    features = Features(40)
+    waves = torch.randn(3, 8000)
+    x, frames = features(waves, torch.tensor([8000, 4000, 1200]))
+    assert x.shape == (3, 40, 101) and frames.tolist() == [101, 51, 16]
+    assert x[1, :, 51:].abs().sum() == 0  # padded frames are zero after normalisation
+    model = CTCModel(CTCConfig(hidden=32, layers=1))
+    emissions, lengths = model(x, frames)
+    assert emissions.shape == (3, 51, len(VOCAB)) and lengths.tolist() == [51, 26, 8]
+    torch.testing.assert_close(emissions.exp().sum(-1), torch.ones(3, 51))
+
+
+def test_ctc_loss_falls_on_a_tiny_batch():
+    torch.manual_seed(0)
+    clips = synthetic_clips()
+    plan = compose(clips, torch.arange(len(clips.lengths)), 8, seed=1, max_words=2)
+    waves, lengths = assemble(clips, plan, torch.arange(8))
+    ids, id_lengths = targets(plan.transcripts(clips))
+    features, model = Features(40), CTCModel(CTCConfig(hidden=64, layers=1, dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, frames = features(waves, lengths)
+    losses = []
+    for _ in range(300):
+        loss = ctc_loss(*model(x, frames), ids, id_lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+    model.eval()
+    assert LexiconDecoder(WORDS)(*model(x, frames)) == plan.transcripts(clips)
+
+
+def emissions_for(path: list[int]) -> torch.Tensor:
+    """(T, V) log-probs that put 0.9 on the given token of each frame."""
+    e = torch.full((len(path), len(VOCAB)), 0.1 / (len(VOCAB) - 1))
+    e[torch.arange(len(path)), torch.tensor(path)] = 0.9
+    return e.log()
+
+
+def ids(text):
+    return encode(text).tolist()
+
+
+def test_greedy_and_beam_decoding_on_hand_made_emissions():
+    # "t-wo" with a doubled o, a space, then "on" with a doubled n across a blank: "two onn"
+    path = [0, *ids("t"), *ids("w"), 0, *ids("o"), *ids("o"), 0, *ids(" "), *ids("o"), *ids("n"), 0,
+            *ids("n"), *ids("e"), 0]  # fmt: skip
+    e = emissions_for(path)[None]
+    lengths = torch.tensor([len(path)])
+    assert greedy(e, lengths) == ["two onne"]  # best path: what the frames say
+    assert LexiconDecoder(WORDS)(e, lengths) == ["two one"]  # snapped to the lexicon's words
+    assert LexiconDecoder(["tw", "onne"])(e, lengths) == ["tw onne"]  # another lexicon
+
+
+def test_forced_alignment_times_fall_inside_the_utterance():
+    path = [0] * 5 + ids("t") * 3 + ids("w") * 2 + ids("o") * 3 + [0] * 4 + ids(" ") + ids("s") * 2 + \
+        ids("i") * 2 + ids("x") * 3 + [0] * 6  # fmt: skip
+    words = word_times(emissions_for(path), "two six", seconds_per_frame=0.02)
+    assert [w["word"] for w in words] == ["two", "six"]
+    assert words[0]["start"] == pytest.approx(5 * 0.02) and words[0]["end"] == pytest.approx(
+        13 * 0.02
+    )
+    assert words[1]["start"] == pytest.approx(18 * 0.02) and words[1]["end"] == pytest.approx(
+        25 * 0.02
+    )
+    assert (
+        0
+        <= words[0]["start"]
+        < words[0]["end"]
+        <= words[1]["start"]
+        < words[1]["end"]
+        <= len(path) * 0.02
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short real-data run on utterances of one or two digits (about a minute on 2 CPU cores)."""
+    root = real_data("fsdd", "recordings")
+    out = tmp_path_factory.mktemp("speech") / "run"
+    cfg = build(SpeechConfig, data_dir=str(root.parent.parent), out_dir=str(out), device="cpu",
+                max_words=2, hidden=96, layers=1, train_utterances=6000, val_utterances=0,
+                test_utterances=200, max_steps=350, warmup_steps=30, batch_size=64,
+                lr=3e-3, log_every=100)  # fmt: skip
+    return cfg, main(cfg)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_short_real_run_recognises_digits(trained):
+    _, report = trained
+    assert report["metrics"]["clip_acc"] >= 0.9  # chance: 0.1
+    assert report["metrics"]["test_wer"] <= 0.15
+
+
+def write_16k_stereo(path, wave_8k):
+    import torchaudio.functional as AF
+
+    up = AF.resample(torch.as_tensor(wave_8k), 8000, 16000).numpy()
+    soundfile.write(path, np.stack([up, 0.5 * up], 1), 16000)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_transcribe_a_real_clip_at_16k_stereo_and_bad_files(trained, tmp_path, capsys):
+    cfg, _ = trained
+    recordings = real_data("fsdd", "recordings")
+    wave, _ = soundfile.read(recordings / "7_theo_2.wav", dtype="float32")  # an official test clip
+    write_16k_stereo(tmp_path / "seven.wav", wave)
+    result = transcribe(
+        TranscribeConfig(
+            paths=[str(tmp_path / "seven.wav")], out_dir=cfg.out_dir, device="cpu", json=True
+        )
+    )
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["text"] == "seven" == result["transcripts"][0]["text"]
+    (word,) = line["words"]
+    assert word["word"] == "seven" and 0 <= word["start"] < word["end"] <= len(wave) / 8000 + 0.02
+    # silence and a too-short clip give empty transcripts; unreadable and empty files are errors
+    soundfile.write(tmp_path / "silence.wav", np.zeros(8000, dtype=np.float32), 8000)
+    soundfile.write(tmp_path / "short.wav", wave[:200], 8000)
+    soundfile.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 8000)
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    files = ["seven.wav", "silence.wav", "short.wav", "empty.wav", "junk.wav", "absent.wav"]
+    with pytest.raises(ShowcaseError, match="3 file\\(s\\) could not be transcribed"):
+        transcribe(
+            TranscribeConfig(
+                paths=[str(tmp_path / f) for f in files], out_dir=cfg.out_dir, device="cpu"
+            )
+        )
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'seven.wav'}: seven" in out
+    assert f"{tmp_path / 'silence.wav'}: \n" in out and f"{tmp_path / 'short.wav'}: \n" in out
+    assert "empty.wav: holds no audio" in err and "junk.wav: not readable audio" in err
+    assert "absent.wav: no such file" in err
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_long_file_is_transcribed_in_chunks(trained, tmp_path, capsys):
+    cfg, _ = trained
+    recordings = real_data("fsdd", "recordings")
+    pieces = []
+    for name in ["3_theo_0.wav", "1_theo_1.wav", "4_theo_2.wav"] * 4:  # 12 digits, ~25 s
+        wave, _ = soundfile.read(recordings / name, dtype="float32")
+        pieces += [wave, np.zeros(16000, dtype=np.float32)]
+    soundfile.write(tmp_path / "long.wav", np.concatenate(pieces), 8000)
+    result = transcribe(TranscribeConfig(paths=[str(tmp_path / "long.wav")], out_dir=cfg.out_dir,
+                                         device="cpu", chunk_seconds=6.0))  # fmt: skip
+    words = result["transcripts"][0]["words"]
+    assert result["transcripts"][0]["text"].split() == ["three", "one", "four"] * 4
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and starts[-1] > 20  # times are in the whole file's seconds
+
+
+@pytest.mark.real_data
+def test_fsdd_loads_every_recording_verified(tmp_path):
+    recordings = real_data("fsdd", "recordings")
+    clips = load_fsdd(str(recordings.parent.parent))
+    assert len(clips.lengths) == 3000 and clips.speaker_names[0] == "george"
+    assert int((clips.index < 5).sum()) == 300  # the official test set
+    folder = tmp_path / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    (tmp_path / "fsdd" / "SHA256SUMS").symlink_to(recordings.parent / "SHA256SUMS")
+    for p in recordings.iterdir():
+        (folder / p.name).symlink_to(p)
+    (folder / "7_theo_2.wav").unlink()
+    (folder / "7_theo_2.wav").write_bytes((recordings / "7_theo_2.wav").read_bytes()[:-10])
+    with pytest.raises(ShowcaseError, match="7_theo_2.wav is damaged"):
+        load_fsdd(str(tmp_path))
+
+
+def test_bad_flags_are_one_line(tmp_path):
+    for args, message in [(["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
+                          (["--beam", "0"], "--beam must be > 0")]:  # fmt: skip
+        result = subprocess.run([sys.executable, "-m", "core.cli", "speech", "ctc", "train", *args,
+                                 "--out-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                                cwd=ROOT)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_librispeech_folder_trains_and_fsdd_offline_error_is_clear(tmp_path, monkeypatch):
+    import speech.ctc.data as speech_data
+
+    clips = synthetic_clips()
+    chapter = tmp_path / "libri" / "19" / "198"
+    chapter.mkdir(parents=True)
+    lines = []
+    for k in range(30):  # 16 kHz flac, as LibriSpeech ships it
+        wave = clips.audio[clips.starts[k] : clips.starts[k] + clips.lengths[k]].numpy()
+        write_16k_stereo(chapter / f"19-198-{k:04d}.flac", wave)
+        lines.append(f"19-198-{k:04d} {clips.texts[k].upper()}")
+    (chapter / "19-198.trans.txt").write_text("\n".join(lines) + "\n")
+    loaded = speech_data.load_librispeech(tmp_path / "libri")
+    assert loaded.texts[:2] == [clips.texts[0], clips.texts[1]] and len(loaded.lengths) == 30
+    assert abs(int(loaded.lengths[0]) - int(clips.lengths[0])) <= 2  # back at 8 kHz
+    cfg = build(SpeechConfig, librispeech=str(tmp_path / "libri"), out_dir=str(tmp_path / "run"),
+                device="cpu", max_steps=3, hidden=16, layers=1, batch_size=4, log_every=1)  # fmt: skip
+    assert main(cfg)["steps"] == 3
+    monkeypatch.setattr(speech_data, "FSDD_URL", "http://127.0.0.1:9/fsdd.tar.gz")
+    with pytest.raises(
+        ShowcaseError, match="FSDD is missing in .* cannot be downloaded .* put its"
+    ):
+        load_fsdd(str(tmp_path))
