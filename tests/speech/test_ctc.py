@@ -137,13 +137,12 @@ def test_forced_alignment_times_fall_inside_the_utterance():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A short real-data run on utterances of one or two digits (about a minute on 2 CPU cores)."""
+    """A shortened real-data run of the default model (600 steps, about 3.5 minutes on 2 CPU
+    cores: CTC needs some 300 steps before it leaves the all-blank output)."""
     root = real_data("fsdd", "recordings")
     out = tmp_path_factory.mktemp("speech") / "run"
     cfg = build(SpeechConfig, data_dir=str(root.parent.parent), out_dir=str(out), device="cpu",
-                max_words=2, hidden=96, layers=1, train_utterances=6000, val_utterances=0,
-                test_utterances=200, max_steps=350, warmup_steps=30, batch_size=64,
-                lr=3e-3, log_every=100)  # fmt: skip
+                max_steps=600, val_utterances=0, test_utterances=200, log_every=200)  # fmt: skip
     return cfg, main(cfg)
 
 
@@ -151,8 +150,8 @@ def trained(tmp_path_factory):
 @pytest.mark.slow
 def test_short_real_run_recognises_digits(trained):
     _, report = trained
-    assert report["metrics"]["clip_acc"] >= 0.9  # chance: 0.1
-    assert report["metrics"]["test_wer"] <= 0.15
+    assert report["metrics"]["clip_acc"] >= 0.8  # chance: 0.1
+    assert report["metrics"]["test_wer"] <= 0.10
 
 
 def write_16k_stereo(path, wave_8k):
