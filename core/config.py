@@ -120,6 +120,13 @@ def non_negative(cfg: Any, *names: str) -> None:
             raise UsageError(f"{flag(name)} must be >= 0, got {getattr(cfg, name)}")
 
 
+def fraction(cfg: Any, *names: str) -> None:
+    """Refuse, with one line, a field among `names` outside [0, 1)."""
+    for name in names:
+        if not 0 <= getattr(cfg, name) < 1:
+            raise UsageError(f"{flag(name)} must be in [0, 1), got {getattr(cfg, name)}")
+
+
 def refuse_unused(cfg: Any, names: tuple[str, ...] | None = None, who: str | None = None) -> None:
     """Refuse a field in `names` (default: the class's UNUSED) set away from its default."""
     names = type(cfg).UNUSED if names is None else names

@@ -30,6 +30,7 @@ def digit_png(tmp_path):
 # The arguments of each command besides `train`, per demo (the run's --out-dir is added).
 COMMAND_ARGS = {
     ("vision", "classify"): {"eval": lambda tmp: {"synthetic": True}, "predict": digit_png},
+    ("vision", "detect"): {"eval": lambda tmp: {}, "predict": digit_png},
     ("rl", "dqn"): {"eval": lambda tmp: {"episodes": 2},
                     "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")}},
     ("recsys", "mf"): {"eval": lambda tmp: {}, "recommend": lambda tmp: {"user": "3", "top": 5}},

@@ -11,5 +11,12 @@ DEMOS = [
         "test accuracy",
         "vision.classify.train",
     ),
-    Demo("vision", "detect", "small object detector", "MNIST scenes", "mAP@0.5"),
+    Demo(
+        "vision",
+        "detect",
+        "small object detector",
+        "MNIST digit scenes",
+        "test mAP@[.5:.95]",
+        "vision.detect.train",
+    ),
 ]

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, non_negative, positive, refuse_unused
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive, refuse_unused
 from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, run_config, setup
@@ -101,8 +101,7 @@ class MFTrainConfig(TrainConfig):
         non_negative(self, "reg", "bias_reg", "link_reg")
         if not 0 <= self.burn_in < 1:
             raise UsageError(f"--burn-in is a fraction of the sweeps in [0, 1), got {self.burn_in}")
-        if not 0 <= self.val_fraction < 1:
-            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        fraction(self, "val_fraction")
         if self.method == "bayes":  # the sampler has no optimizer, schedule or early stopping
             refuse_unused(self, GIBBS_UNUSED, "recsys mf --method bayes")
             if self.eval_every <= 0:

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, setup
@@ -107,8 +107,7 @@ class SpeechConfig(TrainConfig):
         positive(self, "channels", "hidden", "layers", "n_mels", "train_utterances",
                  "test_utterances", "max_words", "beam", "batch_seconds")  # fmt: skip
         non_negative(self, "val_utterances")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+        fraction(self, "dropout")
         if not 0 <= self.warp < 0.5:
             raise UsageError(f"--warp must be in [0, 0.5), got {self.warp}")
 

@@ -12,10 +12,10 @@ from PIL import Image
 from core.config import build
 from core.errors import ShowcaseError
 from tests.conftest import real_data
-from vision.classify.data import load_mnist
 from vision.classify.model import CNN, Net
 from vision.classify.predict import PredictConfig, predict, to_mnist
 from vision.classify.train import ClassifyConfig, ClassifyEvalConfig, evaluate, main
+from vision.mnist import load_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,6 @@ fit 20x20 and centred by its centre of mass in 28x28.
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +21,7 @@ from core.errors import ShowcaseError, UsageError
 from core.loop import load_run_weights, run_config
 from vision.classify.data import normalize
 from vision.classify.model import build_model
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+from vision.images import collect
 
 
 @dataclasses.dataclass
@@ -94,29 +92,6 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
         canvas = torch.roll(canvas, (round(13.5 - cy.item()), round(13.5 - cx.item())), dims=(0, 1))
     canvas = canvas * (255.0 / canvas.max()) if canvas.max() > 0 else canvas
     return canvas.round().clamp(0, 255).to(torch.uint8)
-
-
-def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Image files named directly or found in folders, and one error line per bad path."""
-    files, errors = [], []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            others = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
-            )
-            errors += [f"{p}: not an image file" for p in others]
-            if not found:
-                errors.append(f"{path}: folder holds no image files")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            errors.append(f"{path}: no such file or folder")
-    return files, errors
 
 
 def predict(cfg: PredictConfig) -> dict:

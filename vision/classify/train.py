@@ -15,22 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
 from core.loop import fit, load_run_weights, run_config, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
-from vision.classify.data import (
-    load_mnist,
-    normalize,
-    random_affine,
-    split_validation,
-    synthetic_mnist,
-)
+from vision.classify.data import normalize, random_affine, split_validation
 from vision.classify.model import build_model
 from vision.classify.predict import predict, predict_logits
+from vision.mnist import load_mnist, synthetic_mnist
 
 TASK = "vision.classify"
 
@@ -91,11 +86,7 @@ class ClassifyConfig(TrainConfig):
         non_negative(self, "val_size", "momentum")
         if any(c <= 0 for c in self.channels):
             raise UsageError(f"--channels must all be > 0, got {self.channels}")
-        for name in ("dropout", "label_smoothing"):
-            if not 0 <= getattr(self, name) < 1:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}"
-                )
+        fraction(self, "dropout", "label_smoothing")
         if self.val_size >= 60_000:
             raise UsageError(
                 f"--val-size must leave training images (MNIST has 60000), got {self.val_size}"

@@ -1,0 +1,144 @@
+"""Detect digits (or a COCO-trained model's classes) in user images of any size.
+
+    showcase vision detect predict scene.png photos/ --out-dir runs/vision-detect [--json]
+
+Each image is letterboxed into the model's input (a gray model gets gray pixels, light ink on
+black: a light background is inverted), and the boxes are mapped back to the image's own
+coordinates. A PNG with the boxes drawn is written per image to `<out-dir>/predictions/`.
+"""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torchvision.utils import draw_bounding_boxes
+from tyro.conf import Positional
+
+from core.config import fraction
+from core.device import pick_device
+from core.errors import DataError, ShowcaseError
+from core.files import atomic_write
+from core.loop import load_run_weights, run_config
+from vision.detect.coco import letterbox, read_image
+from vision.detect.model import DetectorConfig, build_model, decode, grid_points
+from vision.images import collect
+
+CLASSES = "classes.json"
+
+
+def load_trained(out_dir: str, device: torch.device):
+    """A finished run's detector (eval mode), its class names and its training config."""
+    cfg = run_config(out_dir)
+    try:
+        info = json.loads((Path(out_dir) / CLASSES).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ShowcaseError(
+            f"{out_dir}/{CLASSES} is missing or damaged: train the run again"
+        ) from exc
+    model = build_model(DetectorConfig(info["in_channels"], len(info["names"]), cfg["width"]))
+    load_run_weights(model, out_dir)
+    return model.to(device).eval(), info["names"], cfg
+
+
+@torch.no_grad()
+def detect(model, images: torch.Tensor, score_thresh: float = 0.05, nms_iou: float = 0.6,
+           batch_size: int = 100) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+    """Detections (boxes xyxy, scores, labels) for uint8 images (N, C, S, S), batched, on CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    size = images.shape[-1]
+    points = grid_points(size, size, model.stride, device)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device).float() / 255
+        x = x.contiguous(memory_format=torch.channels_last)
+        dets = decode(*model(x), points, score_thresh, nms_iou, size=(size, size))
+        out += [{k: v.cpu() for k, v in d.items()} for d in dets]
+    return out
+
+
+@dataclasses.dataclass
+class PredictConfig:
+    paths: Positional[list[str]]
+    """Image files or folders of images."""
+    out_dir: str = "runs/vision-detect"
+    """Run directory of the trained model; the drawn images go to its predictions/ folder."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    score_thresh: float = 0.3
+    """Smallest score printed and drawn."""
+    json: bool = False
+    """Print one JSON object per image."""
+
+    def __post_init__(self) -> None:
+        fraction(self, "score_thresh")
+
+
+def as_model_input(pixels: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
+    """uint8 (C, H, W) -> the letterboxed input and its scale; gray images with a light border
+    are inverted to the training scenes' light ink on black."""
+    if pixels.shape[0] == 1:
+        border = torch.cat([pixels[0, 0], pixels[0, -1], pixels[0, :, 0], pixels[0, :, -1]])
+        if border.float().median() > 127:
+            pixels = 255 - pixels
+    return letterbox(pixels, size)
+
+
+def predict(cfg: PredictConfig) -> dict:
+    """Print the detections of every image and draw them; bad files are reported and skipped."""
+    files, errors = collect(cfg.paths)
+    device = pick_device(cfg.device)
+    model, names, train_cfg = load_trained(cfg.out_dir, device)
+    channels = model.stem[0].in_channels
+    size = train_cfg["image_size"]
+    results = []
+    for path in files:
+        try:
+            original = read_image(path, channels)
+        except DataError as exc:
+            errors.append(str(exc))
+            continue
+        x, scale = as_model_input(original, size)
+        (det,) = detect(model, x[None], cfg.score_thresh)
+        h, w = original.shape[1:]
+        boxes = (det["boxes"] / scale).clamp(min=0)
+        boxes = torch.minimum(boxes, torch.tensor([w, h, w, h], dtype=boxes.dtype))
+        detections = [{"box": [round(v, 1) for v in b], "label": names[k], "score": round(s, 4)}
+                      for b, k, s in zip(boxes.tolist(), det["labels"].tolist(), det["scores"].tolist(),
+                                         strict=True)]  # fmt: skip
+        drawn = Path(cfg.out_dir) / "predictions" / f"{path.stem}.png"
+        save_drawn(
+            read_image(path, 3),
+            boxes,
+            [f"{d['label']} {d['score']:.2f}" for d in detections],
+            drawn,
+        )
+        result = {"file": str(path), "detections": detections}
+        results.append(result)
+        if cfg.json:
+            print(json.dumps(result))
+        else:
+            found = "  ".join(f"{d['label']} ({d['score']:.2f}) {d['box']}" for d in detections)
+            print(f"{path}: {found or 'nothing found'}  -> {drawn}")
+    for line in errors:
+        print(f"showcase: error: {line}", file=sys.stderr)
+    if errors:
+        raise (ShowcaseError(f"{len(errors)} input(s) could not be predicted") if results
+               else ShowcaseError(errors[0]))  # fmt: skip
+    return {"predictions": results}
+
+
+def save_drawn(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], path: Path) -> None:
+    """Write `image` (3, H, W) uint8 with `boxes` drawn, as a PNG, atomically."""
+    from PIL import Image
+
+    width = max(1, round(max(image.shape[1:]) / 200))
+    drawn = (
+        draw_bounding_boxes(image, boxes, labels, colors="red", width=width)
+        if len(boxes)
+        else image
+    )
+    pixels = drawn.permute(1, 2, 0).numpy()
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))

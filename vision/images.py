@@ -1,0 +1,28 @@
+"""Finding the user's image files, shared by the vision demos' `predict` commands."""
+
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named directly or found in folders, and one error line per bad path."""
+    files, errors = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            others = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+            )
+            errors += [f"{p}: not an image file" for p in others]
+            if not found:
+                errors.append(f"{path}: folder holds no image files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
