@@ -5,6 +5,7 @@ checked against a sha256, written atomically and retried; offline they stop with
 names the file, its URL and where to put it by hand.
 """
 
+import gzip
 import hashlib
 import os
 import time
@@ -78,11 +79,13 @@ def missing_files(folder: Path, checksums: dict[str, str | None]) -> list[str]:
     return missing
 
 
-def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0) -> Path:
+def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0,
+             gunzip: bool = False) -> Path:  # fmt: skip
     """Fetch `url` to `dest` unless it is already there; verify the checksum; write atomically.
 
     `checksum` is `sha256:<hex>` or `md5:<hex>`; a bare hex string is taken as sha256. A file
-    already at `dest` is verified too.
+    already at `dest` is verified too. With `gunzip`, the payload is decompressed first and the
+    checksum is that of the decompressed file.
     """
     algorithm, _, expected = checksum.rpartition(":")
     algorithm = algorithm or "sha256"
@@ -102,6 +105,11 @@ def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: flo
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             last_error = str(getattr(exc, "reason", exc))
         else:
+            if gunzip:
+                try:
+                    payload = gzip.decompress(payload)
+                except (OSError, EOFError) as exc:
+                    raise DataError(f"{url} is not a valid gzip file ({exc})") from exc
             actual = hashlib.new(algorithm, payload).hexdigest()
             if actual != expected:
                 raise DataError(

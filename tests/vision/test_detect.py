@@ -238,3 +238,18 @@ def test_bad_config_values_are_refused():
     for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000}):
         with pytest.raises(ShowcaseError):
             build(DetectConfig, **bad)
+
+
+def test_trains_and_evaluates_on_a_coco_folder(pool, tmp_path, capsys):
+    scenes = make_scenes(*pool, 12, seed=0, opts=SceneOptions())
+    folder = tmp_path / "coco"
+    save_coco(scenes, folder, [str(k) for k in range(10)])
+    out = tmp_path / "run"
+    cfg = build(DetectConfig, coco=str(folder), out_dir=str(out), device="cpu", max_steps=3,
+                batch_size=4, log_every=1, eval_every=0)  # fmt: skip
+    report = main(cfg)
+    assert {"map", "map_50"} <= set(report["metrics"])
+    report = evaluate(DetectEvalConfig(out_dir=str(out), device="cpu", coco=str(folder), json=True))
+    assert report["metrics"]["images"] == 12
+    with pytest.raises(ShowcaseError, match="pass --coco"):
+        evaluate(DetectEvalConfig(out_dir=str(out), device="cpu"))

@@ -1,0 +1,169 @@
+"""Parallel text (Multi30k de-en, or the user's files), a joint subword tokenizer, token tensors.
+
+Files are read as bytes and split on "\\n" only, so line i of the source always pairs with line i
+of the target (str.splitlines, which the `datasets` text builder uses, also splits on Unicode
+separators such as U+2028 and would shift the pairs). Every line must decode as UTF-8.
+"""
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import torch
+
+from core.data import data_root, download, missing_files
+from core.errors import DataError
+
+FOLDER = "multi30k"
+URL = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/{}.gz"
+FILES = {  # the decompressed files, by sha256
+    "train.de": "sha256:2c2b73fd2b548fbcde3a875e0a78d6ee94d498bfdee6bd3eae3945779e9ddf72",
+    "train.en": "sha256:460a15fbd157e34a7a9957ee388c1ca247fe47af3ef25fb50442af6c274e0fc6",
+    "val.de": "sha256:660e09eb7e1da2f856ea13ee5ad3cf6d36b3d5b0b733c857e94c5747a3dfc660",
+    "val.en": "sha256:1f2a23d992769b5b3d209b0a10dd0b77c08cceb1f20dfb97ed0aafa49d107227",
+    "test_2016_flickr.de": "sha256:4be6b5b3236b79c25475c6bb829800a7ce559e9ba7a1f6c2394fe4d40be46d16",
+    "test_2016_flickr.en": "sha256:399a4382932c1aadd3ceb9bef1008d388a64c76d4ae4e9d4728c6f4301cac182",
+}
+SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
+PAD, UNK, BOS, EOS = range(4)
+
+
+def split_lines(raw: bytes, where: str) -> list[str]:
+    """UTF-8 text split on "\\n" only; a bad byte is an error naming `where` and the line."""
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            out.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{where} line {number} is not UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from exc
+    return out
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (see split_lines)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return split_lines(raw, f"{path}:")
+
+
+def read_pair(source: Path, target: Path) -> tuple[list[str], list[str]]:
+    """Aligned source and target lines; files of different line counts are an error naming both."""
+    src, tgt = read_lines(source), read_lines(target)
+    if len(src) != len(tgt):
+        raise DataError(f"{source} has {len(src)} lines but {target} has {len(tgt)}: "
+                        "a parallel pair needs one target line per source line")  # fmt: skip
+    return src, tgt
+
+
+def load_multi30k(data_dir: str | None) -> dict[str, tuple[list[str], list[str]]]:
+    """Multi30k task 1 (train 29,000 / val 1,014 / test2016 1,000 pairs) from `<root>/multi30k`;
+    each file present is verified by sha256, missing ones are downloaded (and verified)."""
+    folder = data_root(data_dir) / FOLDER
+    for name in missing_files(folder, FILES):
+        try:
+            download(URL.format(name), folder / name, FILES[name], gunzip=True)
+        except DataError as exc:
+            raise DataError(f"Multi30k file {name} is missing in {folder} and could not be downloaded "
+                            f"({exc}); put the decompressed file there") from None  # fmt: skip
+    return {
+        split: read_pair(folder / f"{stem}.de", folder / f"{stem}.en")
+        for split, stem in SPLITS.items()
+    }
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A joint byte-level BPE tokenizer trained on `texts`, as a transformers PreTrainedTokenizerFast.
+
+    Byte-level: every character is encodable (unseen ones as their UTF-8 bytes), and decoding
+    gives back the exact text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(texts, trainer)
+    return wrap(tok)
+
+
+def wrap(tok):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                   bos_token="<s>", eos_token="</s>")  # fmt: skip
+
+
+def load_tokenizer(folder: Path):
+    """The tokenizer a run saved (`tokenizer.json` in its directory)."""
+    from tokenizers import Tokenizer
+
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise DataError(f"no tokenizer in {folder}: train the run first")
+    return wrap(Tokenizer.from_file(str(path)))
+
+
+def encode(tokenizer, texts: list[str], max_len: int, what: str = "input") -> list[list[int]]:
+    """Token ids of each text plus </s>, cut at `max_len` tokens with one warning counting the cuts."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    cut = sum(len(x) + 1 > max_len for x in ids)
+    if cut:
+        warnings.warn(
+            f"{cut} {what} sentence(s) longer than {max_len} tokens were truncated", stacklevel=2
+        )
+    return [x[: max_len - 1] + [EOS] for x in ids]
+
+
+@dataclasses.dataclass
+class Pairs:
+    """Tokenized pairs, flat: sample i is src[src_start[i] : src_start[i] + src_len[i]], likewise tgt."""
+
+    src: torch.Tensor
+    src_start: torch.Tensor
+    src_len: torch.Tensor
+    tgt: torch.Tensor
+    tgt_start: torch.Tensor
+    tgt_len: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.src_len)
+
+    @classmethod
+    def build(cls, src: list[list[int]], tgt: list[list[int]]) -> "Pairs":
+        def flat(seqs):
+            lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+            starts = torch.cumsum(lengths, 0) - lengths
+            return torch.tensor([t for s in seqs for t in s], dtype=torch.long), starts, lengths
+
+        return cls(*flat(src), *flat(tgt))
+
+    def lengths(self) -> torch.Tensor:
+        return torch.maximum(self.src_len, self.tgt_len + 1)
+
+    def to(self, device) -> "Pairs":
+        return Pairs(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
+
+def pad_rows(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Rows flat[starts[i] : starts[i] + lengths[i]] padded with PAD into (B, max length), batched."""
+    width = int(lengths.max())
+    offsets = torch.arange(width, device=flat.device)
+    index = (starts[:, None] + offsets).clamp(max=len(flat) - 1)
+    return torch.where(offsets < lengths[:, None], flat[index], PAD)
+
+
+def collate(pairs: Pairs, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded source ids (B, S) and target ids (B, T + 1) that start with <s>, on the pairs' device."""
+    rows = rows.to(pairs.src.device)
+    src = pad_rows(pairs.src, pairs.src_start[rows], pairs.src_len[rows])
+    tgt = pad_rows(pairs.tgt, pairs.tgt_start[rows], pairs.tgt_len[rows])
+    return src, torch.cat([torch.full_like(tgt[:, :1], BOS), tgt], 1)

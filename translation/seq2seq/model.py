@@ -1,0 +1,311 @@
+"""Three encoder-decoders with one decoding interface:
+
+    memory, mask = model.encode(src)                    # (B, S, C), (B, S) True at padding
+    logits = model.decode(tgt_in, memory, mask)         # (B, T, V): teacher forcing
+    state = model.start(memory, mask)                   # a dict of tensors, batch first
+    logits, state = model.step(tokens, state)           # (B,) -> (B, V): one cached step
+
+- Transformer: pre-norm, tied input/output embeddings (one joint vocabulary), cached keys/values.
+- GRU: a bidirectional GRU encoder and a GRU decoder with additive (Bahdanau) attention.
+- Tutorial: PyTorch's "Language Translation with nn.Transformer" model (the benchmark's peer);
+  like the tutorial, it decodes by running the whole prefix again at every step.
+"""
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translation.seq2seq.data import PAD
+
+
+@dataclasses.dataclass
+class Seq2SeqConfig:
+    vocab_size: int
+    d_model: int = 256
+    heads: int = 4
+    layers: int = 3
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_len: int = 256
+
+
+def sinusoids(length: int, dim: int) -> torch.Tensor:
+    """The (length, dim) sinusoidal position table of Vaswani et al."""
+    pos = torch.arange(length).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10_000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return table
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q, self.kv, self.out = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, C / H)
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(source).chunk(2, -1)
+        return self.split(k), self.split(v)  # (B, H, S, C / H) each
+
+    def forward(self, x, k, v, mask=None, weights: bool = False):
+        """Queries from x (B, T, C) over keys/values (B, H, S, C / H); mask (B|1, 1, T|1, S) True = attend."""
+        q = self.split(self.q(x))
+        if weights:  # spelled out, for the attention picture
+            att = (
+                (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+                .masked_fill(~mask, -torch.inf)
+                .softmax(-1)
+            )
+            return self.out((att @ v).transpose(1, 2).flatten(2)), att.mean(
+                1
+            )  # (B, T, S) over heads
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, C / H)
+        return self.out(y.transpose(1, 2).flatten(2))
+
+
+class Block(nn.Module):
+    """A pre-norm layer: self-attention, cross-attention (decoder only), feed-forward."""
+
+    def __init__(self, cfg: Seq2SeqConfig, cross: bool) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.norm1, self.attn = nn.LayerNorm(d), Attention(d, cfg.heads, cfg.dropout)
+        self.norm2 = nn.LayerNorm(d) if cross else None
+        self.cross = Attention(d, cfg.heads, cfg.dropout) if cross else None
+        self.norm3 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(
+            nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, d)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, self_kv, self_mask, cross_kv=None, cross_mask=None):
+        x = x + self.drop(self.attn(self.norm1(x), *self_kv, self_mask))
+        if self.cross is not None:
+            x = x + self.drop(self.cross(self.norm2(x), *cross_kv, cross_mask))
+        return x + self.drop(self.ff(self.norm3(x)))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(
+            cfg.vocab_size, cfg.d_model, padding_idx=PAD
+        )  # also the output layer
+        nn.init.normal_(self.embed.weight, std=cfg.d_model**-0.5)
+        self.register_buffer("positions", sinusoids(cfg.max_len, cfg.d_model), persistent=False)
+        self.encoder = nn.ModuleList(Block(cfg, cross=False) for _ in range(cfg.layers))
+        self.decoder = nn.ModuleList(Block(cfg, cross=True) for _ in range(cfg.layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def embed_at(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, T, C)
+        return self.drop(x + self.positions[start : start + tokens.shape[1]])
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pad = src == PAD  # (B, S)
+        mask = ~pad[:, None, None, :]  # (B, 1, 1, S)
+        x = self.embed_at(src)
+        for block in self.encoder:
+            x = block(x, block.attn.keys_values(block.norm1(x)), mask)
+        return self.enc_norm(x), pad
+
+    def decode(
+        self, tgt: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor, weights: bool = False
+    ):
+        t = tgt.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=tgt.device).tril()[
+            None, None
+        ]  # (1, 1, T, T)
+        cross_mask = ~pad[:, None, None, :]
+        x = self.embed_at(tgt)
+        for i, block in enumerate(self.decoder):
+            cross_kv = block.cross.keys_values(memory)
+            if (
+                weights and i == len(self.decoder) - 1
+            ):  # the last layer's cross-attention, for the picture
+                h = x + block.attn(block.norm1(x), *block.attn.keys_values(block.norm1(x)), causal)
+                _, att = block.cross(block.norm2(h), *cross_kv, cross_mask, weights=True)
+            x = block(x, block.attn.keys_values(block.norm1(x)), causal, cross_kv, cross_mask)
+        logits = self.dec_norm(x) @ self.embed.weight.T  # (B, T, V) tied output layer
+        return (logits, att) if weights else logits
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return self.decode(tgt, *self.encode(src))
+
+    def start(self, memory: torch.Tensor, pad: torch.Tensor) -> dict[str, torch.Tensor]:
+        state = {"mask": ~pad[:, None, None, :]}
+        b, h = len(memory), self.cfg.heads
+        for i, block in enumerate(self.decoder):
+            state[f"ck{i}"], state[f"cv{i}"] = block.cross.keys_values(memory)  # computed once
+            empty = memory.new_zeros(b, h, 0, self.cfg.d_model // h)
+            state[f"k{i}"], state[f"v{i}"] = empty, empty
+        return state
+
+    def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        t = state["k0"].shape[2]
+        x = self.embed_at(tokens[:, None], start=t)  # (B, 1, C)
+        state = dict(state)
+        for i, block in enumerate(self.decoder):
+            k, v = block.attn.keys_values(block.norm1(x))
+            state[f"k{i}"] = torch.cat([state[f"k{i}"], k], 2)  # (B, H, t + 1, C / H)
+            state[f"v{i}"] = torch.cat([state[f"v{i}"], v], 2)
+            x = block(
+                x,
+                (state[f"k{i}"], state[f"v{i}"]),
+                None,
+                (state[f"ck{i}"], state[f"cv{i}"]),
+                state["mask"],
+            )
+        return (self.dec_norm(x) @ self.embed.weight.T)[:, 0], state  # (B, V)
+
+
+@dataclasses.dataclass
+class GRUConfig:
+    vocab_size: int
+    emb: int = 256
+    hidden: int = 256
+    """Encoder GRU width per direction; the decoder's is twice this."""
+    dropout: float = 0.2
+
+
+class GRU(nn.Module):
+    """Bahdanau et al. (2015): score(s, h_j) = v^T tanh(W s + U h_j) over the encoder states h_j."""
+
+    def __init__(self, cfg: GRUConfig) -> None:
+        super().__init__()
+        h2 = 2 * cfg.hidden
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.emb, padding_idx=PAD)
+        self.encoder = nn.GRU(cfg.emb, cfg.hidden, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(h2, h2)
+        self.w, self.u, self.v = (
+            nn.Linear(h2, h2, bias=False),
+            nn.Linear(h2, h2),
+            nn.Linear(h2, 1, bias=False),
+        )
+        self.cell = nn.GRUCell(cfg.emb + h2, h2)
+        self.out = nn.Linear(h2 + h2 + cfg.emb, cfg.vocab_size)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = (src != PAD).sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.drop(self.embed(src)), lengths, batch_first=True,
+                                                   enforce_sorted=False)  # fmt: skip
+        states, _ = self.encoder(packed)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(
+            states, batch_first=True, total_length=src.shape[1]
+        )
+        return memory, src == PAD  # (B, S, 2H), (B, S)
+
+    def start(self, memory: torch.Tensor, pad: torch.Tensor) -> dict[str, torch.Tensor]:
+        mean = (memory * ~pad[..., None]).sum(1) / (~pad).sum(1, keepdim=True).clamp(min=1)
+        return {
+            "h": torch.tanh(self.bridge(mean)),
+            "memory": memory,
+            "keys": self.u(memory),
+            "pad": pad,
+        }
+
+    def attend(self, h: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        energy = self.v(torch.tanh(self.w(h)[:, None] + state["keys"])).squeeze(-1)  # (B, S)
+        att = energy.masked_fill(state["pad"], -torch.inf).softmax(-1)
+        return (att[:, :, None] * state["memory"]).sum(1), att  # (B, 2H), (B, S)
+
+    def step(self, tokens: torch.Tensor, state: dict, weights: bool = False):
+        e = self.drop(self.embed(tokens))  # (B, E)
+        context, att = self.attend(state["h"], state)
+        h = self.cell(torch.cat([e, context], -1), state["h"])
+        logits = self.out(self.drop(torch.cat([h, context, e], -1)))  # (B, V)
+        state = {**state, "h": h}
+        return (logits, state, att) if weights else (logits, state)
+
+    def decode(
+        self, tgt: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor, weights: bool = False
+    ):
+        state, steps, maps = self.start(memory, pad), [], []
+        for t in range(tgt.shape[1]):  # teacher forcing: a recurrence runs one token at a time
+            logits, state, att = self.step(tgt[:, t], state, weights=True)
+            steps.append(logits)
+            maps.append(att)
+        logits = torch.stack(steps, 1)  # (B, T, V)
+        return (logits, torch.stack(maps, 1)) if weights else logits
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return self.decode(tgt, *self.encode(src))
+
+
+class Tutorial(nn.Module):
+    """The tutorial's Seq2SeqTransformer: nn.Transformer (post-norm), separate source and target
+    embeddings scaled by sqrt(d), sinusoidal positions, a linear generator."""
+
+    def __init__(self, cfg: Seq2SeqConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.transformer = nn.Transformer(
+            d, cfg.heads, cfg.layers, cfg.layers, cfg.d_ff, cfg.dropout, batch_first=True
+        )
+        self.src_embed, self.tgt_embed = (
+            nn.Embedding(cfg.vocab_size, d),
+            nn.Embedding(cfg.vocab_size, d),
+        )
+        self.generator = nn.Linear(d, cfg.vocab_size)
+        self.register_buffer("positions", sinusoids(cfg.max_len, d), persistent=False)
+        self.drop, self.d = nn.Dropout(cfg.dropout), d
+        for p in self.parameters():  # the tutorial's initialisation
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
+        return self.drop(table(tokens) * math.sqrt(self.d) + self.positions[: tokens.shape[1]])
+
+    def encode(self, src):
+        pad = src == PAD
+        return self.transformer.encoder(
+            self.embed(self.src_embed, src), src_key_padding_mask=pad
+        ), pad
+
+    def decode(self, tgt, memory, pad, weights: bool = False):
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device)
+        x = self.transformer.decoder(self.embed(self.tgt_embed, tgt), memory, tgt_mask=causal,
+                                     memory_key_padding_mask=pad)  # fmt: skip
+        return self.generator(x)
+
+    def forward(self, src, tgt):
+        return self.decode(tgt, *self.encode(src))
+
+    def start(self, memory, pad):
+        return {
+            "memory": memory,
+            "pad": pad,
+            "prefix": memory.new_zeros(len(memory), 0, dtype=torch.long),
+        }
+
+    def step(self, tokens, state):
+        prefix = torch.cat([state["prefix"], tokens[:, None]], 1)
+        logits = self.decode(prefix, state["memory"], state["pad"])[:, -1]  # the whole prefix again
+        return logits, {**state, "prefix": prefix}
+
+
+def build_model(name: str, vocab_size: int, cfg: dict) -> nn.Module:
+    """The model `name` ("transformer", "gru" or "tutorial") for a vocabulary of `vocab_size`."""
+    if name == "gru":
+        return GRU(GRUConfig(vocab_size, cfg["emb"], cfg["hidden"], cfg["dropout"]))
+    shape = Seq2SeqConfig(
+        vocab_size, cfg["d_model"], cfg["heads"], cfg["layers"], cfg["d_ff"], cfg["dropout"]
+    )
+    return Tutorial(shape) if name == "tutorial" else Transformer(shape)
+
+
+def seq2seq_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy over the non-padding target tokens."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD,
+                           label_smoothing=smoothing)  # fmt: skip

@@ -1,0 +1,265 @@
+"""German-to-English translation on Multi30k: a Transformer, an attention GRU, the tutorial's recipe.
+
+    showcase translation seq2seq train                          # pre-norm Transformer, tied embeddings
+    showcase translation seq2seq train --model gru              # GRU encoder-decoder, Bahdanau attention
+    showcase translation seq2seq train --model tutorial         # PyTorch's nn.Transformer tutorial recipe
+    showcase translation seq2seq train --train-files a.de a.en --val-files v.de v.en --test-files t.de t.en
+    showcase translation seq2seq eval --out-dir runs/translation   # sacreBLEU, chrF, attention.png
+    echo "Ein Hund läuft." | showcase translation seq2seq translate --beam 5 --json
+    showcase translation seq2seq translate "Zwei Männer." --model hf:Helsinki-NLP/opus-mt-de-en
+
+A joint byte-level BPE vocabulary is trained on the training pairs and saved in the run
+directory; the kept weights are those of the best validation BLEU (greedy); the test set is
+decoded with beam search once, at the end.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+from core import distributed
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.errors import UsageError
+from core.loop import fit, setup
+from core.report import report_eval, write_report
+from core.seq_data import LengthLoader
+from translation.seq2seq.data import (
+    Pairs,
+    collate,
+    encode,
+    load_multi30k,
+    load_tokenizer,
+    read_pair,
+    train_tokenizer,
+)
+from translation.seq2seq.model import build_model, seq2seq_loss
+from translation.seq2seq.predict import (
+    Translator,
+    bleu_chrf,
+    load_translator,
+    plot_attention,
+    translate,
+)
+
+TASK = "translation.seq2seq"
+
+
+@dataclasses.dataclass
+class TranslationConfig(TrainConfig):
+    DEMO: ClassVar[str] = "translation seq2seq"
+    PRESET_FIELD: ClassVar[str] = "model"
+    PRESETS: ClassVar[dict] = {
+        "transformer": {},
+        "gru": {"lr": 2e-3, "dropout": 0.2, "label_smoothing": 0.1},
+        # PyTorch's "Language Translation with nn.Transformer": emb 512, 3+3 layers, 8 heads, FFN 512,
+        # Adam 1e-4 with betas (0.9, 0.98), batch 128, plain cross-entropy, greedy decoding.
+        "tutorial": {"d_model": 512, "heads": 8, "layers": 3, "d_ff": 512, "dropout": 0.1, "lr": 1e-4,
+                     "weight_decay": 0.0, "batch_size": 128, "max_tokens": 0, "label_smoothing": 0.0,
+                     "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
+    }  # fmt: skip
+
+    out_dir: str = "runs/translation"
+    model: Literal["transformer", "gru", "tutorial"] = "transformer"
+    """transformer: ours (pre-norm, tied embeddings); gru: attention GRU; tutorial: the peer recipe."""
+    d_model: int = 256
+    """Transformer width."""
+    heads: int = 4
+    """Attention heads."""
+    layers: int = 3
+    """Encoder and decoder layers (each)."""
+    d_ff: int = 1024
+    """Transformer feed-forward width."""
+    emb: int = 256
+    """GRU embedding size."""
+    hidden: int = 256
+    """GRU encoder width per direction (the decoder has twice this)."""
+    dropout: float = 0.1
+    vocab_size: int = 8000
+    """Joint source-target BPE vocabulary."""
+    max_len: int = 128
+    """Longest sentence in tokens (longer ones are truncated with a warning)."""
+    max_tokens: int = 6000
+    """Most padded source + target tokens per optimizer step (0: --batch-size sentences only)."""
+    label_smoothing: float = 0.1
+    beam: int = 5
+    """Beam size for the test set, eval and translate (1: greedy)."""
+    alpha: float = 0.6
+    """Length penalty exponent of the beam search."""
+    train_files: tuple[str, str] | None = None
+    """Your own parallel text: SOURCE TARGET, one sentence a line, UTF-8."""
+    val_files: tuple[str, str] | None = None
+    """Validation pair (default with --train-files: 1,000 pairs carved from the training files)."""
+    test_files: tuple[str, str] | None = None
+    """Test pair (default with --train-files: the validation pair)."""
+    max_steps: int = 6000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup_steps: int = 400
+    grad_clip: float = 1.0
+    eval_every: int = 1000
+    log_every: int = 200
+    synthetic: bool = False
+    """A tiny made-up language instead of Multi30k (smoke tests only)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "d_model", "heads", "layers", "d_ff", "emb", "hidden", "beam")
+        non_negative(self, "max_tokens", "alpha")
+        fraction(self, "dropout", "label_smoothing")
+        if self.d_model % self.heads:
+            raise UsageError(f"--d-model {self.d_model} must be divisible by --heads {self.heads}")
+        if not 300 <= self.vocab_size <= 100_000:
+            raise UsageError(f"--vocab-size must be between 300 and 100000, got {self.vocab_size}")
+        if not 8 <= self.max_len <= 1024:
+            raise UsageError(f"--max-len must be between 8 and 1024, got {self.max_len}")
+
+    def shape(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden")
+        }
+
+
+def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """A made-up 'language': the target spells the source's digits as words, in reverse order."""
+    words = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+    english = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    gen = torch.Generator().manual_seed(seed)
+    src, tgt = [], []
+    for _ in range(n):
+        digits = torch.randint(
+            0, 10, (int(torch.randint(1, 6, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        src.append(" ".join(words[d] for d in digits))
+        tgt.append(" ".join(english[d] for d in reversed(digits)))
+    return src, tgt
+
+
+def load_texts(cfg: TranslationConfig) -> dict[str, tuple[list[str], list[str]]]:
+    """Train, val and test pairs: Multi30k, the user's files, or the synthetic language."""
+    if cfg.synthetic:
+        return {"train": synthetic_text(2000, cfg.seed), "val": synthetic_text(40, cfg.seed + 1),
+                "test": synthetic_text(40, 10_000)}  # fmt: skip
+    if cfg.train_files is None:
+        if cfg.val_files or cfg.test_files:
+            raise UsageError("--val-files and --test-files need --train-files")
+        return load_multi30k(cfg.data_dir)
+    train = read_pair(*cfg.train_files)
+    if cfg.val_files:
+        val = read_pair(*cfg.val_files)
+    else:  # carve a seeded validation set out of the training pairs
+        order = torch.randperm(
+            len(train[0]), generator=torch.Generator().manual_seed(cfg.seed)
+        ).tolist()
+        held = set(order[: min(1000, len(order) // 10)])
+        val = tuple([x for i, x in enumerate(side) if i in held] for side in train)
+        train = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
+    test = read_pair(*cfg.test_files) if cfg.test_files else val
+    for name, (src, _) in {"train": train, "val": val, "test": test}.items():
+        if not src:
+            raise UsageError(f"the {name} files hold no sentence pairs")
+    return {"train": train, "val": val, "test": test}
+
+
+def make_step(smoothing: float):
+    """The training step: teacher forcing, label-smoothed cross-entropy, token accuracy."""
+
+    def step(model, batch):
+        src, tgt = batch  # (B, S), (B, T + 1) starting with <s>
+        logits = model(src, tgt[:, :-1])  # (B, T, V)
+        targets = tgt[:, 1:]
+        loss = seq2seq_loss(logits, targets, smoothing)
+        real = targets != 0
+        acc = ((logits.argmax(-1) == targets) & real).sum() / real.sum()
+        return loss, {"acc": acc.detach()}
+
+    return step
+
+
+def main(cfg: TranslationConfig) -> dict:
+    """Train, keep the best validation BLEU, report test BLEU and chrF (beam search)."""
+    device = setup(cfg)
+    texts = load_texts(cfg)
+    tok_file = Path(cfg.out_dir) / "tokenizer.json"
+    if cfg.resume and tok_file.exists():
+        tokenizer = load_tokenizer(cfg.out_dir)
+    else:  # every rank trains the same tokenizer from the same text; rank 0 saves it
+        tokenizer = train_tokenizer(texts["train"][0] + texts["train"][1], cfg.vocab_size)
+        if distributed.is_main():
+            tokenizer.backend_tokenizer.save(str(tok_file))
+    train = Pairs.build(
+        *(encode(tokenizer, side, cfg.max_len, "training") for side in texts["train"])
+    )
+    train = train.to(device)
+    model = build_model(cfg.model, len(tokenizer), cfg.shape())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
+                                  weight_decay=cfg.weight_decay)  # fmt: skip
+    loader = LengthLoader.for_config(train.lengths(), lambda rows: collate(train, rows), cfg,
+                                     max_tokens=cfg.max_tokens)  # fmt: skip
+
+    def evaluate(m):
+        hyps = Translator(m, tokenizer, device, cfg.max_len).translate(texts["val"][0], beam=1)
+        return {"val_bleu": bleu_chrf(hyps, texts["val"][1])["bleu"]}
+
+    result = fit(model, make_step(cfg.label_smoothing), loader, cfg, device=device, optimizer=optimizer,
+                 evaluate=evaluate, monitor="val_bleu")  # fmt: skip
+    translator = Translator(model, tokenizer, device, cfg.max_len, cfg.alpha)
+    t0 = time.perf_counter()
+    scores = bleu_chrf(translator.translate(texts["test"][0], beam=cfg.beam), texts["test"][1])
+    metrics = {**result.best, "test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
+               "beam": cfg.beam, "test_decode_seconds": round(time.perf_counter() - t0, 2),
+               "bleu_signature": scores["signature"]}  # fmt: skip
+    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
+    if distributed.is_main():
+        print(f"test_bleu {scores['bleu']:.2f} test_chrf {scores['chrf']:.2f} (beam {cfg.beam}; "
+              f"{scores['signature']}) after {result.steps} steps in {result.wall_seconds:.1f}s")  # fmt: skip
+    return report
+
+
+@dataclasses.dataclass
+class TranslationEvalConfig(EvalConfig):
+    out_dir: str = "runs/translation"
+    batch_size: int = 128
+    model: str | None = None
+    """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
+    beam: int = 0
+    """Beam size (0: the run's)."""
+    split: Literal["val", "test"] = "test"
+    """Which Multi30k (or --test-files) split to score."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        non_negative(self, "beam")
+
+
+def evaluate(cfg: TranslationEvalConfig) -> dict:
+    """sacreBLEU and chrF on the test (or val) split; saves attention.png for one test sentence."""
+    t0 = time.perf_counter()
+    translator, train_cfg = load_translator(cfg.out_dir, cfg.model, cfg.device, cfg.batch_size)
+    names = {f.name for f in dataclasses.fields(TranslationConfig)}
+    fields = {k: v for k, v in train_cfg.items() if k in names and k not in ("resume", "config")}
+    run_cfg = TranslationConfig(**{**fields, "data_dir": cfg.data_dir or fields.get("data_dir")})
+    src, refs = load_texts(run_cfg)[cfg.split]
+    beam = cfg.beam or run_cfg.beam
+    t1 = time.perf_counter()
+    hyps = translator.translate(src, beam=beam)
+    seconds = time.perf_counter() - t1
+    scores = bleu_chrf(hyps, refs)
+    metrics = {f"{cfg.split}_bleu": scores["bleu"], f"{cfg.split}_chrf": scores["chrf"], "beam": beam,
+               "sentences": len(src), "decode_seconds": round(seconds, 2), "bleu_signature": scores["signature"]}  # fmt: skip
+    picture = Path(cfg.out_dir) / "attention.png"
+    shown = plot_attention(translator, src[0], picture)
+    lines = [f"{cfg.split}_bleu {scores['bleu']:.2f}  {cfg.split}_chrf {scores['chrf']:.2f}  (beam {beam}, "
+             f"{len(src)} sentences in {seconds:.1f}s)", scores["signature"]]  # fmt: skip
+    lines += [f"wrote {picture}"] if shown else []
+    return report_eval(
+        cfg, TASK, metrics, 0, time.perf_counter() - t0, translator.device, "\n".join(lines)
+    )
+
+
+COMMANDS = {"train": main, "eval": evaluate, "translate": translate}
