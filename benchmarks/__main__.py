@@ -4,6 +4,7 @@ python -m benchmarks core-overhead [--device cpu]
 python -m benchmarks vision-classify [--device cuda]
 python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
+python -m benchmarks translation [--device cuda] [--keep-runs DIR]
 """
 
 import argparse
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "recsys": "benchmarks.recsys_mf",
     "speech-ctc": "benchmarks.speech_ctc",
     "vision-detect": "benchmarks.vision_detect",
+    "translation": "benchmarks.translation",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"

@@ -35,6 +35,8 @@ COMMAND_ARGS = {
                     "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")}},
     ("recsys", "mf"): {"eval": lambda tmp: {}, "recommend": lambda tmp: {"user": "3", "top": 5}},
     ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav},
+    ("translation", "seq2seq"): {"eval": lambda tmp: {},
+                                 "translate": lambda tmp: {"sentences": ["eins zwei", ""]}},
 }  # fmt: skip
 
 

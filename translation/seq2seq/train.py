@@ -94,15 +94,15 @@ class TranslationConfig(TrainConfig):
     """Validation pair (default with --train-files: 1,000 pairs carved from the training files)."""
     test_files: tuple[str, str] | None = None
     """Test pair (default with --train-files: the validation pair)."""
-    max_steps: int = 6000
+    max_steps: int = 2400
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     warmup_steps: int = 400
     grad_clip: float = 1.0
-    eval_every: int = 1000
-    log_every: int = 200
+    eval_every: int = 600
+    log_every: int = 100
     synthetic: bool = False
     """A tiny made-up language instead of Multi30k (smoke tests only)."""
 

@@ -72,14 +72,14 @@ class DetectConfig(TrainConfig):
     """Smallest score kept before NMS in evaluation."""
     nms_iou: float = 0.6
     """IoU above which NMS drops the lower-scored box of the same class."""
-    max_steps: int = 2000
+    max_steps: int = 5000
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 5e-4
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 100
+    warmup_steps: int = 200
     grad_clip: float = 10.0
-    eval_every: int = 500
+    eval_every: int = 1000
     log_every: int = 100
     synthetic: bool = False
     """Scenes of random bar 'digits' instead of MNIST (smoke tests only)."""
