@@ -1,6 +1,8 @@
 import io
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +199,19 @@ def test_real_multi30k_loads_with_its_published_sizes():
     data = load_multi30k(str(root.parent))
     assert {k: len(v[0]) for k, v in data.items()} == {"train": 29000, "val": 1014, "test": 1000}
     assert data["train"][1][0] == "Two young, White males are outside near many bushes."
+
+
+def test_translate_cli_reads_stdin(trained):
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "translation.seq2seq", "translate", "--out-dir", str(trained), "--device", "cpu",
+           "--json"]  # fmt: skip
+    result = subprocess.run(cmd, input=b"eins zwei\n\ndrei\n", capture_output=True, cwd=root)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [json.loads(x) for x in result.stdout.decode().strip().split("\n")]
+    assert [x["source"] for x in lines] == ["eins zwei", "", "drei"]
+    bad = subprocess.run(cmd, input=b"gut\nschl\xe4cht\n", capture_output=True, cwd=root)
+    assert (
+        bad.returncode == 1
+        and b"line 2 is not UTF-8" in bad.stderr
+        and b"Traceback" not in bad.stderr
+    )
