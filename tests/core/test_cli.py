@@ -48,7 +48,7 @@ def test_every_demo_package_is_registered():
         ),
         (["vision", "nope", "train"], 2, "unknown demo"),
         (["vision", "classify", "fly"], 2, "unknown command 'fly'"),
-        (["translation", "seq2seq", "train"], 2, "planned"),
+        (["translation", "seq2seq", "train", "--heads", "3"], 2, "divisible by --heads 3"),
     ],
 )
 def test_bad_input_is_one_line(args, code, message, tmp_path):
@@ -56,6 +56,13 @@ def test_bad_input_is_one_line(args, code, message, tmp_path):
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_planned_demo_says_so():
+    demo = registry.Demo("audio", "tts", "text to speech", "LJSpeech", "MOS")
+    assert demo.status == "planned"
+    with pytest.raises(registry.UsageError, match="planned but not implemented"):
+        demo.commands()
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
