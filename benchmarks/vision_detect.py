@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import torch
-from torchmetrics.detection import MeanAveragePrecision
 from torchvision.models.detection import ssdlite320_mobilenet_v3_large
 
 from core.config import build
@@ -19,7 +18,7 @@ from core.device import pick_device
 from core.seed import seed_everything
 from vision.detect.data import SceneLoader
 from vision.detect.predict import detect, load_trained
-from vision.detect.train import DetectConfig, main, make_data
+from vision.detect.train import DetectConfig, coco_map, main, make_data
 
 
 def out_dir(args, name: str) -> str:
@@ -27,9 +26,7 @@ def out_dir(args, name: str) -> str:
 
 
 def score(dets: list[dict], scenes) -> dict[str, float]:
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
-    metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
-    result = metric.compute()
+    result = coco_map(dets, scenes)
     return {"map": round(result["map"].item(), 4), "map_50": round(result["map_50"].item(), 4)}
 
 

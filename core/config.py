@@ -171,6 +171,13 @@ def build(cls: type[C], **overrides: Any) -> C:
     return _instantiate(cls, fields)
 
 
+def from_run(cls: type[C], saved: dict[str, Any], **overrides: Any) -> C:
+    """The config a run was trained with (its saved dict) rebuilt as `cls`, typed like a config
+    file; `resume` and `config` are cleared, keys the class lacks are ignored, `overrides` win."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"resume", "config"}
+    return _instantiate(cls, {**{k: v for k, v in saved.items() if k in names}, **overrides})
+
+
 def parse(cls: type[C], argv: list[str], prog: str) -> C:
     """Parse `argv` into `cls`; a usage problem raises UsageError with a one-line message."""
     if any(a in ("-h", "--help") for a in argv):

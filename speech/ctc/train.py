@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, setup
@@ -319,8 +319,7 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
     model, features, train_cfg = load_trained(cfg.out_dir, device)
-    names = {f.name for f in dataclasses.fields(SpeechConfig)}
-    run_cfg = SpeechConfig(**{k: v for k, v in train_cfg.items() if k in names and k != "resume"})
+    run_cfg = from_run(SpeechConfig, train_cfg)
     split = make_split(run_cfg, cfg.data_dir)
     clips = split.clips.to(device)
     decoder = LexiconDecoder(lexicon_words(run_cfg.lexicon, split.clips), run_cfg.beam)

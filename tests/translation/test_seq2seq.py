@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.checkpoint import load_weights, save_weights
 from core.config import build
 from core.errors import DataError, ShowcaseError
 from tests.conftest import real_data
@@ -85,14 +86,18 @@ def test_shapes_masks_and_cached_steps(name):
         assert torch.allclose(step_logits, logits[:, t], atol=1e-4)
 
 
-def test_tied_embeddings():
-    model = build_model("transformer", 50, SHAPE)
-    assert sum(p.numel() for p in model.parameters()) == sum(
-        p.numel() for p in set(model.parameters())
-    )
-    assert model.embed.weight.data_ptr() == model.embed.weight.data_ptr()
-    logits = model(torch.tensor([[5, EOS]]), torch.tensor([[BOS]]))
-    assert logits.shape[-1] == model.embed.num_embeddings  # the output layer is the embedding
+def test_tied_embeddings_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("transformer", 50, SHAPE).eval()
+    vocab_sized = [n for n, p in model.named_parameters() if p.shape == (50, SHAPE["d_model"])]
+    assert vocab_sized == ["embed.weight"]  # input and output share one matrix
+    src, tgt = torch.tensor([[5, 6, EOS]]), torch.tensor([[BOS, 7]])
+    with torch.no_grad():
+        model.embed.weight[9] += 1.0  # a change to the embedding moves the output layer too
+    save_weights(model, tmp_path / "m.safetensors")
+    again = build_model("transformer", 50, SHAPE).eval()
+    load_weights(again, tmp_path / "m.safetensors")
+    assert torch.equal(again(src, tgt), model(src, tgt))
 
 
 @pytest.mark.parametrize("name", ["transformer", "gru"])

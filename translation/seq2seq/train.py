@@ -21,12 +21,13 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.errors import UsageError
 from core.loop import fit, setup
 from core.report import report_eval, write_report
 from core.seq_data import LengthLoader
 from translation.seq2seq.data import (
+    PAD,
     Pairs,
     collate,
     encode,
@@ -82,7 +83,8 @@ class TranslationConfig(TrainConfig):
     max_len: int = 128
     """Longest sentence in tokens (longer ones are truncated with a warning)."""
     max_tokens: int = 6000
-    """Most padded source + target tokens per optimizer step (0: --batch-size sentences only)."""
+    """Most padded tokens per optimizer step, counted on the longer side of each pair (0: only
+    --batch-size sentences)."""
     label_smoothing: float = 0.1
     beam: int = 5
     """Beam size for the test set, eval and translate (1: greedy)."""
@@ -174,7 +176,7 @@ def make_step(smoothing: float):
         logits = model(src, tgt[:, :-1])  # (B, T, V)
         targets = tgt[:, 1:]
         loss = seq2seq_loss(logits, targets, smoothing)
-        real = targets != 0
+        real = targets != PAD
         acc = ((logits.argmax(-1) == targets) & real).sum() / real.sum()
         return loss, {"acc": acc.detach()}
 
@@ -241,9 +243,9 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     """sacreBLEU and chrF on the test (or val) split; saves attention.png for one test sentence."""
     t0 = time.perf_counter()
     translator, train_cfg = load_translator(cfg.out_dir, cfg.model, cfg.device, cfg.batch_size)
-    names = {f.name for f in dataclasses.fields(TranslationConfig)}
-    fields = {k: v for k, v in train_cfg.items() if k in names and k not in ("resume", "config")}
-    run_cfg = TranslationConfig(**{**fields, "data_dir": cfg.data_dir or fields.get("data_dir")})
+    run_cfg = from_run(
+        TranslationConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir")
+    )
     src, refs = load_texts(run_cfg)[cfg.split]
     beam = cfg.beam or run_cfg.beam
     t1 = time.perf_counter()

@@ -23,7 +23,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
 from core.files import atomic_write, write_text
@@ -163,14 +163,18 @@ def make_step(points: torch.Tensor, stride: int):
     return step
 
 
+def coco_map(dets: list[dict], scenes: Scenes, class_metrics: bool = False) -> dict:
+    """torchmetrics' COCO mAP (pycocotools) of detections against the scenes' boxes."""
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=class_metrics)
+    metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
+    return metric.compute()
+
+
 def mean_ap(
     model, scenes: Scenes, score_thresh: float = 0.05, nms_iou: float = 0.6
 ) -> dict[str, float]:
-    """COCO mAP@[.5:.95] and mAP@.5 of `model` on `scenes` (torchmetrics, pycocotools)."""
-    dets = detect(model, scenes.images, score_thresh, nms_iou)
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
-    metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
-    result = metric.compute()
+    """COCO mAP@[.5:.95] and mAP@.5 of `model` on `scenes`."""
+    result = coco_map(detect(model, scenes.images, score_thresh, nms_iou), scenes)
     return {"map": result["map"].item(), "map_50": result["map_50"].item()}
 
 
@@ -251,19 +255,13 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     else:
         if train_cfg.get("coco"):
             raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: pass --coco DIR")
-        fields = {
-            k: v
-            for k, v in train_cfg.items()
-            if k in {f.name for f in dataclasses.fields(DetectConfig)}
-        }
-        scenes = make_data(DetectConfig(**{**fields, "data_dir": cfg.data_dir or fields.get("data_dir"),
-                                           "val_scenes": 0})).test  # fmt: skip
+        run_cfg = from_run(DetectConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir"),
+                           val_scenes=0)  # fmt: skip
+        scenes = make_data(run_cfg).test
     dets = detect(
         model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"], cfg.batch_size
     )
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True)
-    metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
-    result = metric.compute()
+    result = coco_map(dets, scenes, class_metrics=True)
     per_class = {names[int(k)]: round(v.item(), 4)
                  for k, v in zip(result["classes"].flatten(), result["map_per_class"].flatten(), strict=True)}  # fmt: skip
     metrics = {"map": result["map"].item(), "map_50": result["map_50"].item(), "map_75": result["map_75"].item(),
