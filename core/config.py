@@ -207,13 +207,14 @@ def save(cfg: Any, path: Path) -> None:
 def _defaults(cls: type, recipe: str | None) -> dict[str, Any]:
     fields = {f.name: getattr(cls, f.name) for f in dataclasses.fields(cls) if hasattr(cls, f.name)}
     presets = getattr(cls, "PRESETS", {})
+    key = getattr(cls, "PRESET_FIELD", "recipe")
     if recipe is not None:
         if recipe not in presets and not getattr(cls, "PRESETS_OPEN", False):
-            key = getattr(cls, "PRESET_FIELD", "recipe")
             raise UsageError(
                 f"unknown {key} {recipe!r}: choose from {', '.join(presets) or 'none'}"
             )
         fields.update(presets.get(recipe, {}))
+        fields[key] = recipe  # the preset's fields are checked together with its name
     return fields
 
 

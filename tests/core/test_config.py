@@ -38,6 +38,28 @@ def test_precedence_defaults_recipe_file_flags(tmp_path):
     assert build(DemoConfig, recipe="fast", seed=2).lr == 0.5
 
 
+@dataclasses.dataclass
+class CheckedConfig(TrainConfig):
+    """A preset whose fields are valid only under its own name (as recsys's bpr sets --lr, which
+    its default method, Gibbs sampling, refuses)."""
+
+    PRESET_FIELD: ClassVar[str] = "method"
+    PRESETS: ClassVar[dict] = {"plain": {}, "tuned": {"lr": 0.05}}
+    method: str = "plain"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method == "plain" and self.lr != 1e-3:
+            raise UsageError("--lr is not supported by --method plain")
+
+
+def test_a_preset_is_checked_with_its_own_name():
+    assert parse(CheckedConfig, ["--method", "tuned"], "p").lr == 0.05
+    assert parse(CheckedConfig, ["--method", "tuned", "--max-steps", "5"], "p").method == "tuned"
+    with pytest.raises(UsageError, match="not supported by --method plain"):
+        parse(CheckedConfig, ["--lr", "0.1"], "p")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
