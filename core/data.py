@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from core.errors import DataError
+from core.errors import DataError, MissingData
 from core.files import atomic_write
 
 
@@ -35,12 +35,12 @@ def data_root(data_dir: str | None = None) -> Path:
     if data_dir:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
-            raise DataError(f"data dir {root} does not exist")
+            raise MissingData(f"data dir {root} does not exist")
         return root
     if os.environ.get("SHOWCASE_DATA"):
         root = Path(os.environ["SHOWCASE_DATA"]).expanduser()
         if not root.is_dir():
-            raise DataError(f"SHOWCASE_DATA={root} does not exist")
+            raise MissingData(f"SHOWCASE_DATA={root} does not exist")
         return root
     return Path(platformdirs.user_cache_dir("torch-showcase"))
 
@@ -119,4 +119,4 @@ def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: flo
             return dest
         if attempt + 1 < retries:
             time.sleep(0.5 * 2**attempt)
-    raise DataError(f"cannot download {url} ({last_error}); put the file at {dest} by hand")
+    raise MissingData(f"cannot download {url} ({last_error}); put the file at {dest} by hand")

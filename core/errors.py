@@ -15,3 +15,7 @@ class UsageError(ShowcaseError):
 
 class DataError(ShowcaseError):
     """Missing, corrupt or malformed data."""
+
+
+class MissingData(DataError):
+    """A dataset that is not on disk and cannot be downloaded: the message says where to put it."""

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from core.data import data_root, missing_files
-from core.errors import DataError
+from core.errors import MissingData
 
 RAW_FILES = {  # the uncompressed IDX files, by sha256
     "train-images-idx3-ubyte": "sha256:ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -31,7 +31,7 @@ def load_mnist(data_dir: str | None) -> dict[str, torch.Tensor]:
         try:
             MNIST(str(root), train=True, download=True)
         except (RuntimeError, OSError) as exc:
-            raise DataError(
+            raise MissingData(
                 f"MNIST file(s) {', '.join(missing)} missing in {raw} and could not be downloaded "
                 f"({' '.join(str(exc).split())[:120]}); put the IDX files there"
             ) from exc

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from core.data import Remote, data_root, download, missing_files
-from core.errors import DataError
+from core.errors import DataError, MissingData
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 ARCHIVES = {  # GroupLens publishes MD5s only
@@ -92,13 +92,13 @@ def dataset_dir(data_dir: str | None, name: str, split: str | None = None) -> Pa
     if not missing:
         return folder
     if name not in ARCHIVES:
-        raise DataError(f"{name} is missing {', '.join(missing)}: put its files in {folder}")
+        raise MissingData(f"{name} is missing {', '.join(missing)}: put its files in {folder}")
     try:
         archive = download(
             ARCHIVES[name].url, folder.parent / ARCHIVES[name].path, ARCHIVES[name].checksum
         )
     except DataError as exc:
-        raise DataError(f"{name} is missing {', '.join(missing)} in {folder} and {exc}") from exc
+        raise MissingData(f"{name} is missing {', '.join(missing)} in {folder} and {exc}") from exc
     unpack(archive, folder, missing)
     missing_files(folder, checksums)
     return folder

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from core.data import data_root
-from core.errors import DataError
+from core.errors import DataError, MissingData
 
 SAMPLE_RATE = 8000
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -78,7 +78,7 @@ def fsdd_dir(data_dir: str | None) -> Path:
     recordings = folder / "recordings"
     missing = [n for n in sums if not (recordings / n).is_file()]
     if missing:
-        raise DataError(
+        raise MissingData(
             f"FSDD is missing {len(missing)} recording(s) in {recordings}, e.g. {missing[0]}"
         )
     for name, digest in sums.items():
@@ -96,7 +96,7 @@ def download_fsdd(folder: Path) -> None:
         with urllib.request.urlopen(FSDD_URL, timeout=60) as response:
             payload = response.read()
     except OSError as exc:
-        raise DataError(
+        raise MissingData(
             f"FSDD is missing in {folder} and cannot be downloaded ({exc}); put its "
             f"recordings/*.wav and SHA256SUMS there"
         ) from exc
@@ -309,7 +309,8 @@ class Features(torch.nn.Module):
 
 def load_librispeech(folder: str | Path) -> Clips:
     """A LibriSpeech-layout folder (`<speaker>/<chapter>/*.trans.txt` beside the flac files, as
-    torchaudio.datasets.LIBRISPEECH reads it), resampled to 8 kHz: each utterance is one clip."""
+    torchaudio.datasets.LIBRISPEECH reads it; your own recordings may be .wav files instead),
+    resampled to 8 kHz: each utterance is one clip."""
     folder = Path(folder)
     waves, texts, speakers = [], [], []
     for trans in sorted(folder.rglob("*.trans.txt")):
@@ -317,8 +318,11 @@ def load_librispeech(folder: str | Path) -> Clips:
             if line.strip():
                 utt, text = line.split(" ", 1)
                 audio = trans.parent / f"{utt}.flac"
+                audio = audio if audio.is_file() else audio.with_suffix(".wav")
                 if not audio.is_file():
-                    raise DataError(f"{trans} names {utt}, but {audio} does not exist")
+                    raise DataError(
+                        f"{trans} names {utt}, but neither {utt}.flac nor {utt}.wav exists"
+                    )
                 waves.append(to_8k(*read_audio(audio)))
                 texts.append(text.lower())
                 speakers.append(trans.parent.parent.name)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from core.data import data_root, download
-from core.errors import DataError
+from core.errors import DataError, MissingData
 
 GOOD = b"real bytes of a dataset file\n" * 100
 
@@ -66,7 +66,7 @@ def test_404_names_url_and_target(server, tmp_path):
 
 
 def test_offline_error_is_clear(tmp_path):
-    with pytest.raises(DataError, match="cannot download .* put the file at"):
+    with pytest.raises(MissingData, match="cannot download .* put the file at"):
         download("http://127.0.0.1:9/x.bin", tmp_path / "x.bin", SHA, retries=1, timeout=2)
 
 
@@ -76,5 +76,5 @@ def test_data_root_precedence(tmp_path, monkeypatch):
     assert data_root(str(tmp_path / "..")) == tmp_path / ".."
     monkeypatch.delenv("SHOWCASE_DATA")
     assert "torch-showcase" in str(data_root(None))
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(MissingData, match="does not exist"):
         data_root(str(tmp_path / "absent"))

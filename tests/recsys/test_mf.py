@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.config import build
-from core.errors import ShowcaseError
+from core.errors import MissingData, ShowcaseError
 from recsys.mf.bayes import draw_link, draw_rows, thin_svd
 from recsys.mf.data import kfold, load_ratings, synthetic_ratings
 from recsys.mf.model import (
@@ -182,7 +182,7 @@ def test_partial_or_damaged_ml100k_names_the_file(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "u.data").symlink_to(source / "u.data")  # u.item and u.user are missing
     with pytest.raises(
-        ShowcaseError, match=r"ml-100k is missing u.item, u.user in .*cannot download"
+        MissingData, match=r"ml-100k is missing u.item, u.user in .*cannot download"
     ):
         load_ratings(str(tmp_path), "ml-100k")
     for name in ("u.item", "u.user"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from core.data import data_root, download, missing_files
-from core.errors import DataError
+from core.errors import DataError, MissingData
 
 FOLDER = "multi30k"
 URL = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/{}.gz"
@@ -71,7 +71,7 @@ def load_multi30k(data_dir: str | None) -> dict[str, tuple[list[str], list[str]]
         try:
             download(URL.format(name), folder / name, FILES[name], gunzip=True)
         except DataError as exc:
-            raise DataError(f"Multi30k file {name} is missing in {folder} and could not be downloaded "
+            raise MissingData(f"Multi30k file {name} is missing in {folder} and could not be downloaded "
                             f"({exc}); put the decompressed file there") from None  # fmt: skip
     return {
         split: read_pair(folder / f"{stem}.de", folder / f"{stem}.en")
