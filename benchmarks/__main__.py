@@ -5,11 +5,15 @@ python -m benchmarks vision-classify [--device cuda]
 python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
+python -m benchmarks tour [--device cuda] [--keep-runs DIR]
+
+The peers come from the bench extra: pip install -e ".[bench]".
 """
 
 import argparse
 import datetime
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -30,6 +34,7 @@ BENCHMARKS = {
     "speech-ctc": "benchmarks.speech_ctc",
     "vision-detect": "benchmarks.vision_detect",
     "translation": "benchmarks.translation",
+    "tour": "benchmarks.tour",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"
@@ -84,7 +89,13 @@ def main() -> None:
         help="a short run that checks the benchmark works; not recorded",
     )
     args = parser.parse_args()
-    metrics = importlib.import_module(BENCHMARKS[args.name]).run(args)
+    module = importlib.import_module(BENCHMARKS[args.name])
+    # The peers' libraries come with the bench extra: say so before anything trains.
+    missing = [m for m in getattr(module, "NEEDS", ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(f"python -m benchmarks {args.name} needs {', '.join(missing)}: "
+                 f"pip install -e \".[bench]\"")  # fmt: skip
+    metrics = module.run(args)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if not args.quick:
         before = RESULTS.read_text() if RESULTS.exists() else (

@@ -17,6 +17,8 @@ from recsys.mf.data import Ratings, load_ratings
 from recsys.mf.model import predict_ratings, rmse_mae
 from recsys.mf.train import MFTrainConfig, main, train_model
 
+NEEDS = ("surprise",)  # the peer's library (the bench extra)
+
 
 def run(args) -> dict:
     from surprise import SVD, Dataset, Reader, SVDpp, accuracy

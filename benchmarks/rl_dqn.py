@@ -19,6 +19,9 @@ SEEDS = range(5)
 EVAL_EVERY, EVAL_EPISODES, FINAL_EPISODES, THRESHOLD, MAX_STEPS = 1000, 20, 100, 475.0, 50_000
 
 
+NEEDS = ("stable_baselines3",)  # the peer's library (the bench extra)
+
+
 def ours(seed: int, device: str) -> dict:
     cfg = build(DQNConfig, seed=seed, device=device, out_dir=tempfile.mkdtemp(), eval_every=EVAL_EVERY,
                 eval_episodes=EVAL_EPISODES, final_episodes=FINAL_EPISODES, max_steps=MAX_STEPS)  # fmt: skip
