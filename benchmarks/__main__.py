@@ -6,6 +6,7 @@ python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
 python -m benchmarks tour [--device cuda] [--keep-runs DIR]
+python -m benchmarks app [--device cpu]
 
 The peers come from the bench extra: pip install -e ".[bench]".
 """
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "vision-detect": "benchmarks.vision_detect",
     "translation": "benchmarks.translation",
     "tour": "benchmarks.tour",
+    "app": "benchmarks.app",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"

@@ -1,6 +1,8 @@
 """`showcase`: one CLI for every demo.
 
     showcase list
+    showcase tour [--quick|--full] [--only vision,rl] [--out-dir DIR]   # train + eval every demo, a report
+    showcase app [--runs runs] [--port 7860]                          # a web page to try each trained demo
     showcase <domain> <task> <command> [flags]     # e.g. showcase vision classify train --max-steps 3
     python -m <domain>.<task> <command> [flags]    # the same, without the console script
 
@@ -16,7 +18,11 @@ from core.config import parse
 from core.errors import ShowcaseError, UsageError
 from core.run import CHECKPOINT
 
-USAGE = "usage: showcase list | showcase <domain> <task> <command> [flags] (--help for flags)"
+USAGE = (
+    "usage: showcase list | showcase tour [flags] | showcase app [flags] | "
+    "showcase <domain> <task> <command> [flags] "
+    "(--help for flags)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "list":
         print_catalog()
         return 0
+    if argv[0] == "tour":
+        return run_tour(argv[1:])
+    if argv[0] == "app":
+        return run_app(argv[1:])
     if len(argv) < 2:
         return _fail(
             UsageError(f"expected a domain and a task, got {' '.join(argv)!r}; try `showcase list`")
@@ -54,6 +64,33 @@ def run_demo(domain: str, task: str, argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {resume_hint(cfg)}", file=sys.stderr)
         return 130
+    return 0
+
+
+def run_tour(argv: list[str]) -> int:
+    """`showcase tour`: exit 1 if any application failed (skipped ones, for missing data, do not)."""
+    from core import tour
+
+    try:
+        report = tour.main(parse(tour.TourConfig, argv, prog="showcase tour"))
+    except ShowcaseError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print("interrupted: the tour wrote no report", file=sys.stderr)
+        return 130
+    return 1 if any(r["status"] == "failed" for r in report["rows"]) else 0
+
+
+def run_app(argv: list[str]) -> int:
+    """`showcase app`: serve the page until Ctrl-C."""
+    from core import app
+
+    try:
+        app.main(parse(app.AppConfig, argv, prog="showcase app"))
+    except ShowcaseError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 

@@ -5,15 +5,36 @@ A demo's module maps each command (`train`, `eval`, `predict`, ...) to a functio
 config dataclass: `COMMANDS = {"train": main, "eval": evaluate}`.
 """
 
+import dataclasses
 import importlib
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
 from core.errors import UsageError
 
 GROUP = "torch_showcase.demos"
+
+
+@dataclass(frozen=True)
+class Tour:
+    """What `showcase tour` needs of a demo: the metric of `eval.json` it shows, that metric's
+    target (of the full, default configuration) and chance level, the quick configuration, and the
+    pictures that `train` and `eval` leave in the run directory."""
+
+    metric: str
+    """Key of `eval.json`'s metrics, e.g. `test_acc`."""
+    target: float
+    chance: float
+    chance_is: str
+    """What scores the chance level, e.g. `guessing one of 10 classes`."""
+    quick: dict[str, Any] = field(default_factory=dict)
+    """Train-config fields of `--quick` (a few minutes on a 2-core CPU); `--full` uses the defaults."""
+    pictures: tuple[str, ...] = ()
+    lower_is_better: bool = False
 
 
 @dataclass(frozen=True)
@@ -25,6 +46,14 @@ class Demo:
     metric: str
     module: str | None = None
     """Module with COMMANDS, e.g. `vision.classify.train`; None while the demo is planned."""
+    tour: Tour | None = field(default=None, compare=False)
+    """How `showcase tour` trains, scores and shows it; None: the tour leaves it out."""
+    app: str | None = field(default=None, compare=False)
+    """`module:function` returning the demo's `core.app.Tab` for `showcase app`; None: no tab."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.domain} {self.task}"
 
     @property
     def status(self) -> str:
@@ -60,3 +89,11 @@ def config_class(command: Callable) -> type:
     hints.pop("return", None)
     (cls,) = hints.values()
     return cls
+
+
+def run_folder(demo: Demo) -> str:
+    """The folder name of the demo's default run directory (`vision-classify`, `translation`, ...):
+    the last part of its `train` config's default `--out-dir`."""
+    train_cls = config_class(demo.commands()["train"])
+    default = next(f.default for f in dataclasses.fields(train_cls) if f.name == "out_dir")
+    return Path(default).name

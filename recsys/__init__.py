@@ -1,6 +1,6 @@
-"""Recommender systems: matrix factorization on MovieLens (planned)."""
+"""Recommender systems: matrix factorization on MovieLens (`recsys.mf`)."""
 
-from core.registry import Demo
+from core.registry import Demo, Tour
 
 DEMOS = [
     Demo(
@@ -10,5 +10,14 @@ DEMOS = [
         "MovieLens-100k",
         "RMSE",
         "recsys.mf.train",
+        Tour(
+            metric="test_rmse",
+            target=0.900,
+            chance=1.126,  # on the default split (fold 0)
+            chance_is="predicting the mean training rating",
+            pictures=("items.png",),
+            lower_is_better=True,
+        ),
+        app="recsys.mf.predict:app_tab",
     )
 ]

@@ -1,9 +1,23 @@
 """Reinforcement learning: a Double DQN agent on gymnasium (`rl.dqn`)."""
 
-from core.registry import Demo
+from core.registry import Demo, Tour
 
 DEMOS = [
     Demo(
-        "rl", "dqn", "Double DQN agent", "CartPole-v1 (gymnasium)", "episode return", "rl.dqn.train"
+        "rl",
+        "dqn",
+        "Double DQN agent",
+        "CartPole-v1 (gymnasium)",
+        "episode return",
+        "rl.dqn.train",
+        Tour(
+            metric="return_mean",
+            target=475.0,
+            chance=22.2,  # mean of 1,000 episodes
+            chance_is="a random policy",
+            quick={"max_steps": 20000},
+            pictures=("curve.png", "episode.gif"),
+        ),
+        app="rl.dqn.predict:app_tab",
     )
 ]

@@ -1,6 +1,6 @@
 """Vision: an MNIST digit classifier (`vision.classify`) and a small object detector (`vision.detect`)."""
 
-from core.registry import Demo
+from core.registry import Demo, Tour
 
 DEMOS = [
     Demo(
@@ -10,6 +10,15 @@ DEMOS = [
         "MNIST",
         "test accuracy",
         "vision.classify.train",
+        Tour(
+            metric="test_acc",
+            target=0.995,
+            chance=0.1,
+            chance_is="guessing one of 10 digits",
+            quick={"max_steps": 500},
+            pictures=("confusion.png", "mistakes.png"),
+        ),
+        app="vision.classify.predict:app_tab",
     ),
     Demo(
         "vision",
@@ -18,5 +27,14 @@ DEMOS = [
         "MNIST digit scenes",
         "test mAP@[.5:.95]",
         "vision.detect.train",
+        Tour(
+            metric="map",
+            target=0.80,
+            chance=0.0,
+            chance_is="boxes placed at random",
+            quick={"max_steps": 800, "eval_every": 0},
+            pictures=("detections.png",),
+        ),
+        app="vision.detect.predict:app_tab",
     ),
 ]

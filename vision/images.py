@@ -1,6 +1,10 @@
-"""Finding the user's image files, shared by the vision demos' `predict` commands."""
+"""Finding and opening the user's image files, shared by the vision demos' `predict` and app tabs."""
 
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from core.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -26,3 +30,13 @@ def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{path}: no such file or folder")
     return files, errors
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """An image file read into memory; DataError naming the file if it is not a readable image."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{Path(path).name}: not a readable image ({type(exc).__name__})") from exc

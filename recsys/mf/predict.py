@@ -93,52 +93,65 @@ def closest(name: str, options: list[str], what: str) -> ShowcaseError:
 
 
 @torch.no_grad()
+def similar_movies(model: BiasedMF, titles: list[str], title: str, top: int) -> list[dict]:
+    """The `top` movies nearest to `title` by item-embedding cosine."""
+    if title not in titles:
+        raise closest(title, titles, "title")
+    item = titles.index(title)
+    vectors = torch.nn.functional.normalize(model.item_factors, dim=1)
+    cosine = vectors @ vectors[item]
+    cosine[item] = -2.0
+    best = cosine.topk(top)
+    return [{"title": titles[i], "cosine": round(c, 3)}
+            for c, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)]  # fmt: skip
+
+
+@torch.no_grad()
+def user_movies(model: BiasedMF, train: Ratings, test: Ratings, user: str, top: int, stars: bool):
+    """(rows, number rated) of a known user's top unrated movies, or None for a new user with no
+    ratings (the popularity fallback applies); an unknown id raises with the closest ones."""
+    user_ids = [str(u) for u in train.user_ids]
+    if user not in user_ids:
+        if user.isdigit() and int(user) > 0:  # a new user: no ratings to go on
+            return None
+        raise closest(user, user_ids, "user")
+    u = user_ids.index(user)
+    # everything the user rated, held-out test ratings included
+    rated = torch.cat([train.items[train.users == u], test.items[test.users == u]])
+    if len(rated) == 0:
+        return None
+    scores = model()[u]  # (I,) raw scores: ranked unclamped, so no ties at the top
+    scores[rated.to(scores.device)] = -float("inf")  # never recommend what the user already rated
+    best = scores.topk(top)
+    rows = [
+        {"title": train.titles[i], "predicted": round(min(max(s, 1.0), 5.0), 2)} if stars
+        else {"title": train.titles[i], "score": round(s, 3)}
+        for s, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    ]  # fmt: skip
+    return rows, len(rated)
+
+
+@torch.no_grad()
 def recommend(cfg: RecommendConfig) -> dict:
     """Top movies for --user (excluding what they rated), or movies --similar to a title."""
     if (cfg.user is None) == (cfg.similar is None):
         raise ShowcaseError("pass exactly one of --user ID or --similar TITLE")
     device = pick_device(cfg.device)
     model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
-    titles = train.titles
     if cfg.similar is not None:
-        if cfg.similar not in titles:
-            raise closest(cfg.similar, titles, "title")
-        item = titles.index(cfg.similar)
-        vectors = torch.nn.functional.normalize(model.item_factors, dim=1)
-        cosine = vectors @ vectors[item]
-        cosine[item] = -2.0
-        top = cosine.topk(cfg.top)
-        rows = [
-            {"title": titles[i], "cosine": round(c, 3)}
-            for c, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        ]
+        rows = similar_movies(model, train.titles, cfg.similar, cfg.top)
         result = {"similar_to": cfg.similar, "movies": rows}
         lines = [f"movies like {cfg.similar}:"] + [
             f"  {r['cosine']:.3f}  {r['title']}" for r in rows
         ]
     else:
-        user_ids = [str(u) for u in train.user_ids]
-        counts = torch.bincount(train.items, minlength=train.num_items)
-        if cfg.user not in user_ids:
-            if cfg.user.isdigit() and int(cfg.user) > 0:  # a new user: no ratings to go on
-                return _popular(cfg, train, counts)
-            raise closest(cfg.user, user_ids, "user")
-        u = user_ids.index(cfg.user)
-        # everything the user rated, held-out test ratings included
-        rated = torch.cat([train.items[train.users == u], test.items[test.users == u]])
-        if len(rated) == 0:
-            return _popular(cfg, train, counts)
-        scores = model()[u]  # (I,) raw scores: ranked unclamped, so no ties at the top
-        scores[rated.to(device)] = -float("inf")  # never recommend what the user already rated
-        top = scores.topk(cfg.top)
         stars = run_config(cfg.out_dir)["method"] != "bpr"  # bpr scores order items; no stars
-        rows = [
-            {"title": titles[i], "predicted": round(min(max(s, 1.0), 5.0), 2)} if stars
-            else {"title": titles[i], "score": round(s, 3)}
-            for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        ]  # fmt: skip
-        result = {"user": cfg.user, "rated": len(rated), "movies": rows}
-        lines = [f"top {cfg.top} for user {cfg.user} ({len(rated)} ratings):"] + [
+        found = user_movies(model, train, test, cfg.user, cfg.top, stars)
+        if found is None:
+            return _popular(cfg, train, torch.bincount(train.items, minlength=train.num_items))
+        rows, rated = found
+        result = {"user": cfg.user, "rated": rated, "movies": rows}
+        lines = [f"top {cfg.top} for user {cfg.user} ({rated} ratings):"] + [
             f"  {r.get('predicted', r.get('score')):.2f}  {r['title']}" for r in rows
         ]
     print(json.dumps(result) if cfg.json else "\n".join(lines))
@@ -184,3 +197,40 @@ def plot_items(model: BiasedMF, train, path: str, labels: int = 15) -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def app_tab():
+    """`showcase app`: pick a user -> top-10 films with predicted ratings and what they rated
+    highest; or type a title -> similar films."""
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device: torch.device):
+        model, train, test = load_run(run_dir, None, device)
+        return model, train, test, run_config(run_dir)["method"] != "bpr"
+
+    def infer(session, user, title) -> tuple:
+        model, train, test, stars = session
+        if title and title.strip():
+            rows = similar_movies(model, train.titles, title.strip(), 10)
+            return [[r["title"], r["cosine"]] for r in rows], None
+        if not user or not str(user).strip():
+            raise ShowcaseError("pick a user or type a title first")
+        found = user_movies(model, train, test, str(user).strip(), 10, stars)
+        if found is None:
+            raise ShowcaseError(f"user {user} has no ratings: try one of the listed users")
+        u = [str(i) for i in train.user_ids].index(str(user).strip())
+        mine = train.users == u
+        order = train.ratings[mine].argsort(descending=True, stable=True)[:10]
+        liked = [[train.titles[i], r] for i, r in zip(train.items[mine][order].tolist(),
+                                                       train.ratings[mine][order].tolist(), strict=True)]  # fmt: skip
+        return [[r["title"], r.get("predicted", r.get("score"))] for r in found[0]], liked
+
+    def examples(data_dir: str | None) -> list[list]:
+        return [["1", ""], ["42", ""], ["", "Star Wars (1977)"]]
+
+    return Tab(inputs=[Widget("choice", "user id", {"choices": [str(u) for u in range(1, 21)], "value": "1"}),
+                       Widget("text", "or a film title (similar films)", {"lines": 1})],
+               outputs=[Widget("table", "recommended (or similar) films", {"headers": ["title", "predicted / cosine"]}),
+                        Widget("table", "what the user rated highest", {"headers": ["title", "rating"]})],
+               load=load, infer=infer, examples=examples, button="Recommend",
+               about="A title wins over the user.")  # fmt: skip

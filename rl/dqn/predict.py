@@ -102,7 +102,7 @@ def play(cfg: PlayConfig) -> dict:
 
 @torch.no_grad()
 def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -> None:
-    """An animated GIF of one greedy episode (rgb_array frames)."""
+    """An animated GIF of one greedy episode (rgb_array frames at half size, every other one)."""
     import gymnasium as gym
     from PIL import Image
 
@@ -119,6 +119,29 @@ def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -
         done = terminated or truncated
         frames.append(Image.fromarray(env.render()))
     env.close()
-    small = [f.resize((f.width // 2, f.height // 2)) for f in frames]
+    small = [f.resize((f.width // 2, f.height // 2)) for f in frames[::2]]
     atomic_write(Path(path), lambda tmp: small[0].save(tmp, format="GIF", save_all=True,
-                                                     append_images=small[1:], duration=20, loop=0))  # fmt: skip
+                                                     append_images=small[1:], duration=40, loop=0))  # fmt: skip
+
+
+def app_tab():
+    """`showcase app`: play one episode of the kept policy -> its animation and its return."""
+    import tempfile
+
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device: torch.device):
+        q_net, env_id = load_policy(run_dir, None, device)
+        return q_net, env_id, Path(tempfile.mkdtemp(prefix="showcase-episodes-"))
+
+    def infer(session, seed) -> tuple:
+        q_net, env_id, folder = session
+        seed = int(seed)
+        (episode_return,) = evaluate_policy(q_net, env_id, 1, seed).tolist()
+        gif = folder / f"episode-{seed}.gif"
+        write_gif(q_net, env_id, seed, str(gif))
+        return str(gif), f"{env_id}, seed {seed}: return {episode_return:.1f}"
+
+    return Tab(inputs=[Widget("slider", "episode seed", {"minimum": 0, "maximum": 1000, "value": 7})],
+               outputs=[Widget("image", "the episode"), Widget("text", "return", {"lines": 1})],
+               load=load, infer=infer, button="Play an episode")  # fmt: skip

@@ -33,7 +33,7 @@ from core.report import report_eval, write_report
 from core.run import BEST, WEIGHTS, Run
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import double_dqn_targets, q_network, td_loss
-from rl.dqn.predict import evaluate_policy, load_policy, play
+from rl.dqn.predict import evaluate_policy, load_policy, play, write_gif
 
 TASK = "rl.dqn"
 
@@ -285,7 +285,8 @@ class DQNEvalConfig(EvalConfig):
 
 
 def evaluate(cfg: DQNEvalConfig) -> dict:
-    """Mean and std of greedy returns of the kept policy over --episodes seeded episodes."""
+    """Mean and std of greedy returns of the kept policy over --episodes seeded episodes; saves
+    episode.gif (the first episode) in the run dir."""
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
     q_net, env_id = load_policy(cfg.out_dir, cfg.env, device)
@@ -295,9 +296,11 @@ def evaluate(cfg: DQNEvalConfig) -> dict:
         "return_std": float(returns.std()),
         "episodes": len(returns),
     }
-    summary = f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} episodes"
-    report = report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
-    return report
+    gif = Path(cfg.out_dir) / "episode.gif"
+    write_gif(q_net, env_id, cfg.seed, str(gif))
+    summary = (f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
+               f"episodes; wrote {gif}")  # fmt: skip
+    return report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
 
 
 COMMANDS = {"train": main, "eval": evaluate, "play": play}

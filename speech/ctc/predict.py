@@ -171,3 +171,41 @@ def plot_alignment(model, features: Features, clips: Clips, plan: Plan, path: st
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def app_tab():
+    """`showcase app`: upload or record audio -> the transcript and each word's start and end."""
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device: torch.device):
+        model, features, cfg = load_trained(run_dir, device)
+        decoder = LexiconDecoder(lexicon_words(cfg.get("lexicon"), None), cfg.get("beam", 16))
+        return model, features, decoder, device
+
+    def infer(session, audio) -> tuple:
+        model, features, decoder, device = session
+        if not audio:
+            raise ShowcaseError("upload or record some audio first")
+        samples, rate = read_audio(Path(audio))
+        if len(samples) == 0:
+            raise DataError(f"{Path(audio).name}: holds no audio samples")
+        text, words = recognize_wave(model, features, to_8k(samples, rate), decoder, 20.0, device)
+        rows = [[w["word"], w["start"], w["end"]] for w in words]
+        return text or "(no speech found)", rows
+
+    def examples(data_dir: str | None) -> list[list]:
+        from speech.ctc.data import fsdd_dir
+
+        try:
+            folder = fsdd_dir(data_dir)
+        except ShowcaseError:
+            return []
+        return [
+            [str(folder / name)] for name in ("3_theo_0.wav", "7_jackson_1.wav", "0_george_2.wav")
+        ]
+
+    return Tab(inputs=[Widget("audio", "audio (any rate, any channels)")],
+               outputs=[Widget("text", "transcript", {"lines": 1}),
+                        Widget("table", "words", {"headers": ["word", "start (s)", "end (s)"]})],
+               load=load, infer=infer, examples=examples, button="Transcribe",
+               about="Trained on spoken digits: say numbers, one word at a time.")  # fmt: skip

@@ -224,3 +224,38 @@ def translate(cfg: TranslateConfig) -> dict:
             {"source": s, "translation": t} for s, t in zip(sentences, out, strict=True)
         ]
     }
+
+
+def app_tab():
+    """`showcase app`: German text -> English, a beam-size slider, the attention heat-map."""
+    import tempfile
+
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device) -> tuple:
+        translator, _ = load_translator(run_dir, None, str(device))
+        return translator, Path(tempfile.mkdtemp(prefix="showcase-attention-"))
+
+    def infer(session, text, beam) -> tuple:
+        translator, folder = session
+        lines = (text or "").splitlines()
+        if not any(line.strip() for line in lines):
+            raise ShowcaseError("type a German sentence first")
+        hyps = translator.translate(lines, beam=int(beam))
+        picture = folder / "attention.png"
+        shown = plot_attention(translator, next(line for line in lines if line.strip()), picture)
+        return "\n".join(hyps), str(picture) if shown else None
+
+    def examples(data_dir: str | None) -> list[list]:
+        from translation.seq2seq.data import load_multi30k
+
+        try:
+            test = load_multi30k(data_dir)["test"][0]
+        except ShowcaseError:
+            return []
+        return [[test[i], 5] for i in (0, 1, 2)]
+
+    return Tab(inputs=[Widget("text", "German (one sentence a line)", {"lines": 3}),
+                       Widget("slider", "beam size (1: greedy)", {"minimum": 1, "maximum": 10, "value": 5})],
+               outputs=[Widget("text", "English", {"lines": 3}), Widget("image", "attention (first sentence)")],
+               load=load, infer=infer, examples=examples, button="Translate")  # fmt: skip

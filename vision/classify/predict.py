@@ -9,6 +9,7 @@ fit 20x20 and centred by its centre of mass in 28x28.
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from core.errors import ShowcaseError, UsageError
 from core.loop import load_run_weights, run_config
 from vision.classify.data import normalize
 from vision.classify.model import build_model
-from vision.images import collect
+from vision.images import collect, open_image
 
 
 @dataclasses.dataclass
@@ -136,3 +137,45 @@ def predict(cfg: PredictConfig) -> dict:
             else ShowcaseError(errors[0])
         )
     return {"predictions": results}
+
+
+def app_tab():
+    """`showcase app`: draw a digit or upload an image -> the top-3 classes."""
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device: torch.device):
+        cfg = run_config(run_dir)
+        model = build_model(cfg["model"], cfg["channels"], cfg["dropout"]).to(device)
+        load_run_weights(model, run_dir)
+        return model.eval(), cfg
+
+    def infer(session, sketch, upload) -> tuple:
+        model, cfg = session
+        image = open_image(upload) if upload else sketch
+        if image is None:
+            raise ShowcaseError("draw a digit or upload an image first")
+        logits = predict_logits(
+            model, to_mnist(image)[None], cfg["mean"], cfg["std"], tta=cfg.get("tta", False)
+        )
+        return ({str(k): p for k, p in enumerate(logits.softmax(-1)[0].tolist())},)
+
+    def examples(data_dir: str | None) -> list[list]:
+        import tempfile
+
+        from vision.mnist import load_mnist
+
+        try:
+            test = load_mnist(data_dir)
+        except ShowcaseError:
+            return []
+        folder = Path(tempfile.mkdtemp(prefix="showcase-mnist-"))
+        rows = []
+        for i in (0, 1, 2, 3):  # real MNIST test digits, written as PNGs
+            path = folder / f"mnist-test-{i}-label-{int(test['test_y'][i])}.png"
+            Image.fromarray(test["test_x"][i].numpy()).save(path)
+            rows.append([None, str(path)])
+        return rows
+
+    return Tab(inputs=[Widget("sketch", "draw a digit"), Widget("image", "or upload an image")],
+               outputs=[Widget("label", "prediction")], load=load, infer=infer, examples=examples,
+               button="Classify", about="An upload wins over the sketch.")  # fmt: skip

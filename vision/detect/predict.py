@@ -86,6 +86,21 @@ def as_model_input(pixels: torch.Tensor, size: int) -> tuple[torch.Tensor, float
     return letterbox(pixels, size)
 
 
+def detect_image(model, names: list[str], size: int, original: torch.Tensor, score_thresh: float):
+    """Boxes (N, 4) in the image's own coordinates and the detections as dicts, of one uint8
+    (C, H, W) image."""
+    device = next(model.parameters()).device
+    x, scale = as_model_input(original, size)
+    (det,) = detect(model, x[None].to(device), score_thresh)
+    h, w = original.shape[1:]
+    boxes = (det["boxes"].cpu() / scale).clamp(min=0)
+    boxes = torch.minimum(boxes, torch.tensor([w, h, w, h], dtype=boxes.dtype))
+    detections = [{"box": [round(v, 1) for v in b], "label": names[k], "score": round(s, 4)}
+                  for b, k, s in zip(boxes.tolist(), det["labels"].tolist(), det["scores"].tolist(),
+                                     strict=True)]  # fmt: skip
+    return boxes, detections
+
+
 def predict(cfg: PredictConfig) -> dict:
     """Print the detections of every image and draw them; bad files are reported and skipped."""
     files, errors = collect(cfg.paths)
@@ -100,14 +115,7 @@ def predict(cfg: PredictConfig) -> dict:
         except DataError as exc:
             errors.append(str(exc))
             continue
-        x, scale = as_model_input(original, size)
-        (det,) = detect(model, x[None], cfg.score_thresh)
-        h, w = original.shape[1:]
-        boxes = (det["boxes"] / scale).clamp(min=0)
-        boxes = torch.minimum(boxes, torch.tensor([w, h, w, h], dtype=boxes.dtype))
-        detections = [{"box": [round(v, 1) for v in b], "label": names[k], "score": round(s, 4)}
-                      for b, k, s in zip(boxes.tolist(), det["labels"].tolist(), det["scores"].tolist(),
-                                         strict=True)]  # fmt: skip
+        boxes, detections = detect_image(model, names, size, original, cfg.score_thresh)
         drawn = Path(cfg.out_dir) / "predictions" / f"{path.stem}.png"
         save_drawn(
             read_image(path, 3),
@@ -130,15 +138,65 @@ def predict(cfg: PredictConfig) -> dict:
     return {"predictions": results}
 
 
-def save_drawn(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], path: Path) -> None:
-    """Write `image` (3, H, W) uint8 with `boxes` drawn, as a PNG, atomically."""
-    from PIL import Image
-
+def draw(image: torch.Tensor, boxes: torch.Tensor, labels: list[str]) -> torch.Tensor:
+    """`image` (3, H, W) uint8 with `boxes` drawn in red, their labels beside them."""
     width = max(1, round(max(image.shape[1:]) / 200))
-    drawn = (
+    return (
         draw_bounding_boxes(image, boxes, labels, colors="red", width=width)
         if len(boxes)
         else image
     )
-    pixels = drawn.permute(1, 2, 0).numpy()
+
+
+def save_drawn(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], path: Path) -> None:
+    """Write `image` (3, H, W) uint8 with `boxes` drawn, as a PNG, atomically."""
+    from PIL import Image
+
+    pixels = draw(image, boxes, labels).permute(1, 2, 0).numpy()
     atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+
+
+def app_tab():
+    """`showcase app`: upload an image -> the image with boxes drawn, and a table of detections."""
+    from PIL import Image
+
+    from core.app import Tab, Widget
+
+    def load(run_dir: str, device: torch.device):
+        return load_trained(run_dir, device)
+
+    def infer(session, upload) -> tuple:
+        model, names, train_cfg = session
+        if not upload:
+            raise ShowcaseError("upload an image first")
+        original = read_image(Path(upload), model.stem[0].in_channels)
+        boxes, detections = detect_image(model, names, train_cfg["image_size"], original, 0.3)
+        labels = [f"{d['label']} {d['score']:.2f}" for d in detections]
+        drawn = draw(read_image(Path(upload), 3), boxes, labels)
+        rows = [[d["label"], d["score"], *d["box"]] for d in detections]
+        return Image.fromarray(drawn.permute(1, 2, 0).numpy()), rows
+
+    def examples(data_dir: str | None) -> list[list]:
+        import tempfile
+
+        from vision.detect.data import SceneOptions, make_scenes
+        from vision.mnist import load_mnist
+
+        try:
+            mnist = load_mnist(data_dir)
+        except ShowcaseError:
+            return []
+        scenes = make_scenes(mnist["test_x"], mnist["test_y"], 3, 2026, SceneOptions())
+        folder = Path(tempfile.mkdtemp(prefix="showcase-scenes-"))
+        rows = []
+        for i, image in enumerate(scenes.images):  # scenes of real MNIST test digits
+            path = folder / f"scene-{i}.png"
+            Image.fromarray(image[0].numpy()).save(path)
+            rows.append([str(path)])
+        return rows
+
+    return Tab(inputs=[Widget("image", "upload an image")],
+               outputs=[Widget("image", "detections"),
+                        Widget("table", "boxes", {"headers": ["label", "score", "x1", "y1", "x2", "y2"]})],
+               load=load, infer=infer, examples=examples, button="Detect",
+               about="Boxes with a score of at least 0.3 are drawn.")  # fmt: skip

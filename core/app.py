@@ -1,0 +1,222 @@
+"""`showcase app`: a local web page to try every trained demo by hand (Gradio, the `app` extra).
+
+    pip install -e ".[app]"
+    showcase app [--runs runs] [--host 127.0.0.1] [--port 7860] [--device auto]
+
+The app knows demos only through the registry: a demo's `Demo.app` names a function returning its
+`Tab` (the widgets it takes and shows, how to load a finished run, and `infer`, which reuses the
+demo's own predict/decode code). Models load once, lazily, on the first request, and run without
+a gradient. A tab whose run is missing says which command trains it. Uploads stay in Gradio's temp
+folder (cleared hourly) and are capped in size; nothing received is unpickled or executed. A bad
+input gets a message in the page, and the server keeps serving.
+"""
+
+import dataclasses
+import importlib
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from core import registry
+from core.config import positive
+from core.device import pick_device
+from core.errors import ShowcaseError, UsageError
+from core.run import WEIGHTS
+
+
+@dataclasses.dataclass(frozen=True)
+class Widget:
+    """An input or output of a tab; the app turns it into a Gradio component.
+
+    Inputs: `image` (a file path), `sketch` (a PIL image, dark ink on white), `audio` (a file path),
+    `text`, `slider` (options: minimum, maximum, value), `choice` (options: choices, value).
+    Outputs: `label` (a {class: probability} dict), `image` (a PIL image or a file path, GIFs
+    animate), `table` (rows; options: headers), `text`."""
+
+    kind: Literal["image", "sketch", "audio", "text", "slider", "choice", "label", "table"]
+    label: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Tab:
+    """What a demo shows in the app. `load(run_dir, device)` returns a session (model, tokenizer,
+    ...), once; `infer(session, *inputs)` returns one value per output and raises ShowcaseError
+    with a message for the page on bad input; `examples(data_dir)` gives example inputs from the
+    real data (rows of input values), or [] where the data is absent."""
+
+    inputs: list[Widget]
+    outputs: list[Widget]
+    load: Callable[[str, torch.device], Any]
+    infer: Callable[..., tuple]
+    examples: Callable[[str | None], list[list]] = lambda data_dir: []
+    button: str = "Run"
+    about: str = ""
+
+
+@dataclasses.dataclass
+class AppConfig:
+    runs: str = "runs"
+    """Folder of finished runs, each in its demo's default run folder (runs/vision-classify, ...)."""
+    host: str = "127.0.0.1"
+    """Address to bind: 127.0.0.1 serves this machine only; 0.0.0.0 is your explicit choice."""
+    port: int = 7860
+    """Port to serve on."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    data_dir: str | None = None
+    """Data root for the example inputs (default: $SHOWCASE_DATA, else the user cache dir)."""
+    max_upload_mb: float = 20.0
+    """Largest upload accepted, in MB."""
+
+    def __post_init__(self) -> None:
+        positive(self, "max_upload_mb")
+        if not 1 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
+
+
+def tab_of(demo: registry.Demo) -> Tab:
+    module, _, name = demo.app.partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def run_dir(demo: registry.Demo, runs: str) -> Path:
+    """Where the demo's `train` writes by default, under --runs (`runs/vision-classify`, ...)."""
+    return Path(runs) / registry.run_folder(demo)
+
+
+class Sessions:
+    """Each demo's session, loaded on first use (one at a time) and kept."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.loaded, self.lock = device, {}, threading.Lock()
+
+    def get(self, name: str, tab: Tab, folder: Path) -> Any:
+        with self.lock:
+            if name not in self.loaded:
+                self.loaded[name] = tab.load(str(folder), self.device)
+            return self.loaded[name]
+
+
+def handler(name: str, tab: Tab, folder: Path, sessions: Sessions) -> Callable:
+    """The Gradio callback: the demo's outputs plus a status line (its time, or what went wrong:
+    a failure becomes a message)."""
+
+    def run(*values):
+        try:
+            values = [prepare(w, v) for w, v in zip(tab.inputs, values, strict=True)]
+            session = sessions.get(name, tab, folder)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                outputs = tab.infer(session, *values)
+            return (*outputs, f"done in {time.perf_counter() - t0:.2f} s")
+        except ShowcaseError as exc:
+            message = " ".join(str(exc).split())
+        except Exception as exc:  # the page says what went wrong; the server keeps serving
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        return (*[None] * len(tab.outputs), f"**error:** {message}")
+
+    return run
+
+
+def prepare(widget: Widget, value: Any) -> Any:
+    """Gradio's value -> what `infer` gets: a sketch becomes dark ink on white, or None if blank."""
+    if widget.kind != "sketch" or value is None:
+        return value
+    from PIL import Image
+
+    layers = value.get("composite") if isinstance(value, dict) else value
+    if layers is None:
+        return None
+    image = layers if isinstance(layers, Image.Image) else Image.fromarray(layers)
+    image = image.convert("RGBA")
+    white = Image.new("RGBA", image.size, "white")
+    drawn = Image.alpha_composite(white, image).convert("L")
+    return drawn if drawn.getextrema()[0] < 250 else None
+
+
+def component(gr, widget: Widget, output: bool):
+    """The Gradio component of a widget."""
+    o, label = widget.options, widget.label
+    if widget.kind == "image":
+        return gr.Image(label=label, type="pil" if output else "filepath", sources=["upload"],
+                        interactive=not output)  # fmt: skip
+    if widget.kind == "sketch":
+        return gr.Sketchpad(label=label, type="pil", canvas_size=(280, 280),
+                            brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))  # fmt: skip
+    if widget.kind == "audio":
+        return gr.Audio(label=label, sources=["upload", "microphone"], type="filepath")
+    if widget.kind == "text":
+        return gr.Textbox(label=label, lines=o.get("lines", 2), interactive=not output)
+    if widget.kind == "slider":
+        return gr.Slider(o["minimum"], o["maximum"], value=o["value"], step=1, label=label)
+    if widget.kind == "choice":
+        return gr.Dropdown(o["choices"], value=o.get("value"), label=label, allow_custom_value=True)
+    if widget.kind == "label":
+        return gr.Label(label=label, num_top_classes=o.get("top", 3))
+    if widget.kind == "table":
+        return gr.Dataframe(headers=o["headers"], label=label, interactive=False)
+    raise ValueError(f"unknown widget kind {widget.kind!r}")
+
+
+def build_page(cfg: AppConfig):
+    """The Gradio Blocks page: one tab per ready demo with an app, in registry order."""
+    import gradio as gr
+
+    sessions = Sessions(pick_device(cfg.device))
+    with gr.Blocks(title="torch-showcase", delete_cache=(3600, 3600)) as page:
+        gr.Markdown("# torch-showcase\nTry each trained application by hand.")
+        for demo in registry.all_demos():
+            if demo.status != "ready" or demo.app is None:
+                continue
+            tab, folder = tab_of(demo), run_dir(demo, cfg.runs)
+            name = f"{demo.domain}-{demo.task}"
+            with gr.Tab(f"{demo.domain} {demo.task}", elem_id=f"tab-{name}"):
+                gr.Markdown(f"**{demo.description}** on {demo.dataset}. {tab.about}")
+                if not (folder / WEIGHTS).is_file():
+                    gr.Markdown(f"No finished run in `{folder}`: `showcase {demo.name} train "
+                                f"--out-dir {folder}` makes one; then restart the app.",
+                                elem_id=f"{name}-missing")  # fmt: skip
+                    continue
+                with gr.Row():
+                    with gr.Column():
+                        inputs = [component(gr, w, output=False) for w in tab.inputs]
+                        button = gr.Button(tab.button, variant="primary", elem_id=f"{name}-run")
+                    with gr.Column():
+                        outputs = [component(gr, w, output=True) for w in tab.outputs]
+                        status = gr.Markdown(elem_id=f"{name}-status")
+                examples = tab.examples(cfg.data_dir)
+                if examples:
+                    gr.Examples(examples, inputs, label="examples from the real data")
+                button.click(handler(name, tab, folder, sessions), inputs, [*outputs, status])
+    return page
+
+
+def main(cfg: AppConfig) -> None:
+    """Serve the page until Ctrl-C."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError as exc:
+        raise ShowcaseError('showcase app needs Gradio: pip install -e ".[app]"') from exc
+    import socket
+
+    with socket.socket() as probe:  # a clear line instead of Gradio's retry loop and traceback
+        try:
+            probe.bind((cfg.host, cfg.port))
+        except OSError as exc:
+            raise ShowcaseError(
+                f"cannot serve on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
+            ) from exc
+    page = build_page(cfg)
+    print(f"serving http://{cfg.host}:{cfg.port} (Ctrl-C stops)", file=sys.stderr)
+    page.queue(default_concurrency_limit=1).launch(
+        server_name=cfg.host, server_port=cfg.port, max_file_size=f"{cfg.max_upload_mb}mb",
+        ssr_mode=False, quiet=True, show_error=False,
+    )  # fmt: skip

@@ -1,0 +1,191 @@
+"""`showcase tour`: every ready demo trained and evaluated, a report with pictures; failures, missing
+data and bad flags handled one application at a time."""
+
+import dataclasses
+import json
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import registry, tour
+from core.cli import main as cli
+from core.config import build
+from core.errors import MissingData, UsageError
+from core.registry import Demo, Tour
+from tests.browser import chromium
+
+
+def test_every_ready_demo_declares_its_tour():
+    folders = [registry.run_folder(d) for d in registry.all_demos()]
+    assert len(set(folders)) == len(folders)  # the tour's runs/ and the app's --runs share them
+    for demo in registry.all_demos():
+        spec = demo.tour
+        assert spec is not None, f"{demo.name} has no tour spec"
+        assert spec.pictures and spec.metric
+        assert (spec.target < spec.chance) if spec.lower_is_better else (spec.target > spec.chance)
+        train_cls = registry.config_class(demo.commands()["train"])
+        build(train_cls, **spec.quick)  # the quick configuration is a valid config
+
+
+@pytest.fixture(scope="module")
+def synthetic_tour(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour") / "report"
+    cfg = tour.TourConfig(synthetic=True, max_steps=3, out_dir=str(out), device="cpu")
+    return out, tour.main(cfg)
+
+
+def test_tour_writes_report_with_table_and_pictures(synthetic_tour):
+    out, report = synthetic_tour
+    demos = [d for d in registry.all_demos() if d.status == "ready"]
+    assert [r["demo"] for r in report["rows"]] == [d.name for d in demos]
+    for row in report["rows"]:
+        assert row["status"] == "ok", row
+        assert isinstance(row["value"], float) and row["train_seconds"] > 0
+        assert (out / row["log"]).read_text().startswith(f"$ showcase {row['demo']} train")
+        spec = registry.find(*row["demo"].split()).tour
+        assert len(row["pictures"]) == len(spec.pictures) + 1  # the learning curves too
+        for picture in row["pictures"]:
+            path = out / picture
+            assert path.stat().st_size > 2000, picture
+            with Image.open(path) as image:
+                assert image.format in ("PNG", "GIF") and min(image.size) >= 100
+                assert np.asarray(image.convert("L")).std() > 5, f"{picture} is blank"
+    markdown = (out / "index.md").read_text()
+    for row in report["rows"]:
+        assert f"| {row['demo']} | {row['dataset']} | {row['metric']} |" in markdown
+        for picture in row["pictures"]:
+            assert f"]({picture})" in markdown
+    page = (out / "index.html").read_text()
+    assert page.count("<tr>") == len(report["rows"]) + 1
+    assert page.count('src="data:image/') == sum(len(r["pictures"]) for r in report["rows"])
+    assert json.loads((out / "tour.json").read_text())["rows"] == json.loads(
+        json.dumps(report["rows"])
+    )
+
+
+def test_report_opens_in_headless_chromium(synthetic_tour, tmp_path):
+    out, report = synthetic_tour
+    browser = chromium()
+    try:
+        browser.get((out / "index.html").resolve().as_uri())
+        rows = browser.find_elements("css selector", "tbody tr")
+        assert len(rows) == len(report["rows"])
+        images = browser.find_elements("css selector", "img")
+        assert images and all(
+            browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images
+        )
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        browser.save_screenshot(str(tmp_path / "page.png"))
+    finally:
+        browser.quit()
+    pixels = np.asarray(Image.open(tmp_path / "page.png").convert("L"))
+    assert pixels.std() > 10, "the screenshot is blank"
+
+
+# Made-up demos: one that works, one that fails, one whose data is missing.
+@dataclasses.dataclass
+class FakeConfig:
+    out_dir: str = "runs/fake"
+    data_dir: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    max_steps: int = 10
+    synthetic: bool = False
+
+
+def fake_train(cfg: FakeConfig) -> dict:
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    with open(f"{cfg.out_dir}/log.jsonl", "w") as f:
+        for step in range(1, cfg.max_steps + 1):
+            f.write(json.dumps({"kind": "train", "step": step, "loss": 1 / step}) + "\n")
+    print("training output goes to the log")
+    return {"steps": cfg.max_steps, "wall_seconds": 0.5, "device": cfg.device}
+
+
+def fake_eval(cfg: FakeConfig) -> dict:
+    return {"metrics": {"score": 0.75}}
+
+
+def broken_train(cfg: FakeConfig) -> dict:
+    raise RuntimeError("the fake model exploded")
+
+
+def no_data_train(cfg: FakeConfig) -> dict:
+    raise MissingData("fake data is missing in /nowhere: put fake.csv there")
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    demos = []
+    for task, train in (("good", fake_train), ("broken", broken_train), ("nodata", no_data_train)):
+        module = types.ModuleType(f"fake_{task}")
+        module.COMMANDS = {"train": train, "eval": fake_eval}
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        spec = Tour(
+            metric="score", target=0.9, chance=0.5, chance_is="a coin", quick={"max_steps": 5}
+        )
+        demos.append(Demo("fake", task, "a fake", "made up", "score", module.__name__, spec))
+    monkeypatch.setattr(registry, "all_demos", lambda: demos)
+    return demos
+
+
+def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
+    out = tmp_path / "tour"
+    assert cli(["tour", "--out-dir", str(out)]) == 1  # one application failed
+    said = capsys.readouterr().out
+    assert "[2/3] fake broken: failed: RuntimeError: the fake model exploded" in said
+    assert (
+        "[3/3] fake nodata: skipped: fake data is missing in /nowhere: put fake.csv there" in said
+    )
+    rows = {r["demo"]: r for r in json.loads((out / "tour.json").read_text())["rows"]}
+    assert rows["fake good"]["status"] == "ok" and rows["fake good"]["value"] == 0.75
+    assert rows["fake good"]["steps"] == 5  # the quick configuration
+    assert "training output goes to the log" in (out / rows["fake good"]["log"]).read_text()
+    assert "RuntimeError: the fake model exploded" in (out / rows["fake broken"]["log"]).read_text()
+    table = (out / "index.md").read_text()
+    assert "failed: RuntimeError: the fake model exploded (log: logs/fake-broken.log)" in table
+    assert "skipped: fake data is missing" in table
+
+
+def test_only_missing_data_still_exits_zero(fakes, tmp_path):
+    assert cli(["tour", "--only", "fake.good,fake.nodata", "--out-dir", str(tmp_path / "t")]) == 0
+    rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "skipped"]
+
+
+def test_only_names_valid_applications(fakes, tmp_path, capsys):
+    assert cli(["tour", "--only", "vision,fake", "--out-dir", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "showcase: usage error: unknown application vision in --only: choose from fake, "
+        "fake.broken, fake.good, fake.nodata"
+    )
+    assert not (tmp_path / "t").exists()
+
+
+def test_existing_report_needs_force(fakes, tmp_path, capsys):
+    out = tmp_path / "tour"
+    assert cli(["tour", "--only", "fake.good", "--out-dir", str(out)]) == 0
+    first = (out / "tour.json").read_text()
+    assert cli(["tour", "--only", "fake.good", "--out-dir", str(out)]) == 2
+    assert "already exists: pass --force" in capsys.readouterr().err
+    assert (out / "tour.json").read_text() == first
+    assert cli(["tour", "--only", "fake.good", "--out-dir", str(out), "--force", "--full"]) == 0
+    assert json.loads((out / "tour.json").read_text())["mode"] == "full"
+    assert json.loads((out / "tour.json").read_text())["rows"][0]["steps"] == 10  # the defaults
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert cli(["tour", "--only", "fake.good", "--out-dir", str(mine), "--force"]) == 2
+    assert "not a tour report folder" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_quick_and_full_exclude_each_other():
+    with pytest.raises(UsageError, match="one of --quick and --full"):
+        tour.TourConfig(quick=True, full=True)
