@@ -17,7 +17,6 @@ import dataclasses
 import html
 import json
 import shutil
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -284,5 +283,5 @@ def main(cfg: TourConfig) -> dict:
     write_html(report, out)
     failed = sum(r["status"] == "failed" for r in rows)
     print(f"wrote {out / 'index.md'} and {out / 'index.html'} ({report['seconds']:.0f} s"
-          f"{f', {failed} failed' if failed else ''})", file=sys.stdout)  # fmt: skip
+          f"{f', {failed} failed' if failed else ''})")  # fmt: skip
     return report
