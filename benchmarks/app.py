@@ -1,6 +1,7 @@
 """app: `showcase app` in headless Chromium on this machine: the page's load time (until the first
 tab is there) and one inference round trip (a real MNIST test digit uploaded, Classify clicked,
-until the probabilities show), with the classifier trained by its quick tour configuration.
+until the probabilities show), with the classifier trained by its quick tour configuration; a
+screenshot of the page after the last answer is saved as app.png beside the runs.
 
 Needs the app extra (Gradio), selenium, and Debian's chromium and chromium-driver."""
 
@@ -82,9 +83,11 @@ def run(args) -> dict:
             wait_for(lambda b=before: shown() and shown() != b)
             times.append(time.perf_counter() - t1)
         top = shown()
+        browser.set_window_size(1280, 1000)
+        browser.save_screenshot(str(runs / "app.png"))  # the README's picture of the page
     finally:
         browser.quit()
         page.close()
     return {"page_load_seconds": round(load_seconds, 2), "first_round_trip_seconds": round(times[0], 2),
             "round_trip_seconds": round(min(times[1:]), 2), "device": args.device,
-            "last_top_class": top}  # fmt: skip
+            "last_top_class": top, "screenshot": str(runs / "app.png")}  # fmt: skip
