@@ -130,21 +130,20 @@ class Unreadable(str):
     """An upload Gradio could not decode (its reason): the handler turns it into a message."""
 
 
-def checked(component_class):
+def checked(component):
     """A Gradio input component whose decoding failure (a text file in an image box) becomes an
-    `Unreadable` value instead of the page's bare "Error"."""
+    `Unreadable` value instead of the page's bare "Error". (Patched on the instance: a subclass
+    would make Gradio write a .pyi stub beside this module.)"""
+    decode = component.preprocess
 
-    class Checked(component_class):
-        is_template = True  # Gradio draws it with the parent's front-end component
+    def preprocess(payload):
+        try:
+            return decode(payload)
+        except Exception as exc:
+            return Unreadable(" ".join(str(exc).split())[:200])
 
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except Exception as exc:
-                return Unreadable(" ".join(str(exc).split())[:200])
-
-    Checked.__name__ = f"Checked{component_class.__name__}"  # the page tells components apart by it
-    return Checked
+    component.preprocess = preprocess
+    return component
 
 
 def prepare(widget: Widget, value: Any) -> Any:
@@ -169,16 +168,16 @@ def component(gr, widget: Widget, output: bool):
     """The Gradio component of a widget."""
     o, label = widget.options, widget.label
     if widget.kind == "image":
-        image = gr.Image if output else checked(gr.Image)
-        return image(label=label, type="pil" if output else "filepath", sources=["upload"],
-                     interactive=not output)  # fmt: skip
+        image = gr.Image(label=label, type="pil" if output else "filepath", sources=["upload"],
+                         interactive=not output)  # fmt: skip
+        return image if output else checked(image)
     if widget.kind == "sketch":
         return gr.Sketchpad(label=label, type="pil", canvas_size=(280, 280),
                             brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))  # fmt: skip
     if widget.kind == "audio":
         # format=None: the file as uploaded (the demo reads it); no conversion through FFmpeg
-        return checked(gr.Audio)(label=label, sources=["upload", "microphone"], type="filepath",
-                                 format=None)  # fmt: skip
+        return checked(gr.Audio(label=label, sources=["upload", "microphone"], type="filepath",
+                                format=None))  # fmt: skip
     if widget.kind == "text":
         return gr.Textbox(label=label, lines=o.get("lines", 2), interactive=not output)
     if widget.kind == "slider":
