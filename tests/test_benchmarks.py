@@ -15,3 +15,10 @@ def test_missing_peer_library_is_one_line_naming_the_extra(name, peer, monkeypat
         main()
     message = str(exit_.value.code)
     assert message == f'python -m benchmarks {name} needs {peer}: pip install -e ".[bench]"'
+
+
+def test_rl_quartiles_count_an_unsolved_run_as_slower_than_any_solved_one():
+    from benchmarks.rl_dqn import quartiles
+
+    assert quartiles([4, 1, 3, 2, 5]) == [2, 3, 4]
+    assert quartiles([1, 2, None, None]) == [1.75, None, None]

@@ -28,6 +28,14 @@ def check_env(env_id: str) -> tuple[int, int]:
     return obs_space.shape[0], int(act_space.n)
 
 
+def obs_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (low, high) bounds of an environment's observation box."""
+    env = gym.make(env_id)
+    low, high = env.observation_space.low, env.observation_space.high
+    env.close()
+    return low, high
+
+
 def make_envs(env_id: str, num_envs: int, same_step_reset: bool = True, **kwargs):
     """A vector env; with same-step autoreset, `infos["final_obs"]` holds the true last observation.
     Without it, an environment's own batched implementation is used where gymnasium has one

@@ -2,13 +2,34 @@
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from core.models import MLP
 
 
-def q_network(obs_dim: int, num_actions: int, hidden: tuple[int, ...]) -> MLP:
-    """Observations (B, obs_dim) -> action values (B, num_actions)."""
-    return MLP(obs_dim, list(hidden), num_actions)
+class ObsScale(nn.Module):
+    """Maps each bounded observation dimension from [low, high] onto [-1, 1]; unbounded ones pass
+    through. MountainCar's velocity spans +-0.07 while its position spans 1.8: unscaled, the
+    network barely sees the velocity it must learn to build up."""
+
+    def __init__(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        super().__init__()
+        bounded = (low > -1e6) & (high < 1e6) & (high > low)  # CartPole's "unbounded": float32 max
+        self.register_buffer("center", torch.where(bounded, (high + low) / 2, 0.0))
+        self.register_buffer("radius", torch.where(bounded, (high - low) / 2, 1.0))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.center) / self.radius  # (B, obs_dim)
+
+
+def q_network(obs_dim: int, num_actions: int, hidden: tuple[int, ...], bounds=None) -> nn.Module:
+    """Observations (B, obs_dim) -> action values (B, num_actions); with `bounds` (low, high), the
+    observations are first scaled onto [-1, 1] (`ObsScale`)."""
+    mlp = MLP(obs_dim, list(hidden), num_actions)
+    if bounds is None:
+        return mlp
+    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
+    return nn.Sequential(ObsScale(low, high), mlp)
 
 
 def double_dqn_targets(

@@ -2,9 +2,11 @@
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -13,7 +15,7 @@ from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import atomic_write
 from core.loop import load_run_weights, run_config
-from rl.dqn.data import check_env, make_envs
+from rl.dqn.data import check_env, make_envs, obs_bounds
 from rl.dqn.model import q_network
 
 
@@ -47,6 +49,30 @@ def evaluate_policy(policy, env_id: str, episodes: int, seed: int) -> np.ndarray
     return returns
 
 
+@dataclasses.dataclass
+class SolveProtocol:
+    """Gymnasium's "solved": the greedy policy's mean return over `episodes` consecutive episodes
+    reaches the environment's reward threshold (CartPole-v1: 475 over 100). `check` plays them
+    (seeded, side by side) and adds its own time to `eval_seconds`, so evaluation can be kept out
+    of seconds-to-solve. One protocol judges every agent: ours and the benchmark's peer."""
+
+    env_id: str
+    episodes: int = 100
+    seed: int = 10_000
+    eval_seconds: float = 0.0
+
+    @property
+    def threshold(self) -> float | None:
+        return gym.spec(self.env_id).reward_threshold
+
+    def check(self, policy) -> tuple[float, bool]:
+        """(mean return over the episodes, whether it meets the threshold)."""
+        t0 = time.perf_counter()
+        mean = float(evaluate_policy(policy, self.env_id, self.episodes, self.seed).mean())
+        self.eval_seconds += time.perf_counter() - t0
+        return mean, self.threshold is not None and mean >= self.threshold
+
+
 def load_policy(out_dir: str, env_id: str | None, device: torch.device):
     """The kept Q-network of a run, checked against the environment it is asked to act in."""
     cfg = run_config(out_dir)
@@ -57,7 +83,8 @@ def load_policy(out_dir: str, env_id: str | None, device: torch.device):
             f"{out_dir} holds a policy for {cfg['env']} (observation size {cfg['obs_dim']}, {cfg['num_actions']} actions) "
             f"but {env_id} has observation size {obs_dim} and {num_actions} actions"
         )
-    q_net = q_network(obs_dim, num_actions, tuple(cfg["hidden"])).to(device)
+    bounds = obs_bounds(env_id) if cfg.get("scale_obs") else None  # the weights hold the scale
+    q_net = q_network(obs_dim, num_actions, tuple(cfg["hidden"]), bounds).to(device)
     load_run_weights(q_net, out_dir)
     return q_net.eval(), env_id
 

@@ -8,8 +8,8 @@ import torch
 from core.config import build
 from core.errors import ShowcaseError
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
-from rl.dqn.model import double_dqn_targets, q_network, td_loss
-from rl.dqn.predict import PlayConfig, play
+from rl.dqn.model import ObsScale, double_dqn_targets, q_network, td_loss
+from rl.dqn.predict import PlayConfig, SolveProtocol, evaluate_policy, play
 from rl.dqn.train import ENV_DEFAULTS, DQNConfig, DQNEvalConfig, evaluate, main
 
 
@@ -138,7 +138,12 @@ def test_play_and_eval_a_saved_policy(trained, tmp_path, capsys):
     )
     assert len(result["returns"]) == 2 and (tmp_path / "a.gif").stat().st_size > 1000
     report = evaluate(DQNEvalConfig(out_dir=cfg.out_dir, episodes=5, device="cpu"))
-    assert report["metrics"]["episodes"] == 5
+    m = report["metrics"]
+    assert (
+        m["episodes"] == 5
+        and m["threshold"] == 475.0
+        and m["solved"] == (m["return_mean"] >= 475.0)
+    )
 
 
 def test_policy_from_another_environment_is_refused(trained):
@@ -147,3 +152,48 @@ def test_policy_from_another_environment_is_refused(trained):
         ShowcaseError, match=r"CartPole-v1 \(observation size 4, 2 actions\) but Acrobot-v1"
     ):
         evaluate(DQNEvalConfig(out_dir=cfg.out_dir, env="Acrobot-v1", device="cpu"))
+
+
+def test_solve_protocol_scores_a_hand_made_policy():
+    always_left = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
+    protocol = SolveProtocol("CartPole-v1")
+    mean, solved = protocol.check(always_left)
+    returns = evaluate_policy(always_left, "CartPole-v1", 100, seed=10_000)
+    assert len(returns) == 100 and mean == returns.mean() and 8 <= mean <= 11  # falls over fast
+    assert not solved and protocol.threshold == 475.0 and protocol.eval_seconds > 0
+
+
+def test_solve_protocol_flags_solved_only_at_the_threshold_over_all_episodes():
+    def balance(obs):  # push toward the way the pole leans: keeps it up for the 500 steps
+        return (obs[:, 2] + obs[:, 3] > 0).astype(np.int64)
+
+    mean, solved = SolveProtocol("CartPole-v1").check(balance)
+    assert mean >= 475.0 and solved
+
+    calls = [0]
+
+    def tired(obs):  # balances, then from step 460 always pushes left: below 475
+        calls[0] += 1
+        return balance(obs) if calls[0] < 460 else np.zeros(len(obs), dtype=np.int64)
+
+    mean, solved = SolveProtocol("CartPole-v1").check(tired)
+    assert 440 <= mean < 475.0 and not solved  # close to the bar, still below it
+
+
+def test_obs_scale_maps_bounds_onto_unit_range_and_leaves_unbounded_dimensions():
+    big = float(np.finfo(np.float32).max)  # CartPole's "unbounded" velocities
+    scale = ObsScale(torch.tensor([-1.2, -0.07, -big]), torch.tensor([0.6, 0.07, big]))
+    out = scale(torch.tensor([[-1.2, -0.07, 3.0], [0.6, 0.07, -3.0], [-0.3, 0.0, 0.5]]))
+    assert torch.allclose(out, torch.tensor([[-1.0, -1.0, 3.0], [1.0, 1.0, -3.0], [0.0, 0.0, 0.5]]))
+
+
+def test_scaled_observations_train_save_and_evaluate(tmp_path):
+    cfg = build(DQNConfig, env="MountainCar-v0", out_dir=str(tmp_path / "mc"), device="cpu", max_steps=1200,
+                eval_every=600, eval_episodes=2, final_episodes=2, learning_starts=200)  # fmt: skip
+    assert cfg.scale_obs and cfg.n_step == 3  # MountainCar's defaults
+    report = main(cfg)
+    assert report["metrics"]["episodes"] == 2 and report["metrics"]["updates"] > 0
+    scored = evaluate(DQNEvalConfig(out_dir=cfg.out_dir, episodes=2, device="cpu"))
+    assert (
+        scored["metrics"]["threshold"] == -110.0 and -200.0 <= scored["metrics"]["return_mean"] <= 0
+    )
