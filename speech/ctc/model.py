@@ -1,6 +1,6 @@
 """A CTC acoustic model: conv subsampling, a bidirectional GRU, per-frame character log-probs.
 
-emissions, lengths = model(features, frames)    # (B, F, T) log-mel -> (B, T / 2, V) log-probs
+emissions, lengths = model(features, frames)    # (B, F, T) log-mel -> (B, T / stride, V)
 loss = ctc_loss(emissions, lengths, targets, target_lengths)
 """
 
@@ -22,21 +22,22 @@ class CTCConfig:
     layers: int = 2
     dropout: float = 0.1
     vocab_size: int = 29
+    stride: int = 2
+    """Input frames (10 ms) per output frame: 2, or 4 (half the GRU's work)."""
 
 
 class CTCModel(nn.Module):
-    """Conv2d x2 (time and frequency halved) -> BiGRU -> linear: log-probs over the vocabulary.
+    """Conv2d x2 (frequency halved, time / stride) -> BiGRU -> linear: log-probs over the vocabulary.
     Batch norm in the convolutions and layer norm before the GRU shorten CTC's early plateau
     (all-blank output) several times over."""
 
-    stride = 2  # frames in per frame out
-
     def __init__(self, cfg: CTCConfig) -> None:
         super().__init__()
-        c = cfg.channels
+        c, self.stride = cfg.channels, cfg.stride  # input frames per output frame
         self.conv = nn.Sequential(
             nn.Conv2d(1, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.GELU(),
-            nn.Conv2d(c, c, 3, stride=1, padding=1), nn.BatchNorm2d(c), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=(1, cfg.stride // 2), padding=1), nn.BatchNorm2d(c),
+            nn.GELU(),
         )  # fmt: skip
         self.proj = nn.Linear(c * ((cfg.n_mels + 1) // 2), cfg.hidden)
         self.norm = nn.LayerNorm(cfg.hidden)
@@ -46,16 +47,18 @@ class CTCModel(nn.Module):
         self.head = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
 
     def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
-        return (frames - 1) // self.stride + 1
+        for _ in range(self.stride // 2):  # each stride-2 convolution: ceil(t / 2)
+            frames = (frames - 1) // 2 + 1
+        return frames
 
     def forward(self, x: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.conv(x.unsqueeze(1))  # (B, 1, F, T) -> (B, C, F/2, T/2)
-        x = x.flatten(1, 2).transpose(1, 2)  # (B, T/2, C * F/2)
-        x = self.dropout(self.norm(self.proj(x)))  # (B, T/2, H)
+        x = self.conv(x.unsqueeze(1))  # (B, 1, F, T) -> (B, C, F/2, T/s), s = stride
+        x = x.flatten(1, 2).transpose(1, 2)  # (B, T/s, C * F/2)
+        x = self.dropout(self.norm(self.proj(x)))  # (B, T/s, H)
         lengths = self.output_lengths(frames).clamp(max=x.shape[1])
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         x, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
-        return self.head(self.dropout(x)).log_softmax(-1), lengths  # (B, T/2, V), (B,)
+        return self.head(self.dropout(x)).log_softmax(-1), lengths  # (B, T/s, V), (B,)
 
 
 class Wav2LetterPeer(nn.Module):

@@ -13,7 +13,18 @@ from core.device import pick_device
 from core.errors import DataError, ShowcaseError
 from core.files import save_figure
 from core.loop import load_run_weights, run_config
-from speech.ctc.data import SAMPLE_RATE, WORDS, Clips, Features, Plan, assemble, read_audio, to_8k
+from speech.ctc.data import (
+    EDGE_SILENCE,
+    SAMPLE_RATE,
+    WORDS,
+    Clips,
+    Features,
+    Plan,
+    assemble,
+    pad_silence,
+    read_audio,
+    to_8k,
+)
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.model import CTCConfig, build_model
 
@@ -46,7 +57,8 @@ def load_trained(out_dir: str, device: torch.device):
     """A finished run's model (eval mode), its features module and its training config."""
     cfg = run_config(out_dir)
     model = build_model(cfg["model"], CTCConfig(cfg["n_mels"], cfg["channels"], cfg["hidden"],
-                                                cfg["layers"], cfg["dropout"]))  # fmt: skip
+                                                cfg["layers"], cfg["dropout"],
+                                                stride=cfg.get("stride", 2)))  # fmt: skip
     load_run_weights(model, out_dir)
     return model.to(device).eval(), Features(cfg["n_mels"]).to(device), cfg
 
@@ -94,15 +106,18 @@ def recognize_wave(model, features: Features, wave: torch.Tensor, decoder, chunk
     for offset, piece in chunks(wave, chunk_seconds):
         if len(piece) < SAMPLE_RATE // 20 or piece.abs().max() < 1e-3:  # < 50 ms, or silence
             continue
-        x, frames = features(piece[None].to(device), torch.tensor([len(piece)], device=device))
-        emissions, lengths = model(x, frames)
+        waves, samples = pad_silence(
+            piece[None].to(device), torch.tensor([len(piece)], device=device)
+        )
+        emissions, lengths = model(*features(waves, samples))
         text = decoder(emissions, lengths)[0] if decoder else greedy(emissions, lengths)[0]
         seconds_per_frame = model.stride / 100
+        shift, last = (offset - EDGE_SILENCE) / SAMPLE_RATE, (offset + len(piece)) / SAMPLE_RATE
         for w in word_times(emissions[0, : lengths[0]], text, seconds_per_frame):
-            shift = offset / SAMPLE_RATE
-            timed.append(
-                {**w, "start": round(w["start"] + shift, 3), "end": round(w["end"] + shift, 3)}
+            start, end = (
+                min(max(w[k] + shift, offset / SAMPLE_RATE), last) for k in ("start", "end")
             )
+            timed.append({**w, "start": round(start, 3), "end": round(end, 3)})
         words += text.split()
     return " ".join(words), timed
 

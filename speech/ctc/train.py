@@ -34,6 +34,7 @@ from speech.ctc.data import (
     join,
     load_fsdd,
     load_librispeech,
+    pad_silence,
     single,
     synthetic_clips,
     targets,
@@ -63,6 +64,9 @@ class SpeechConfig(TrainConfig):
     dropout: float = 0.1
     n_mels: int = 40
     """Mel bands of the log-mel features."""
+    stride: Literal[2, 4] = 4
+    """10-ms input frames per output frame of the GRU model (4 halves the recurrent work of 2:
+    twice the steps in the same time; val WER 0.49% after 1,600 steps vs 1.15% after 800)."""
     train_utterances: int = 12_000
     """Composed training utterances (a fixed set drawn from --seed)."""
     test_utterances: int = 1_000
@@ -90,14 +94,14 @@ class SpeechConfig(TrainConfig):
     1 + warp] (0: off; 0.1 with --single-clips: val WER 2.6% vs 1.8% in 800 steps)."""
     batch_seconds: float = 240.0
     """Most seconds of padded audio per optimizer step (long utterances make smaller batches)."""
-    max_steps: int = 800
+    max_steps: int = 1400
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     warmup_steps: int = 50
     grad_clip: float = 5.0
-    eval_every: int = 400
+    eval_every: int = 350
     log_every: int = 100
     synthetic: bool = False
     """Tiny tone 'digits' instead of FSDD (smoke tests only)."""
@@ -236,7 +240,7 @@ def recognize(model, features: Features, clips: Clips, plan: Plan, decoders: dic
     order = torch.argsort(plan.lengths(clips), descending=True)
     hyps = {name: [""] * len(order) for name in decoders}
     for rows in order.split(batch_size):
-        waves, samples = assemble(clips, plan, rows)
+        waves, samples = pad_silence(*assemble(clips, plan, rows))
         emissions, lengths = model(*features(waves, samples))
         for name, decoder in decoders.items():
             texts = decoder(emissions, lengths) if decoder else greedy(emissions, lengths)
@@ -277,7 +281,8 @@ def main(cfg: SpeechConfig) -> dict:
     clips = split.clips.to(device)
     features = Features(cfg.n_mels).to(device)
     model = build_model(
-        cfg.model, CTCConfig(cfg.n_mels, cfg.channels, cfg.hidden, cfg.layers, cfg.dropout)
+        cfg.model,
+        CTCConfig(cfg.n_mels, cfg.channels, cfg.hidden, cfg.layers, cfg.dropout, stride=cfg.stride),
     )
     loader = LengthLoader.for_config(split.train.lengths(clips).cpu(),
                                      make_collate(clips, split.train, device), cfg,

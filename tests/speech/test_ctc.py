@@ -20,6 +20,7 @@ from speech.ctc.data import (
     compose,
     encode,
     load_fsdd,
+    pad_silence,
     synthetic_clips,
     targets,
 )
@@ -69,6 +70,13 @@ def test_features_and_model_shapes():
     emissions, lengths = model(x, frames)
     assert emissions.shape == (3, 51, len(VOCAB)) and lengths.tolist() == [51, 26, 8]
     torch.testing.assert_close(emissions.exp().sum(-1), torch.ones(3, 51))
+    model = CTCModel(CTCConfig(hidden=32, layers=1, stride=4))  # a second stride-2 convolution
+    emissions, lengths = model(x, frames)
+    assert emissions.shape == (3, 26, len(VOCAB)) and lengths.tolist() == [26, 13, 4]
+    assert model.output_lengths(frames).tolist() == lengths.tolist()
+    padded, samples = pad_silence(waves[:2, :4000], torch.tensor([4000, 1200]), pad=100)
+    assert padded.shape == (2, 4200) and samples.tolist() == [4200, 1400]
+    assert padded[:, :100].abs().sum() == 0 and torch.equal(padded[0, 100:4100], waves[0, :4000])
 
 
 def test_ctc_loss_falls_on_a_tiny_batch():
