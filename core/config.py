@@ -243,12 +243,11 @@ def coerce(key: str, value: Any, kind: Any) -> Any:
             except UsageError as exc:
                 errors.append(exc)
         raise errors[0]
-    if origin is Literal:
-        if value not in args:
-            raise UsageError(
-                f"config key {key}: {value!r} is not one of {', '.join(map(str, args))}"
-            )
-        return value
+    if origin is Literal:  # the choice itself: YAML's '4' or 4.0 for Literal[2, 4] gives 4
+        for choice in args:
+            if value == choice or (isinstance(value, str) and value == str(choice)):
+                return choice
+        raise UsageError(f"config key {key}: {value!r} is not one of {', '.join(map(str, args))}")
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise UsageError(f"config key {key}: expected a list, got {value!r}")

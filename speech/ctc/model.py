@@ -33,6 +33,10 @@ class CTCModel(nn.Module):
 
     def __init__(self, cfg: CTCConfig) -> None:
         super().__init__()
+        if cfg.stride not in (2, 4):
+            raise ValueError(
+                f"stride must be 2 or 4 (one or two stride-2 convolutions), got {cfg.stride}"
+            )
         c, self.stride = cfg.channels, cfg.stride  # input frames per output frame
         self.conv = nn.Sequential(
             nn.Conv2d(1, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.GELU(),

@@ -140,6 +140,10 @@ def test_coerce_handles_tuples_and_optionals():
     assert coerce("k", [1, 2], tuple[int, ...]) == (1, 2)
     assert coerce("k", None, str | None) is None and coerce("k", "x", str | None) == "x"
     assert coerce("k", "a", Literal["a", "b"]) == "a"
+    for value in ("4", 4.0, 4):  # YAML's string or float for an integer choice: the choice itself
+        assert type(coerce("k", value, Literal[2, 4])) is int
+    with pytest.raises(UsageError, match="'3' is not one of 2, 4"):
+        coerce("k", "3", Literal[2, 4])
     with pytest.raises(UsageError, match="expected 3 values"):
         coerce("k", [1, 2], tuple[int, int, int])
 

@@ -74,6 +74,8 @@ def test_features_and_model_shapes():
     emissions, lengths = model(x, frames)
     assert emissions.shape == (3, 26, len(VOCAB)) and lengths.tolist() == [26, 13, 4]
     assert model.output_lengths(frames).tolist() == lengths.tolist()
+    with pytest.raises(ValueError, match="stride must be 2 or 4"):
+        CTCModel(CTCConfig(stride=3))
     padded, samples = pad_silence(waves[:2, :4000], torch.tensor([4000, 1200]), pad=100)
     assert padded.shape == (2, 4200) and samples.tolist() == [4200, 1400]
     assert padded[:, :100].abs().sum() == 0 and torch.equal(padded[0, 100:4100], waves[0, :4000])
