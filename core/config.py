@@ -144,8 +144,8 @@ def resume_mismatch(cfg: Any, saved: dict[str, Any]) -> str | None:
         if key in free or key not in saved:
             continue
         before = saved[key]
-        if isinstance(value, tuple | list):
-            value, before = list(value), list(before)
+        if isinstance(value, tuple | list) and isinstance(before, tuple | list):
+            value, before = list(value), list(before)  # JSON keeps a tuple as a list
         if value != before:
             return f"{flag(key)} was {saved[key]!r} in the saved run, now {getattr(cfg, key)!r}"
     return None
