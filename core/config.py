@@ -56,7 +56,8 @@ class TrainConfig:
     max_steps: int = 1000
     """Optimizer steps to train for."""
     max_seconds: float = 0.0
-    """Also stop once training has taken this many seconds (0: no time limit)."""
+    """Also stop once training has taken this many seconds since the start or the --resume
+    (0: no time limit)."""
     batch_size: int = 64
     """Samples per optimizer step, summed over processes and accumulation."""
     lr: float = 1e-3

@@ -126,9 +126,10 @@ def fit(
     logger = RunLogger(run.dir, cfg.max_steps, state.step, distributed.is_main(), cfg.tensorboard)
     watch = LossWatch(device, run.last_checkpoint)
     meter, samples, batches = Mean(), Samples(), iter(loader)
+    timed_out = False  # not saved as `stopped`: a --resume trains on with a fresh time budget
     try:
         with run.interruptible():
-            while state.step < cfg.max_steps and not state.stopped:
+            while state.step < cfg.max_steps and not state.stopped and not timed_out:
                 train_model.train()
                 for micro in range(cfg.grad_accum):
                     batch = next_batch(batches, state.step)
@@ -145,8 +146,8 @@ def fit(
                 update(model, optimizer, scheduler, scaler, ema, cfg.grad_clip)
                 state.step += 1
                 logger.advance(1)
-                state.stopped |= out_of_time(run, cfg.max_seconds)
-                last = state.step == cfg.max_steps or state.stopped
+                timed_out = out_of_time(run, cfg.max_seconds)
+                last = state.step == cfg.max_steps or state.stopped or timed_out
                 if state.step % cfg.log_every == 0 or last:
                     watch.check()
                     rates = {"lr": lr, "samples_per_s": samples.rate()}
@@ -157,7 +158,7 @@ def fit(
                     if track(metrics, state, monitor, mode, cfg.patience) and distributed.is_main():
                         meta = {"step": state.step, "metrics": metrics}
                         save_weights(final, run.dir / BEST, meta)
-                run.end_step(last=last or state.stopped, before_save=watch.check)
+                run.end_step(last=last, before_save=watch.check)
             watch.check()
     finally:
         logger.close()
@@ -214,8 +215,9 @@ class LossWatch:
 
 
 def out_of_time(run: Run, max_seconds: float) -> bool:
-    """True once the run has trained `max_seconds` (rank 0's clock decides for every rank)."""
-    return bool(max_seconds) and distributed.broadcast_object(run.seconds() >= max_seconds)
+    """True once this segment of the run (since its start or --resume) has trained `max_seconds`
+    (rank 0's clock decides for every rank)."""
+    return bool(max_seconds) and distributed.broadcast_object(run.segment_seconds() >= max_seconds)
 
 
 def next_batch(batches, step: int):

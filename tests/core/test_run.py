@@ -208,3 +208,23 @@ def test_max_seconds_stops_training_and_says_so(tmp_path):
     assert 3 <= result.steps < 20 and result.stopped_early
     _, meta = read_file(tmp_path / "timed" / "checkpoint.safetensors")
     assert meta["state"]["step"] == result.steps  # the stop wrote its checkpoint
+
+
+def test_a_run_stopped_by_max_seconds_continues_on_resume(tmp_path):
+    def slow(model, batch):
+        import time
+
+        time.sleep(0.05)
+        return step(model, batch)
+
+    _, first = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3)
+    assert first.stopped_early and first.steps < 40
+    # The same command again trains on (main trained nothing): the budget counts from this start.
+    _, again = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3, resume=True)
+    assert first.steps < again.steps < 40 and again.stopped_early
+    model, last = train(tmp_path, "timed", max_steps=40, resume=True)  # no time limit: finish
+    assert last.steps == 40 and not last.stopped_early
+    straight, _ = train(tmp_path, "straight", max_steps=40)
+    for a, b in zip(straight.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # three time-cut segments resume exactly
+
