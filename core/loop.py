@@ -158,7 +158,7 @@ def fit(
                     if track(metrics, state, monitor, mode, cfg.patience) and distributed.is_main():
                         meta = {"step": state.step, "metrics": metrics}
                         save_weights(final, run.dir / BEST, meta)
-                run.end_step(last=last, before_save=watch.check)
+                run.end_step(last=last or state.stopped, before_save=watch.check)
             watch.check()
     finally:
         logger.close()
