@@ -105,6 +105,7 @@ def fit(
     """Train `model` for `cfg.max_steps` optimizer steps; return steps, time and best metrics.
 
     When `monitor` names a metric of `evaluate`, the best weights are kept and restored at the end.
+    Under torchrun every rank calls `evaluate`; wrap it in `distributed.on_main` for rank 0 alone.
     """
     check_loader(loader, cfg)
     model.to(device)
@@ -245,8 +246,9 @@ def update(model: nn.Module, optimizer, scheduler, scaler, ema, grad_clip: float
 
 
 def evaluate_on_rank0(evaluate: EvalFn, model: nn.Module) -> dict[str, float]:
-    """Evaluate in eval mode without gradients on every rank (an evaluation may reduce over
-    ranks), then take rank 0's numbers everywhere, so that every rank decides alike."""
+    """Evaluate in eval mode without gradients, then take rank 0's numbers everywhere, so that
+    every rank decides alike. `evaluate` is called on every rank, so that it may shard the data and
+    reduce over ranks; one wrapped in `distributed.on_main` runs on rank 0 alone."""
     model.eval()
     with torch.no_grad():
         metrics = evaluate(model)
