@@ -56,7 +56,8 @@ class TrainConfig:
     max_steps: int = 1000
     """Optimizer steps to train for."""
     max_seconds: float = 0.0
-    """Also stop once training has taken this many seconds (0: no time limit)."""
+    """Also stop once training has taken this many seconds since the start or the --resume
+    (0: no time limit)."""
     batch_size: int = 64
     """Samples per optimizer step, summed over processes and accumulation."""
     lr: float = 1e-3
@@ -144,8 +145,8 @@ def resume_mismatch(cfg: Any, saved: dict[str, Any]) -> str | None:
         if key in free or key not in saved:
             continue
         before = saved[key]
-        if isinstance(value, tuple | list):
-            value, before = list(value), list(before)
+        if isinstance(value, tuple | list) and isinstance(before, tuple | list):
+            value, before = list(value), list(before)  # JSON keeps a tuple as a list
         if value != before:
             return f"{flag(key)} was {saved[key]!r} in the saved run, now {getattr(cfg, key)!r}"
     return None

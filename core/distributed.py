@@ -2,15 +2,21 @@
 
 Launch any demo with `torchrun --nproc_per_node N -m vision.classify train ...`; the loop then
 wraps the model in DDP, shards the data and averages metrics, and only rank 0 logs and writes.
+Work that every rank would repeat whole (decoding a validation or test set) runs on rank 0 alone
+through `on_main`.
 """
 
+import functools
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from core.errors import ShowcaseError
+
+T = TypeVar("T")
 
 
 def world_size() -> int:
@@ -85,3 +91,30 @@ def all_gather_object(value: Any) -> list[Any]:
     values: list[Any] = [None] * world_size()
     dist.all_gather_object(values, value)
     return values
+
+
+def on_main(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn` wrapped to run on rank 0 alone, its result sent to every rank (a plain call in one
+    process). For work each rank would repeat whole, such as decoding a test set. `fn` must use
+    no collectives, or rank 0 waits for ranks that wait for it (a torchmetrics metric object syncs
+    over ranks unless built with `sync_on_compute=False`), and should return plain values (floats,
+    strings). If it raises on rank 0, the other ranks raise a one-line ShowcaseError instead of
+    waiting."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        if world_size() == 1:
+            return fn(*args, **kwargs)
+        outcome: tuple[Any, str | None] = (None, None)
+        if is_main():
+            try:
+                outcome = (fn(*args, **kwargs), None)
+            except Exception as exc:
+                broadcast_object((None, " ".join(str(exc).split()) or type(exc).__name__))
+                raise
+        result, failure = broadcast_object(outcome)
+        if failure is not None:
+            raise ShowcaseError(f"rank 0 failed in {fn.__name__}: {failure}")
+        return result
+
+    return wrapper

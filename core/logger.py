@@ -1,6 +1,7 @@
 """One log line per interval from rank 0, a progress bar on a terminal, JSON lines on disk."""
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -9,10 +10,14 @@ from typing import Any
 from tqdm import tqdm
 
 from core.errors import ShowcaseError
+from core.files import write_text
 
 
 class RunLogger:
-    """Writes `log.jsonl` in the run directory and prints (or shows a bar) on rank 0."""
+    """Writes `log.jsonl` in the run directory and prints (or shows a bar) on rank 0.
+
+    A run starting at step 0 starts a fresh log (a crashed run's lines in the folder go); a resumed
+    one keeps the lines up to its checkpoint's step `start` and appends."""
 
     def __init__(
         self, run_dir: Path, total: int, start: int, enabled: bool, tensorboard: bool = False
@@ -30,9 +35,11 @@ class RunLogger:
                     "--tensorboard needs the tensorboard package: pip install 'torch-showcase[tensorboard]'"
                 ) from exc
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.file = open(run_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in close())
+            # TensorBoard hides the events of earlier writers from step `purge_step` on.
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start + 1)
+        path = run_dir / "log.jsonl"
+        write_text(path, "".join(_lines_until(path, start)))
+        self.file = open(path, "a")  # noqa: SIM115 (closed in close())
         if sys.stderr.isatty():
             self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False)
 
@@ -69,6 +76,21 @@ class RunLogger:
         if self.tb is not None:
             self.tb.close()
         self.file.close()
+
+
+def _lines_until(path: Path, step: int) -> list[str]:
+    """The lines of the log at `path` up to `step` (none when `step` is 0 or there is no log)."""
+    if step == 0 or not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return [line.rstrip("\n") + "\n" for line in lines if _step(line) <= step]
+
+
+def _step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a line torn by the crash goes too
 
 
 def _fmt(key: str, value: float) -> str:

@@ -105,6 +105,7 @@ def fit(
     """Train `model` for `cfg.max_steps` optimizer steps; return steps, time and best metrics.
 
     When `monitor` names a metric of `evaluate`, the best weights are kept and restored at the end.
+    Under torchrun every rank calls `evaluate`; wrap it in `distributed.on_main` for rank 0 alone.
     """
     check_loader(loader, cfg)
     model.to(device)
@@ -126,9 +127,10 @@ def fit(
     logger = RunLogger(run.dir, cfg.max_steps, state.step, distributed.is_main(), cfg.tensorboard)
     watch = LossWatch(device, run.last_checkpoint)
     meter, samples, batches = Mean(), Samples(), iter(loader)
+    timed_out = False  # not saved as `stopped`: a --resume trains on with a fresh time budget
     try:
         with run.interruptible():
-            while state.step < cfg.max_steps and not state.stopped:
+            while state.step < cfg.max_steps and not state.stopped and not timed_out:
                 train_model.train()
                 for micro in range(cfg.grad_accum):
                     batch = next_batch(batches, state.step)
@@ -145,8 +147,8 @@ def fit(
                 update(model, optimizer, scheduler, scaler, ema, cfg.grad_clip)
                 state.step += 1
                 logger.advance(1)
-                state.stopped |= out_of_time(run, cfg.max_seconds)
-                last = state.step == cfg.max_steps or state.stopped
+                timed_out = out_of_time(run, cfg.max_seconds)
+                last = state.step == cfg.max_steps or state.stopped or timed_out
                 if state.step % cfg.log_every == 0 or last:
                     watch.check()
                     rates = {"lr": lr, "samples_per_s": samples.rate()}
@@ -214,8 +216,9 @@ class LossWatch:
 
 
 def out_of_time(run: Run, max_seconds: float) -> bool:
-    """True once the run has trained `max_seconds` (rank 0's clock decides for every rank)."""
-    return bool(max_seconds) and distributed.broadcast_object(run.seconds() >= max_seconds)
+    """True once this segment of the run (since its start or --resume) has trained `max_seconds`
+    (rank 0's clock decides for every rank)."""
+    return bool(max_seconds) and distributed.broadcast_object(run.segment_seconds() >= max_seconds)
 
 
 def next_batch(batches, step: int):
@@ -243,8 +246,9 @@ def update(model: nn.Module, optimizer, scheduler, scaler, ema, grad_clip: float
 
 
 def evaluate_on_rank0(evaluate: EvalFn, model: nn.Module) -> dict[str, float]:
-    """Evaluate in eval mode without gradients on every rank (an evaluation may reduce over
-    ranks), then take rank 0's numbers everywhere, so that every rank decides alike."""
+    """Evaluate in eval mode without gradients, then take rank 0's numbers everywhere, so that
+    every rank decides alike. `evaluate` is called on every rank, so that it may shard the data and
+    reduce over ranks; one wrapped in `distributed.on_main` runs on rank 0 alone."""
     model.eval()
     with torch.no_grad():
         metrics = evaluate(model)

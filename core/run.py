@@ -85,7 +85,11 @@ class Run:
 
     def seconds(self) -> float:
         """Training seconds so far, earlier segments of a resumed run included."""
-        return self._before + time.perf_counter() - self._t0
+        return self._before + self.segment_seconds()
+
+    def segment_seconds(self) -> float:
+        """Training seconds since this process started or resumed the run."""
+        return time.perf_counter() - self._t0
 
     def save(self) -> None:
         """Write the checkpoint (every rank calls this)."""

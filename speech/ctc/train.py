@@ -289,6 +289,7 @@ def main(cfg: SpeechConfig) -> dict:
                                      max_tokens=int(cfg.batch_seconds * SAMPLE_RATE))  # fmt: skip
     decoder = LexiconDecoder(lexicon_words(cfg.lexicon, split.clips), cfg.beam)
 
+    @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def evaluate(m):
         hyps, refs = recognize(m, features, clips, split.val, {"beam": decoder})
         metrics = {"val_wer": wer_cer(hyps["beam"], refs)["wer"]}
@@ -302,7 +303,7 @@ def main(cfg: SpeechConfig) -> dict:
     result = fit(model, make_step(features, cfg.spec_augment, cfg.warp), loader, cfg, device=device,
                  evaluate=evaluate if val else None, monitor="val_wer" if val else None,
                  mode="min")  # fmt: skip
-    metrics = {**result.best, **score(model, features, split, decoder)}
+    metrics = {**result.best, **distributed.on_main(score)(model, features, split, decoder)}
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
         shown = " ".join(

@@ -1,6 +1,7 @@
 """Trains a small MLP with core.fit; run under torchrun (any world size) or plain python.
 
-python ddp_worker.py OUT_DIR [--max-steps N] [--dropout P] [--with-eval] [--resume] [--nan-rank R]
+python ddp_worker.py OUT_DIR [--max-steps N] [--dropout P] [--with-eval] [--on-main] [--eval-fails]
+                     [--resume] [--nan-rank R]
 """
 
 import argparse
@@ -24,6 +25,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--with-eval", action="store_true", help="evaluate every 10 steps, keep the best"
     )
+    parser.add_argument(
+        "--on-main", action="store_true", help="evaluate through distributed.on_main"
+    )
+    parser.add_argument(
+        "--eval-fails", action="store_true", help="the second evaluation raises (on rank 0)"
+    )
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
         "--nan-rank", type=int, default=-1, help="this rank's loss is NaN at step 7"
@@ -38,7 +45,7 @@ if __name__ == "__main__":
         x = torch.randn(640, 8, generator=gen)
         y = (x[:, 0] + x[:, 1] > 0).long()
         model = MLP(8, [32, 32], 2, dropout=args.dropout)
-        calls = 0
+        calls = evaluations = 0
 
         def step(m, batch):
             global calls
@@ -51,13 +58,20 @@ if __name__ == "__main__":
             return loss, {"acc": (logits.argmax(-1) == yb).float().mean()}
 
         def evaluate(m):
+            global evaluations
+            evaluations += 1
+            if args.eval_fails and evaluations == 2:
+                raise ShowcaseError("the validation set is unreadable")
             return {"val_acc": (m(x[512:]).argmax(-1) == y[512:]).float().mean().item()}
 
+        if args.on_main:
+            evaluate = distributed.on_main(evaluate)
         loader = TensorLoader.for_config((x[:512], y[:512]), cfg)
         result = fit(model, step, loader, cfg, device=device,
                      evaluate=evaluate if args.with_eval else None,
                      monitor="val_acc" if args.with_eval else None)  # fmt: skip
         print(f"result best {result.best} weights_step {result.weights_step}")
+        print(f"rank {distributed.rank()} evaluated {evaluations} times")
     except ShowcaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

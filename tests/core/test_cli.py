@@ -82,3 +82,22 @@ def test_python_dash_m_and_help():
     )
     assert result.returncode == 0
     assert "--max-steps" in result.stdout and "--recipe" in result.stdout
+
+
+def test_resume_with_a_tuple_flag_the_saved_run_lacks_is_one_line(tmp_path, capsys):
+    from torch import nn
+
+    from core.checkpoint import save_checkpoint
+    from core.config import build, to_dict
+    from translation.seq2seq.train import TranslationConfig
+
+    run_dir = tmp_path / "run"
+    saved = build(TranslationConfig, out_dir=str(run_dir))  # trained on Multi30k: no --train-files
+    extra = {"state": {"step": 5}, "config": to_dict(saved)}
+    save_checkpoint(run_dir / "checkpoint.safetensors", nn.Linear(1, 1), None, None, None, extra)
+    files = [str(tmp_path / "a.de"), str(tmp_path / "a.en")]
+    argv = ["translation", "seq2seq", "train", "--resume", "--out-dir", str(run_dir)]
+    code = main([*argv, "--train-files", *files])  # main: TypeError, NoneType not iterable
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot resume {run_dir}: --train-files was None in the saved run, now" in err

@@ -1,6 +1,8 @@
 """torchrun with 2 CPU processes: the same run as 1 process for the same global batch, with
-evaluation, early-stopping state, dropout per rank, exact resume and a NaN on one rank."""
+evaluation, early-stopping state, dropout per rank, exact resume, a NaN on one rank, and the
+decoding evaluations run by rank 0 alone."""
 
+import re
 import socket
 import subprocess
 import sys
@@ -23,12 +25,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(out_dir, *args, procs=2, check=True):
+def launch(out_dir, *args, procs=2, check=True, worker=WORKER):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
                 "--master_addr", "127.0.0.1", "--master_port", str(free_port())]  # fmt: skip
     command = [*torchrun] if procs > 1 else [sys.executable]
-    result = subprocess.run([*command, str(WORKER), str(out_dir), *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run([*command, str(worker), str(out_dir), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -82,3 +84,30 @@ def test_nan_on_one_rank_stops_every_rank(tmp_path):
     assert result.returncode != 0
     assert result.stderr.count("loss is nan at step 7") == 2, result.stderr[-2000:]  # both ranks
     assert "last good checkpoint: none written yet" in result.stderr
+
+
+def test_an_evaluation_on_main_runs_on_rank_0_alone(tmp_path):
+    every = launch(tmp_path / "every", "--with-eval")  # may shard and reduce: every rank calls it
+    assert "rank 0 evaluated 3 times" in every.stdout and "rank 1 evaluated 3 times" in every.stdout
+    alone = launch(tmp_path / "alone", "--with-eval", "--on-main")
+    assert "rank 0 evaluated 3 times" in alone.stdout and "rank 1 evaluated 0 times" in alone.stdout
+    # Every rank got rank 0's numbers: the same best step, the same kept weights.
+    assert weights(tmp_path / "alone")[1]["step"] == weights(tmp_path / "every")[1]["step"]
+    assert_same(weights(tmp_path / "alone")[0], weights(tmp_path / "every")[0])
+    assert alone.stdout.count(f"weights_step {weights(tmp_path / 'alone')[1]['step']}") == 2
+    # Rank 0's evaluation fails: every rank stops with one line instead of waiting for it.
+    failed = launch(tmp_path / "fails", "--with-eval", "--on-main", "--eval-fails", check=False)
+    assert failed.returncode != 0
+    assert "error: the validation set is unreadable" in failed.stderr
+    assert "error: rank 0 failed in evaluate: the validation set is unreadable" in failed.stderr
+
+
+DEMO_WORKER = Path(__file__).with_name("ddp_demo_worker.py")
+
+
+@pytest.mark.parametrize("demo", ["speech ctc", "vision detect", "translation seq2seq"])
+def test_decoding_demos_decode_on_rank_0_alone(tmp_path, demo):
+    result = launch(tmp_path / "run", *demo.split(), worker=DEMO_WORKER)
+    calls = dict(re.findall(r"rank (\d) eval calls (\d+)", result.stdout))
+    assert int(calls["0"]) > 0 and calls["1"] == "0", result.stdout[-2000:]  # main: both decoded
+    assert result.stdout.count("metrics [") == 2  # both ranks return the full report

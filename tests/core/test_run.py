@@ -208,3 +208,70 @@ def test_max_seconds_stops_training_and_says_so(tmp_path):
     assert 3 <= result.steps < 20 and result.stopped_early
     _, meta = read_file(tmp_path / "timed" / "checkpoint.safetensors")
     assert meta["state"]["step"] == result.steps  # the stop wrote its checkpoint
+
+
+def test_a_run_stopped_by_max_seconds_continues_on_resume(tmp_path):
+    def slow(model, batch):
+        import time
+
+        time.sleep(0.05)
+        return step(model, batch)
+
+    _, first = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3)
+    assert first.stopped_early and first.steps < 40
+    # The same command again trains on (main trained nothing): the budget counts from this start.
+    _, again = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3, resume=True)
+    assert first.steps < again.steps < 40 and again.stopped_early
+    model, last = train(tmp_path, "timed", max_steps=40, resume=True)  # no time limit: finish
+    assert last.steps == 40 and not last.stopped_early
+    straight, _ = train(tmp_path, "straight", max_steps=40)
+    for a, b in zip(straight.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # three time-cut segments resume exactly
+
+
+def logged_steps(run_dir, kind="train"):
+    lines = (Path(run_dir) / "log.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_a_new_run_starts_a_fresh_log_and_a_resumed_one_appends(tmp_path):
+    calls = 0
+
+    def killed(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 8:
+            raise RuntimeError("killed")
+        return step(model, batch)
+
+    with pytest.raises(RuntimeError):
+        train(tmp_path, "r", killed, max_steps=20)  # crashes before its first checkpoint
+    assert logged_steps(tmp_path / "r") == [5]
+    train(tmp_path, "r", max_steps=20, ckpt_every=10)  # a new run in that folder
+    assert logged_steps(tmp_path / "r") == [5, 10, 15, 20]  # main: [5, 5, 10, 15, 20]
+    calls = 0
+    with pytest.raises(RuntimeError):
+        train(tmp_path, "r", killed, max_steps=28, ckpt_every=10, resume=True)  # dies at step 28
+    assert logged_steps(tmp_path / "r") == [5, 10, 15, 20, 25]
+    train(tmp_path, "r", max_steps=30, ckpt_every=10, resume=True)  # from the step-20 checkpoint
+    assert logged_steps(tmp_path / "r") == [5, 10, 15, 20, 25, 30]  # main: 25 twice
+
+
+def test_tensorboard_hides_a_crashed_run_and_the_steps_a_resume_redoes(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.logger import RunLogger
+
+    def segment(start, steps, offset):
+        logger = RunLogger(tmp_path, 30, start, True, tensorboard=True)
+        for s in steps:
+            logger.log("train", s, {"loss": s + offset})
+        logger.close()
+        events = EventAccumulator(str(tmp_path / "tensorboard"))
+        events.Reload()
+        return [(e.step, e.value) for e in events.Scalars("train/loss")]
+
+    segment(0, [5, 10, 15], 0.0)  # crashed
+    assert segment(0, [5, 10], 100.0) == [(5, 105.0), (10, 110.0)]  # a new run
+    assert segment(5, [10, 15], 200.0) == [(5, 105.0), (10, 210.0), (15, 215.0)]  # resumed at 5

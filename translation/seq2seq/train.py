@@ -204,6 +204,7 @@ def main(cfg: TranslationConfig) -> dict:
     loader = LengthLoader.for_config(train.lengths(), lambda rows: collate(train, rows), cfg,
                                      max_tokens=cfg.max_tokens)  # fmt: skip
 
+    @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def evaluate(m):
         hyps = Translator(m, tokenizer, device, cfg.max_len).translate(texts["val"][0], beam=1)
         return {"val_bleu": bleu_chrf(hyps, texts["val"][1])["bleu"]}
@@ -212,7 +213,8 @@ def main(cfg: TranslationConfig) -> dict:
                  evaluate=evaluate, monitor="val_bleu")  # fmt: skip
     translator = Translator(model, tokenizer, device, cfg.max_len, cfg.alpha)
     t0 = time.perf_counter()
-    scores = bleu_chrf(translator.translate(texts["test"][0], beam=cfg.beam), texts["test"][1])
+    hyps = distributed.on_main(translator.translate)(texts["test"][0], beam=cfg.beam)
+    scores = bleu_chrf(hyps, texts["test"][1])
     metrics = {**result.best, "test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
                "beam": cfg.beam, "test_decode_seconds": round(time.perf_counter() - t0, 2),
                "bleu_signature": scores["signature"]}  # fmt: skip

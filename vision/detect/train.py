@@ -165,7 +165,10 @@ def make_step(points: torch.Tensor, stride: int):
 
 def coco_map(dets: list[dict], scenes: Scenes, class_metrics: bool = False) -> dict:
     """torchmetrics' COCO mAP (pycocotools) of detections against the scenes' boxes."""
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=class_metrics)
+    # The caller holds every detection (rank 0 alone under torchrun): nothing to gather over ranks.
+    metric = MeanAveragePrecision(
+        box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, sync_on_compute=False
+    )
     metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
     return metric.compute()
 
@@ -192,6 +195,7 @@ def main(cfg: DetectConfig) -> dict:
         loader = TensorLoader.for_config(data.train.tensors(), cfg, device=device)
     points = grid_points(cfg.image_size, cfg.image_size, model.stride)
 
+    @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def evaluate(m):
         return {
             f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
@@ -200,7 +204,7 @@ def main(cfg: DetectConfig) -> dict:
     result = fit(model, make_step(points, model.stride), loader, cfg, device=device,
                  evaluate=evaluate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
     t0 = time.perf_counter()
-    metrics = {**result.best, **mean_ap(model, data.test, cfg.score_thresh, cfg.nms_iou)}
+    metrics = {**result.best, **distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)}  # fmt: skip
     metrics["test_seconds"] = round(time.perf_counter() - t0, 2)
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
