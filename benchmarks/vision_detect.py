@@ -96,7 +96,7 @@ def run(args) -> dict:
     ours = main(cfg)
     budget = ours["wall_seconds"]
     device = pick_device(args.device)
-    model, _, _ = load_trained(cfg.out_dir, device)
+    model, _, _, _ = load_trained(cfg.out_dir, device)
     data = make_data(cfg)
     peer, peer_steps = train_ssdlite(cfg, data.pool, budget, device)
     if args.keep_runs:
