@@ -245,7 +245,8 @@ def test_eval_writes_report_and_picture(trained):
 
 
 def test_bad_config_values_are_refused():
-    for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000}):
+    for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000},
+                {"val_coco": "val"}):  # fmt: skip
         with pytest.raises(ShowcaseError):
             build(DetectConfig, **bad)
 
