@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from core.checkpoint import save_weights
 from core.config import build, to_dict
 from core.errors import DataError, ShowcaseError
 from tests.conftest import real_data
+from vision.detect import predict as predict_mod
 from vision.detect.coco import load_coco, save_coco
 from vision.detect.data import INK, SceneLoader, SceneOptions, compose, make_scenes
 from vision.detect.model import (
@@ -23,7 +25,15 @@ from vision.detect.model import (
     to_ltrb,
 )
 from vision.detect.predict import PredictConfig, predict
-from vision.detect.train import DetectConfig, DetectEvalConfig, evaluate, main, mean_ap
+from vision.detect.train import (
+    DetectConfig,
+    DetectEvalConfig,
+    coco_map,
+    evaluate,
+    main,
+    make_data,
+    mean_ap,
+)
 from vision.mnist import synthetic_mnist
 
 CLEAN = SceneOptions(noise=0.0, clutter=0)
@@ -235,7 +245,8 @@ def test_eval_writes_report_and_picture(trained):
 
 
 def test_bad_config_values_are_refused():
-    for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000}):
+    for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000},
+                {"val_coco": "val"}):  # fmt: skip
         with pytest.raises(ShowcaseError):
             build(DetectConfig, **bad)
 
@@ -253,3 +264,112 @@ def test_trains_and_evaluates_on_a_coco_folder(pool, tmp_path, capsys):
     assert report["metrics"]["images"] == 12
     with pytest.raises(ShowcaseError, match="pass --coco"):
         evaluate(DetectEvalConfig(out_dir=str(out), device="cpu"))
+
+
+def test_coco_training_keeps_validation_and_test_apart(pool, tmp_path):
+    scenes = make_scenes(*pool, 30, seed=0, opts=SceneOptions())
+    folder = tmp_path / "coco"
+    save_coco(scenes, folder, [str(k) for k in range(10)])
+    data = make_data(build(DetectConfig, coco=str(folder), device="cpu"))
+
+    def rows(part):
+        return {bytes(image.numpy()) for image in part.images}
+
+    train, val, test = rows(data.train), rows(data.val), rows(data.test)
+    assert len(val) == 3 and len(test) == 3 and len(train) == 24
+    assert not (val & test) and not (train & val) and not (train & test)
+    assert set(data.splits) == {"train", "val", "test"}
+    other = tmp_path / "other"
+    save_coco(
+        make_scenes(*pool, 5, seed=9, opts=SceneOptions()), other, [str(k) for k in range(10)]
+    )
+    data = make_data(build(DetectConfig, coco=str(folder), val_coco=str(other), device="cpu"))
+    assert len(data.val) == 5 and len(data.test) == 3 and len(data.train) == 27
+    assert str(other) in data.splits["val"]
+
+
+def test_coco_run_report_names_its_splits(pool, tmp_path, capsys):
+    folder = tmp_path / "coco"
+    save_coco(
+        make_scenes(*pool, 10, seed=0, opts=SceneOptions()), folder, [str(k) for k in range(10)]
+    )
+    cfg = build(DetectConfig, coco=str(folder), out_dir=str(tmp_path / "run"), device="cpu",
+                max_steps=2, batch_size=4, log_every=1, eval_every=0)  # fmt: skip
+    report = main(cfg)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["metrics"]["splits"] == report["metrics"]["splits"]
+    assert "1 image" in report["metrics"]["splits"]["test"]
+    assert "never seen in training or model selection" in report["metrics"]["splits"]["test"]
+    printed = capsys.readouterr().out
+    assert "  validation: " in printed and "  test: " in printed
+
+
+def write_crowd_coco(folder):
+    (folder / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(folder / "images" / "a.png")
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "iscrowd": 0},
+                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 30, 30, 30], "iscrowd": 1}],
+           "categories": [{"id": 1, "name": "digit"}]}  # fmt: skip
+    (folder / "annotations.json").write_text(json.dumps(doc))
+
+
+def test_crowd_regions_neither_match_nor_count_as_misses_nor_train(tmp_path):
+    write_crowd_coco(tmp_path)
+    scenes, _ = load_coco(tmp_path, 64, channels=1)
+    exact = [{"boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0]]), "scores": torch.tensor([0.9]),
+              "labels": torch.tensor([0])}]  # fmt: skip
+    assert coco_map(exact, scenes)["map"].item() == pytest.approx(1.0)
+    on_crowd = [{"boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0], [30.0, 30.0, 60.0, 60.0]]),
+                 "scores": torch.tensor([0.9, 0.95]), "labels": torch.tensor([0, 0])}]  # fmt: skip
+    assert coco_map(on_crowd, scenes)["map"].item() == pytest.approx(1.0)  # not a false positive
+    _, boxes, labels = scenes.training_tensors()
+    assert labels[0].tolist().count(0) == 1 and boxes[0][labels[0] == 0].tolist() == [
+        [4, 4, 24, 24]
+    ]
+
+
+def test_predict_names_each_drawing_apart(trained, tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((40, 40), dtype=np.uint8)).save(tmp_path / folder / "x.png")
+    paths = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
+    predict(PredictConfig(paths, out_dir=str(trained), device="cpu", json=True))
+    assert len(list((trained / "predictions").glob("x*.png"))) == 2  # one drawing per input
+    drawn = [json.loads(line)["drawn"] for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(set(drawn)) == 2 and all(Path(p).is_file() for p in drawn)
+    predict(PredictConfig(paths[:1], out_dir=str(trained), device="cpu"))
+    assert "replaced" in capsys.readouterr().out  # an earlier drawing of the same name is replaced
+
+
+def test_eval_report_gives_the_step_its_weights_come_from(trained):
+    report = evaluate(DetectEvalConfig(out_dir=str(trained), device="cpu"))
+    assert report["steps"] == 3
+    assert "MNIST test digits" in report["metrics"]["split"]
+
+
+def test_drawn_boxes_do_not_repeat_an_object_under_another_class(
+    trained, tmp_path, capsys, monkeypatch
+):
+    Image.fromarray(np.zeros((128, 128), dtype=np.uint8)).save(tmp_path / "scene.png")
+    twice = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0], [70.0, 70.0, 90.0, 90.0]]),
+             "scores": torch.tensor([0.9, 0.8, 0.7]), "labels": torch.tensor([3, 8, 8])}  # fmt: skip
+    monkeypatch.setattr(predict_mod, "detect", lambda *args, **kwargs: [twice])
+    predict(
+        PredictConfig([str(tmp_path / "scene.png")], out_dir=str(trained), device="cpu", json=True)
+    )
+    found = json.loads(capsys.readouterr().out.strip())["detections"]
+    assert [d["label"] for d in found] == ["3", "8"]
+
+
+def test_one_box_per_object_for_drawing_class_wise_for_scoring():
+    from vision.detect.model import one_per_object
+
+    dets = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0]]),
+            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([3, 8])}  # fmt: skip
+    assert one_per_object(dets, 0.6)["labels"].tolist() == [3]
+    points = grid_points(32, 32, 4)
+    logits = torch.full((1, 64, 3), -9.0)
+    logits[0, 9, 1], logits[0, 9, 2] = 5.0, 4.0  # one location, two classes
+    dets = decode(logits, torch.full((1, 64, 4), 6.0), torch.full((1, 64), 9.0), points)
+    assert dets[0]["labels"].tolist() == [1, 2]  # COCO scoring keeps both

@@ -67,7 +67,8 @@ def _field(item: dict, key: str, where: str):
 
 
 def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
-    """The images (file, width, height, boxes xyxy, category ids) and the category names, checked.
+    """The images (file, width, height, boxes xyxy, category ids, crowd flags) and the category
+    names, checked.
 
     A missing field or a box outside its image is an error naming the file and the annotation;
     boxes under 1 pixel wide or high are dropped with one warning that counts them."""
@@ -88,7 +89,7 @@ def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
         images[_field(im, "id", where)] = {
             "file": Path(folder) / "images" / _field(im, "file_name", where),
             "width": _field(im, "width", where), "height": _field(im, "height", where),
-            "boxes": [], "categories": [],
+            "boxes": [], "categories": [], "crowd": [],
         }  # fmt: skip
     dropped = 0
     for k, ann in enumerate(doc["annotations"]):
@@ -119,6 +120,7 @@ def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
             [max(x, 0), max(y, 0), min(x + w, image["width"]), min(y + h, image["height"])]
         )
         image["categories"].append(ids.index(category))
+        image["crowd"].append(bool(ann.get("iscrowd", 0)))
     if dropped:
         warnings.warn(
             f"{path}: dropped {dropped} degenerate box(es) under 1 pixel wide or high", stacklevel=2
@@ -152,7 +154,8 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
 
 
 def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]]:
-    """A COCO folder as letterboxed scenes (boxes padded with label -1) and the category names."""
+    """A COCO folder as letterboxed scenes (boxes padded with label -1, `iscrowd` regions marked
+    as crowd) and the category names."""
     records, names = read_coco(folder)
     if not records:
         raise DataError(f"{folder}: the annotations list no images")
@@ -160,6 +163,7 @@ def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]
     images = torch.zeros(len(records), channels, size, size, dtype=torch.uint8)
     boxes = torch.zeros(len(records), most, 4)
     labels = torch.full((len(records), most), -1, dtype=torch.long)
+    crowd = torch.zeros(len(records), most, dtype=torch.bool)
     for i, r in enumerate(records):
         pixels = read_image(r["file"], channels)
         if pixels.shape[1:] != (r["height"], r["width"]):
@@ -170,4 +174,5 @@ def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]
         if n:
             boxes[i, :n] = torch.tensor(r["boxes"], dtype=torch.float32) * scale
             labels[i, :n] = torch.tensor(r["categories"])
-    return Scenes(images, boxes, labels), names
+            crowd[i, :n] = torch.tensor(r["crowd"])
+    return Scenes(images, boxes, labels, crowd), names

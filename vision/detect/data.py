@@ -35,21 +35,35 @@ class SceneOptions:
 
 @dataclasses.dataclass
 class Scenes:
-    """A fixed set of scenes; boxes and labels are padded with label -1 to `max_digits` per scene."""
+    """A fixed set of scenes; boxes and labels are padded with label -1 to `max_digits` per scene.
+
+    `crowd` marks COCO `iscrowd` regions: they are no training target, and in COCO scoring a
+    detection on one is neither a hit nor a false positive, nor is the region a miss."""
 
     images: torch.Tensor  # (N, C, H, W) uint8
     boxes: torch.Tensor  # (N, K, 4) float, xyxy pixels
     labels: torch.Tensor  # (N, K) int64, -1: no box
+    crowd: torch.Tensor | None = None  # (N, K) bool, True: a crowd region
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.images, self.boxes, self.labels
+    def subset(self, ids: torch.Tensor) -> "Scenes":
+        crowd = None if self.crowd is None else self.crowd[ids]
+        return Scenes(self.images[ids], self.boxes[ids], self.labels[ids], crowd)
+
+    def training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, boxes and labels for training: crowd regions get label -1 (no target)."""
+        labels = self.labels if self.crowd is None else self.labels.masked_fill(self.crowd, -1)
+        return self.images, self.boxes, labels
 
     def targets(self, i: int) -> dict[str, torch.Tensor]:
+        """Scene `i`'s boxes and labels (and `iscrowd` flags), as COCO scoring takes them."""
         keep = self.labels[i] >= 0
-        return {"boxes": self.boxes[i][keep], "labels": self.labels[i][keep]}
+        target = {"boxes": self.boxes[i][keep], "labels": self.labels[i][keep]}
+        if self.crowd is not None:
+            target["iscrowd"] = self.crowd[i][keep].long()
+        return target
 
 
 def layout(n: int, pool_size: int, opts: SceneOptions, gen: torch.Generator) -> dict:

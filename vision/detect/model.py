@@ -16,6 +16,7 @@ from torchvision.ops import (
     batched_nms,
     clip_boxes_to_image,
     generalized_box_iou_loss,
+    nms,
     sigmoid_focal_loss,
 )
 
@@ -160,3 +161,11 @@ def decode(logits, ltrb, centerness, points, score_thresh: float = 0.05, nms_iou
             {"boxes": boxes[mine].float(), "scores": top[mine].float(), "labels": label[mine]}
         )
     return out
+
+
+def one_per_object(det: dict[str, torch.Tensor], nms_iou: float = 0.6) -> dict[str, torch.Tensor]:
+    """One image's detections after class-agnostic NMS: a box overlapping a better-scored box of
+    any class by more than `nms_iou` is dropped. For drawing and `predict`; COCO scoring keeps
+    `decode`'s class-wise NMS, as detectors are conventionally scored."""
+    keep = nms(det["boxes"].float(), det["scores"].float(), nms_iou)
+    return {k: v[keep] for k, v in det.items()}

@@ -4,7 +4,10 @@
 
 Each image is letterboxed into the model's input (a gray model gets gray pixels, light ink on
 black: a light background is inverted), and the boxes are mapped back to the image's own
-coordinates. A PNG with the boxes drawn is written per image to `<out-dir>/predictions/`.
+coordinates. Overlapping boxes of different classes are one object: only the best is kept
+(class-agnostic NMS). A PNG with the boxes drawn is written per image to
+`<out-dir>/predictions/<name>.png`, `<name>-2.png` for a second input of the same name, and so on;
+each result says which file holds its drawing and whether it replaced an earlier one.
 """
 
 import dataclasses
@@ -22,14 +25,15 @@ from core.errors import DataError, ShowcaseError
 from core.files import atomic_write
 from core.loop import load_run_weights, run_config
 from vision.detect.coco import letterbox, read_image
-from vision.detect.model import DetectorConfig, build_model, decode, grid_points
+from vision.detect.model import DetectorConfig, build_model, decode, grid_points, one_per_object
 from vision.images import collect
 
 CLASSES = "classes.json"
 
 
 def load_trained(out_dir: str, device: torch.device):
-    """A finished run's detector (eval mode), its class names and its training config."""
+    """A finished run's detector (eval mode), its class names, its training config and the
+    step its weights come from."""
     cfg = run_config(out_dir)
     try:
         info = json.loads((Path(out_dir) / CLASSES).read_text())
@@ -38,8 +42,8 @@ def load_trained(out_dir: str, device: torch.device):
             f"{out_dir}/{CLASSES} is missing or damaged: train the run again"
         ) from exc
     model = build_model(DetectorConfig(info["in_channels"], len(info["names"]), cfg["width"]))
-    load_run_weights(model, out_dir)
-    return model.to(device).eval(), info["names"], cfg
+    meta = load_run_weights(model, out_dir)
+    return model.to(device).eval(), info["names"], cfg, meta.get("step", 0)
 
 
 @torch.no_grad()
@@ -86,12 +90,14 @@ def as_model_input(pixels: torch.Tensor, size: int) -> tuple[torch.Tensor, float
     return letterbox(pixels, size)
 
 
-def detect_image(model, names: list[str], size: int, original: torch.Tensor, score_thresh: float):
+def detect_image(model, names: list[str], size: int, original: torch.Tensor, score_thresh: float,
+                 nms_iou: float = 0.6):  # fmt: skip
     """Boxes (N, 4) in the image's own coordinates and the detections as dicts, of one uint8
-    (C, H, W) image."""
+    (C, H, W) image: one box per object (class-agnostic NMS at `nms_iou`)."""
     device = next(model.parameters()).device
     x, scale = as_model_input(original, size)
-    (det,) = detect(model, x[None].to(device), score_thresh)
+    (det,) = detect(model, x[None].to(device), score_thresh, nms_iou)
+    det = one_per_object(det, nms_iou)
     h, w = original.shape[1:]
     boxes = (det["boxes"].cpu() / scale).clamp(min=0)
     boxes = torch.minimum(boxes, torch.tensor([w, h, w, h], dtype=boxes.dtype))
@@ -105,37 +111,53 @@ def predict(cfg: PredictConfig) -> dict:
     """Print the detections of every image and draw them; bad files are reported and skipped."""
     files, errors = collect(cfg.paths)
     device = pick_device(cfg.device)
-    model, names, train_cfg = load_trained(cfg.out_dir, device)
+    model, names, train_cfg, _ = load_trained(cfg.out_dir, device)
     channels = model.stem[0].in_channels
     size = train_cfg["image_size"]
-    results = []
+    results, taken = [], set()
     for path in files:
         try:
             original = read_image(path, channels)
         except DataError as exc:
             errors.append(str(exc))
             continue
-        boxes, detections = detect_image(model, names, size, original, cfg.score_thresh)
-        drawn = Path(cfg.out_dir) / "predictions" / f"{path.stem}.png"
+        boxes, detections = detect_image(
+            model, names, size, original, cfg.score_thresh, train_cfg["nms_iou"]
+        )
+        drawn = drawing_path(Path(cfg.out_dir) / "predictions", path, taken)
+        replaced = drawn.exists()
         save_drawn(
             read_image(path, 3),
             boxes,
             [f"{d['label']} {d['score']:.2f}" for d in detections],
             drawn,
         )
-        result = {"file": str(path), "detections": detections}
+        result = {"file": str(path), "detections": detections, "drawn": str(drawn),
+                  "replaced": replaced}  # fmt: skip
         results.append(result)
         if cfg.json:
             print(json.dumps(result))
         else:
             found = "  ".join(f"{d['label']} ({d['score']:.2f}) {d['box']}" for d in detections)
-            print(f"{path}: {found or 'nothing found'}  -> {drawn}")
+            note = " (replaced an earlier drawing)" if replaced else ""
+            print(f"{path}: {found or 'nothing found'}  -> {drawn}{note}")
     for line in errors:
         print(f"showcase: error: {line}", file=sys.stderr)
     if errors:
         raise (ShowcaseError(f"{len(errors)} input(s) could not be predicted") if results
                else ShowcaseError(errors[0]))  # fmt: skip
     return {"predictions": results}
+
+
+def drawing_path(folder: Path, image: Path, taken: set[Path]) -> Path:
+    """`folder/<stem>.png` for `image`, or `<stem>-2.png`, `-3`, ... if this call already drew an
+    image of that name (`taken`, updated)."""
+    path, k = folder / f"{image.stem}.png", 1
+    while path in taken:
+        k += 1
+        path = folder / f"{image.stem}-{k}.png"
+    taken.add(path)
+    return path
 
 
 def draw(image: torch.Tensor, boxes: torch.Tensor, labels: list[str]) -> torch.Tensor:
@@ -166,11 +188,13 @@ def app_tab():
         return load_trained(run_dir, device)
 
     def infer(session, upload) -> tuple:
-        model, names, train_cfg = session
+        model, names, train_cfg, _ = session
         if not upload:
             raise ShowcaseError("upload an image first")
         original = read_image(Path(upload), model.stem[0].in_channels)
-        boxes, detections = detect_image(model, names, train_cfg["image_size"], original, 0.3)
+        boxes, detections = detect_image(
+            model, names, train_cfg["image_size"], original, 0.3, train_cfg["nms_iou"]
+        )
         labels = [f"{d['label']} {d['score']:.2f}" for d in detections]
         drawn = draw(read_image(Path(upload), 3), boxes, labels)
         rows = [[d["label"], d["score"], *d["box"]] for d in detections]

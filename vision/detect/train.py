@@ -2,6 +2,7 @@
 
     showcase vision detect train                             # fresh scenes every step, ~10 min on CPU
     showcase vision detect train --coco DIR                  # your own COCO folder (images/ + JSON)
+    showcase vision detect train --coco DIR --val-coco VAL   # ... validated on a folder of its own
     showcase vision detect eval --out-dir runs/vision-detect # test mAP, detections.png
     showcase vision detect eval --coco DIR                   # mAP on any COCO folder
     showcase vision detect predict scene.png --json          # boxes, labels, scores; drawn PNGs
@@ -9,7 +10,9 @@
 
 Training scenes are drawn fresh at every step from MNIST training digits (5,000 of them are
 carved out for the validation scenes that pick the kept weights); the test scenes use MNIST test
-digits only and a fixed seed, so every run is scored on the same 1,000 scenes.
+digits only and a fixed seed, so every run is scored on the same 1,000 scenes. A COCO folder is
+split by a seeded shuffle: 10% for the test, another 10% for validation (unless --val-coco names a
+folder for it), the rest for training. The report names each split.
 """
 
 import dataclasses
@@ -32,7 +35,13 @@ from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from vision.detect.coco import load_coco
 from vision.detect.data import SceneLoader, SceneOptions, Scenes, make_scenes
-from vision.detect.model import DetectorConfig, build_model, detection_loss, grid_points
+from vision.detect.model import (
+    DetectorConfig,
+    build_model,
+    detection_loss,
+    grid_points,
+    one_per_object,
+)
 from vision.detect.predict import CLASSES, detect, load_trained, predict
 from vision.mnist import load_mnist, synthetic_mnist
 
@@ -67,7 +76,10 @@ class DetectConfig(TrainConfig):
     test_scenes: int = 1_000
     """Test scenes (the reported mAP)."""
     coco: str | None = None
-    """Train on a COCO folder (images/ + annotations JSON) instead; 10% of it is held out."""
+    """Train on a COCO folder (images/ + annotations JSON) instead; a seeded 10% of it is held out
+    for the test and another 10% for validation."""
+    val_coco: str | None = None
+    """With --coco: validate (pick the kept weights) on this COCO folder instead of a slice of --coco."""
     score_thresh: float = 0.05
     """Smallest score kept before NMS in evaluation."""
     nms_iou: float = 0.6
@@ -97,6 +109,8 @@ class DetectConfig(TrainConfig):
                 f"digits at --min-scale {self.min_scale} do not fit --image-size {self.image_size}"
             )
         fraction(self, "score_thresh", "nms_iou")
+        if self.val_coco and not self.coco:
+            raise UsageError("--val-coco needs --coco (the folder to train on)")
         if self.val_digits >= 60_000:
             raise UsageError(
                 f"--val-digits must leave training digits (MNIST has 60000), got {self.val_digits}"
@@ -109,7 +123,8 @@ class DetectConfig(TrainConfig):
 
 @dataclasses.dataclass
 class Data:
-    """The training source (a scene loader's digit pool, or fixed COCO images), val and test scenes."""
+    """The training source (a scene loader's digit pool, or fixed COCO images), val and test
+    scenes, and a line per split saying where it comes from."""
 
     names: list[str]
     channels: int
@@ -117,19 +132,22 @@ class Data:
     train: Scenes | None  # fixed training images (COCO)
     val: Scenes | None
     test: Scenes
+    splits: dict[str, str]
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+UNSEEN = "never seen in training or model selection"
 
 
 def make_data(cfg: DetectConfig) -> Data:
     """Digit scenes from MNIST (train digits for training and validation, test digits for test),
-    or a COCO folder with a seeded 10% held out."""
+    or a COCO folder split by a seeded shuffle into test (10%), validation (10%, or --val-coco)
+    and training (the rest)."""
     if cfg.coco:
-        scenes, names = load_coco(Path(cfg.coco), cfg.image_size, channels=3)
-        order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(cfg.seed))
-        held = max(1, len(scenes) // 10)
-        if len(scenes) < 2:
-            raise ShowcaseError(f"{cfg.coco}: a COCO training folder needs at least 2 images")
-        pick = lambda ids: Scenes(*(t[ids] for t in scenes.tensors()))  # noqa: E731
-        return Data(names, 3, None, pick(order[held:]), pick(order[:held]), pick(order[:held]))
+        return coco_data(cfg)
     mnist = (
         synthetic_mnist(n_train=2048, n_test=512, seed=cfg.seed)
         if cfg.synthetic
@@ -147,7 +165,45 @@ def make_data(cfg: DetectConfig) -> Data:
     )
     val = make_scenes(x[val_ids], y[val_ids], scenes[0], cfg.seed + 1, opts) if n_val else None
     test = make_scenes(mnist["test_x"], mnist["test_y"], scenes[1], TEST_SEED, opts)
-    return Data(DIGITS, 1, (x[train_ids], y[train_ids]), None, val, test)
+    source = "synthetic MNIST" if cfg.synthetic else "MNIST"
+    splits = {
+        "train": f"fresh scenes every step from {count(len(train_ids), source + ' training digit')}",
+        "val": (f"{count(len(val), 'scene')} from {n_val} other {source} training digits (seed "
+                f"{cfg.seed + 1}); they pick the kept weights") if val else
+               "none (--val-scenes 0 or --val-digits 0): the last step's weights are kept",
+        "test": f"{count(len(test), 'scene')} from the {source} test digits (seed {TEST_SEED}), {UNSEEN}",
+    }  # fmt: skip
+    return Data(DIGITS, 1, (x[train_ids], y[train_ids]), None, val, test, splits)
+
+
+def coco_data(cfg: DetectConfig) -> Data:
+    """A COCO folder split by a seeded shuffle: the first 10% for the test, the next 10% for
+    validation (unless --val-coco gives its own folder), the rest for training."""
+    scenes, names = load_coco(Path(cfg.coco), cfg.image_size, channels=3)
+    parts = 2 if cfg.val_coco else 3
+    if len(scenes) < parts:
+        raise ShowcaseError(f"{cfg.coco}: a COCO training folder needs at least {parts} images "
+                            f"(training, {'' if cfg.val_coco else 'validation, '}test)")  # fmt: skip
+    order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(cfg.seed))
+    held = max(1, len(scenes) // 10)
+    test = scenes.subset(order[:held])
+    slice_ = f"a seeded 10% slice of {cfg.coco} (seed {cfg.seed})"
+    if cfg.val_coco:
+        val, val_names = load_coco(Path(cfg.val_coco), cfg.image_size, channels=3)
+        if val_names != names:
+            raise ShowcaseError(f"{cfg.val_coco}: its categories {val_names} differ from "
+                                f"{cfg.coco}'s {names}")  # fmt: skip
+        train = scenes.subset(order[held:])
+        val_text = f"{cfg.val_coco}: all {count(len(val), 'image')}"
+    else:
+        val, train = scenes.subset(order[held : 2 * held]), scenes.subset(order[2 * held :])
+        val_text = f"{count(len(val), 'image')}, another {slice_[2:]}"
+    splits = {
+        "train": f"{cfg.coco}: the other {count(len(train), 'image')}",
+        "val": f"{val_text}; they pick the kept weights",
+        "test": f"{count(len(test), 'image')}, {slice_}, {UNSEEN}",
+    }
+    return Data(names, 3, None, train, val, test, splits)
 
 
 def make_step(points: torch.Tensor, stride: int):
@@ -192,7 +248,7 @@ def main(cfg: DetectConfig) -> dict:
     if data.pool is not None:
         loader = SceneLoader.for_config(*data.pool, cfg, cfg.scene_options(), device=device)
     else:
-        loader = TensorLoader.for_config(data.train.tensors(), cfg, device=device)
+        loader = TensorLoader.for_config(data.train.training_tensors(), cfg, device=device)
     points = grid_points(cfg.image_size, cfg.image_size, model.stride)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
@@ -206,10 +262,14 @@ def main(cfg: DetectConfig) -> dict:
     t0 = time.perf_counter()
     metrics = {**result.best, **distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)}  # fmt: skip
     metrics["test_seconds"] = round(time.perf_counter() - t0, 2)
+    metrics["splits"] = data.splits
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
         print(f"test map {metrics['map']:.4f} map_50 {metrics['map_50']:.4f} after {result.steps} steps "
               f"in {result.wall_seconds:.1f}s")  # fmt: skip
+        names = {"train": "train", "val": "validation", "test": "test"}
+        for key, text in data.splits.items():
+            print(f"  {names[key]}: {text}")
     return report
 
 
@@ -222,9 +282,10 @@ class DetectEvalConfig(EvalConfig):
 
 
 def plot_scenes(
-    scenes: Scenes, dets: list[dict], names: list[str], path: Path, n: int = 16
+    scenes: Scenes, dets: list[dict], names: list[str], path: Path, nms_iou: float, n: int = 16
 ) -> None:
-    """A grid of `n` scenes: ground truth in green, detections (score >= 0.3) in red."""
+    """A grid of `n` scenes: ground truth in green, detections (score >= 0.3, one per object:
+    class-agnostic NMS at `nms_iou`) in red."""
     from PIL import Image
 
     tiles = []
@@ -233,11 +294,12 @@ def plot_scenes(
         truth = scenes.targets(i)
         if len(truth["boxes"]):
             image = draw_bounding_boxes(image, truth["boxes"], colors="lime")
-        shown = dets[i]["scores"] >= 0.3
-        labels = [f"{names[k]} {s:.2f}" for k, s in zip(dets[i]["labels"][shown].tolist(),
-                                                         dets[i]["scores"][shown].tolist(), strict=True)]  # fmt: skip
+        det = one_per_object(dets[i], nms_iou)
+        shown = det["scores"] >= 0.3
+        labels = [f"{names[k]} {s:.2f}" for k, s in zip(det["labels"][shown].tolist(),
+                                                         det["scores"][shown].tolist(), strict=True)]  # fmt: skip
         if labels:
-            image = draw_bounding_boxes(image, dets[i]["boxes"][shown], labels, colors="red")
+            image = draw_bounding_boxes(image, det["boxes"][shown], labels, colors="red")
         tiles.append(image)
     grid = make_grid(torch.stack(tiles), nrow=4, padding=4, pad_value=128).permute(1, 2, 0).numpy()
     big = Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST)
@@ -248,7 +310,7 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     """Test mAP (or a COCO folder's); saves detections.png in the run dir."""
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
-    model, names, train_cfg = load_trained(cfg.out_dir, device)
+    model, names, train_cfg, step = load_trained(cfg.out_dir, device)
     channels = model.stem[0].in_channels
     if cfg.coco:
         scenes, coco_names = load_coco(Path(cfg.coco), train_cfg["image_size"], channels)
@@ -256,12 +318,18 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
             raise ShowcaseError(
                 f"{cfg.coco} has {len(coco_names)} categories, the model {len(names)}"
             )
+        split = f"{cfg.coco}: all {count(len(scenes), 'image')}"
+        trained_on = [train_cfg.get("coco"), train_cfg.get("val_coco")]
+        if any(d and Path(d).resolve() == Path(cfg.coco).resolve() for d in trained_on):
+            split += (", among them images the model trained on or was selected on (metrics.json "
+                      "scores its held-out test slice alone)")  # fmt: skip
     else:
         if train_cfg.get("coco"):
             raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: pass --coco DIR")
         run_cfg = from_run(DetectConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir"),
                            val_scenes=0)  # fmt: skip
-        scenes = make_data(run_cfg).test
+        data = make_data(run_cfg)
+        scenes, split = data.test, data.splits["test"]
     dets = detect(
         model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"], cfg.batch_size
     )
@@ -269,16 +337,17 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     per_class = {names[int(k)]: round(v.item(), 4)
                  for k, v in zip(result["classes"].flatten(), result["map_per_class"].flatten(), strict=True)}  # fmt: skip
     metrics = {"map": result["map"].item(), "map_50": result["map_50"].item(), "map_75": result["map_75"].item(),
-               "per_class_map": per_class, "images": len(scenes)}  # fmt: skip
+               "per_class_map": per_class, "images": len(scenes), "split": split}  # fmt: skip
     picture = Path(cfg.out_dir) / "detections.png"
-    plot_scenes(scenes, dets, names, picture)
+    plot_scenes(scenes, dets, names, picture, train_cfg["nms_iou"])
     summary = "\n".join([
         f"map {metrics['map']:.4f}  map_50 {metrics['map_50']:.4f}  map_75 {metrics['map_75']:.4f} "
-        f"on {len(scenes)} images",
+        f"on {len(scenes)} images (weights of step {step})",
+        f"data: {split}",
         "per-class map " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class.items()),
         f"wrote {picture}",
     ])  # fmt: skip
-    return report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
+    return report_eval(cfg, TASK, metrics, step, time.perf_counter() - t0, device, summary)
 
 
 COMMANDS = {"train": main, "eval": evaluate, "predict": predict}
