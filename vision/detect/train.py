@@ -260,7 +260,8 @@ def main(cfg: DetectConfig) -> dict:
     result = fit(model, make_step(points, model.stride), loader, cfg, device=device,
                  evaluate=evaluate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
     t0 = time.perf_counter()
-    metrics = {**result.best, **distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)}  # fmt: skip
+    test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
+    metrics = {**result.best, **test_map}
     metrics["test_seconds"] = round(time.perf_counter() - t0, 2)
     metrics["splits"] = data.splits
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
