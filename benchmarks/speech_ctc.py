@@ -17,7 +17,7 @@ from core.config import build
 from core.data import data_root
 from speech.ctc.data import SAMPLE_RATE, load_fsdd
 from speech.ctc.decode import LexiconDecoder
-from speech.ctc.predict import lexicon_words, load_trained, recognize_wave
+from speech.ctc.predict import load_trained, recognize_wave
 from speech.ctc.train import SpeechConfig, main
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
@@ -56,13 +56,13 @@ def transcribe_seconds(run_dir: str, device: torch.device, data_dir) -> float:
         pieces += [clips.audio[start : start + n].numpy(), np.zeros(1600, dtype=np.float32)]
     path = Path(tempfile.mkdtemp()) / "ten_seconds.wav"
     soundfile.write(path, np.concatenate(pieces)[: 10 * SAMPLE_RATE], SAMPLE_RATE)
-    model, features, cfg = load_trained(run_dir, device)
-    decoder = LexiconDecoder(lexicon_words(cfg.get("lexicon")), cfg["beam"])
+    run = load_trained(run_dir, device)
+    decoder = LexiconDecoder(run.lexicon(), run.config["beam"])
     wave = torch.from_numpy(soundfile.read(path, dtype="float32")[0])
     times = []
     for _ in range(6):
         t0 = time.perf_counter()
-        recognize_wave(model, features, wave, decoder, 20.0, device)
+        recognize_wave(run.model, run.features, wave, decoder, 20.0, device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[1:])
 
