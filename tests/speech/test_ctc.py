@@ -28,7 +28,7 @@ from speech.ctc.data import (
 )
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
-from speech.ctc.predict import TranscribeConfig, app_tab, transcribe
+from speech.ctc.predict import TranscribeConfig, app_tab, lexicon_words, transcribe
 from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
 from tests.conftest import real_data
 
@@ -411,3 +411,11 @@ def test_training_scores_on_the_training_device(tmp_path, monkeypatch):
         main(build(SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), device="cpu",
                    max_steps=1, hidden=16, layers=1))  # fmt: skip
     assert seen == [{"meta"}]
+
+
+def test_word_lists_are_spelled_as_the_model_spells(tmp_path):
+    assert lexicon_words(None, ["Don't stop!", "co-op 42 stop"]) == ["coop", "don't", "stop"]
+    assert lexicon_words(None) == WORDS
+    (tmp_path / "words.txt").write_text("Alpha\ncafé\n")
+    with pytest.raises(ShowcaseError, match="words must use a-z and ' only: \\['café'\\]"):
+        lexicon_words(str(tmp_path / "words.txt"))
