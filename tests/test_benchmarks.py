@@ -41,3 +41,39 @@ def test_vision_detect_peers_train_and_score_on_the_same_scenes():
     dets = peer_detect("fcos", fcos, data.test.images)
     assert len(dets) == 4 and all(((d["labels"] >= 0) & (d["labels"] < 10)).all() for d in dets)
     assert set(score(dets, data.test)) == {"map", "map_50"}
+
+
+def test_speech_cnn_peer_trains_and_scores_the_single_test_clips():
+    from benchmarks.speech_ctc import DigitCNN, cnn_peer
+    from core.config import build
+    from speech.ctc.train import SpeechConfig
+
+    assert DigitCNN()(torch.randn(3, 40, 101)).shape == (3, 10)
+    cfg = build(SpeechConfig, synthetic=True, device="cpu", out_dir="unused")
+    result = cnn_peer(cfg, epochs=2)
+    # synthetic clips: 2 speakers x 10 digits x 12 takes; takes 0-4 test, take 11 validation
+    assert result["test_clips"] == 100 and result["train_clips"] == 120
+    assert 0 <= result["clip_acc"] <= 1 and 0 <= result["val_acc"] <= 1
+    assert result["epoch"] in (1, 2) and result["train_seconds"] > 0
+
+
+def test_speech_benchmark_reports_both_peers(monkeypatch):
+    import argparse
+    import dataclasses
+
+    import benchmarks.speech_ctc as bench
+
+    def train(args, name, **overrides):  # a stand-in for each CTC run (ours, probe, Wav2Letter)
+        metrics = {"test_wer": 0.5, "test_cer": 0.25, "test_wer_greedy": 0.5, "clip_acc": 0.75}
+        return {"metrics": metrics, "steps": 3, "wall_seconds": 2.0, "device": "cpu",
+                "config": {"out_dir": "unused"}}  # fmt: skip
+
+    real_peer = bench.cnn_peer
+    monkeypatch.setattr(bench, "train", train)
+    monkeypatch.setattr(bench, "transcribe_seconds", lambda *_: 0.01)
+    monkeypatch.setattr(bench, "cnn_peer", lambda cfg, epochs: real_peer(
+        dataclasses.replace(cfg, synthetic=True), epochs=epochs))  # fmt: skip
+    args = argparse.Namespace(quick=True, device="cpu", data_dir=None, keep_runs=None)
+    result = bench.run(args)
+    assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5
+    assert 0 <= result["cnn_clip_acc"] <= 1 and result["cnn_epochs"] == "1 of 1"

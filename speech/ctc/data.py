@@ -54,8 +54,10 @@ class Clips:
     texts: list[str]  # (N,) what each clip says
 
     def to(self, device) -> "Clips":
+        """Every tensor on `device`."""
         return Clips(self.audio.to(device), self.starts.to(device), self.lengths.to(device),
-                     self.digits, self.speakers, self.index, self.speaker_names, self.texts)  # fmt: skip
+                     self.digits.to(device), self.speakers.to(device), self.index.to(device),
+                     self.speaker_names, self.texts)  # fmt: skip
 
 
 def read_sums(text: str) -> dict[str, str]:
@@ -178,10 +180,11 @@ class Plan:
         return len(self.clips)
 
     def lengths(self, clips: Clips) -> torch.Tensor:
-        """(U,) samples of each utterance."""
-        valid = self.clips >= 0
-        speech = torch.where(valid, clips.lengths[self.clips.clamp(min=0)], 0).sum(1)
-        return speech + self.silences.sum(1)
+        """(U,) samples of each utterance, on the clips' device."""
+        device = clips.lengths.device
+        ids, silences = self.clips.to(device), self.silences.to(device)
+        speech = torch.where(ids >= 0, clips.lengths[ids.clamp(min=0)], 0).sum(1)
+        return speech + silences.sum(1)
 
     def transcripts(self, clips: Clips) -> list[str]:
         return [" ".join(clips.texts[c] for c in row if c >= 0) for row in self.clips.tolist()]

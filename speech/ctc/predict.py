@@ -4,6 +4,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tyro.conf import Positional
@@ -11,11 +12,12 @@ from tyro.conf import Positional
 from core.config import positive
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
-from core.files import save_figure
+from core.files import save_figure, write_text
 from core.loop import load_run_weights, run_config
 from speech.ctc.data import (
     EDGE_SILENCE,
     SAMPLE_RATE,
+    VOCAB,
     WORDS,
     Clips,
     Features,
@@ -28,6 +30,9 @@ from speech.ctc.data import (
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.model import CTCConfig, build_model
 
+LEXICON = "lexicon.txt"
+"""The run's beam-search words (its training transcripts' words, or --lexicon FILE's)."""
+
 
 def wer_cer(hyps: list[str], refs: list[str], prefix: str = "") -> dict[str, float]:
     """Word and character error rates (torchmetrics) over a corpus."""
@@ -37,9 +42,9 @@ def wer_cer(hyps: list[str], refs: list[str], prefix: str = "") -> dict[str, flo
             f"{prefix}cer": float(char_error_rate(hyps, refs))}  # fmt: skip
 
 
-def lexicon_words(path: str | None, clips: Clips | None = None) -> list[str]:
-    """The beam search's words: a file's (one per line), else the training texts' words (the ten
-    digits for FSDD)."""
+def lexicon_words(path: str | None, texts: list[str] | None = None) -> list[str]:
+    """The beam search's words: a file's (one or more a line), else the words of `texts` (sorted,
+    each once), else the ten digit words."""
     if path:
         p = Path(path)
         if not p.is_file():
@@ -47,20 +52,56 @@ def lexicon_words(path: str | None, clips: Clips | None = None) -> list[str]:
         words = [w for line in p.read_text().splitlines() for w in line.split()]
         if not words:
             raise ShowcaseError(f"lexicon file {path} holds no words")
+        bad = [w for w in words if not set(w.lower()) <= set(VOCAB[2:])]
+        if bad:
+            raise ShowcaseError(f"lexicon file {path}: words must use a-z and ' only: {bad[:3]}")
         return words
-    if clips is None:
+    if texts is None:
         return list(WORDS)
-    return sorted({w for text in clips.texts for w in text.split()})
+    # the words as the model learns to spell them (characters outside its vocabulary dropped)
+    spelled = ("".join(c for c in w if c in VOCAB[2:]) for t in texts for w in t.lower().split())
+    return sorted({w for w in spelled if w})
 
 
-def load_trained(out_dir: str, device: torch.device):
-    """A finished run's model (eval mode), its features module and its training config."""
+def save_lexicon(out_dir: str, words: list[str]) -> None:
+    """Keep the run's beam-search words in `<out_dir>/lexicon.txt`, one a line."""
+    write_text(
+        Path(out_dir) / LEXICON, "".join(f"{w}\n" for w in sorted({w.lower() for w in words}))
+    )
+
+
+class Trained(NamedTuple):
+    """A finished run, loaded for recognition."""
+
+    model: torch.nn.Module
+    features: Features
+    config: dict
+    """The training config."""
+    step: int
+    """The training step the weights come from."""
+    words: list[str] | None
+    """The beam search's words stored with the run (None: trained before runs stored them)."""
+
+    def lexicon(self, override: str | None = None) -> list[str]:
+        """`override` (a word-list file), else the run's words; a run from before they were
+        stored falls back to its --lexicon file or the ten digit words."""
+        if override or self.words is None:
+            return lexicon_words(override or self.config.get("lexicon"))
+        return self.words
+
+
+def load_trained(out_dir: str, device: torch.device) -> Trained:
+    """A finished run's model (eval mode), its features module, training config, weights step
+    and word list."""
     cfg = run_config(out_dir)
     model = build_model(cfg["model"], CTCConfig(cfg["n_mels"], cfg["channels"], cfg["hidden"],
                                                 cfg["layers"], cfg["dropout"],
                                                 stride=cfg.get("stride", 2)))  # fmt: skip
-    load_run_weights(model, out_dir)
-    return model.to(device).eval(), Features(cfg["n_mels"]).to(device), cfg
+    meta = load_run_weights(model, out_dir)
+    stored = Path(out_dir) / LEXICON
+    words = stored.read_text().split() if stored.is_file() else None
+    return Trained(model.to(device).eval(), Features(cfg["n_mels"]).to(device), cfg,
+                   int(meta.get("step", 0)), words)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -72,7 +113,7 @@ class TranscribeConfig:
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
     lexicon: str | None = None
-    """Word list for the beam search (default: the run's)."""
+    """Word list for the beam search (default: the run's, kept in its lexicon.txt)."""
     greedy: bool = False
     """Best-path decoding instead of the lexicon beam search."""
     chunk_seconds: float = 20.0
@@ -126,10 +167,11 @@ def transcribe(cfg: TranscribeConfig) -> dict:
     """Print the text of every file (with --json, the words with start and end seconds); bad
     files are reported on stderr and the good ones still transcribed (exit 1 if any was bad)."""
     device = pick_device(cfg.device)
-    model, features, train_cfg = load_trained(cfg.out_dir, device)
-    decoder = None if cfg.greedy else LexiconDecoder(
-        lexicon_words(cfg.lexicon or train_cfg.get("lexicon"), None), train_cfg.get("beam", 16)
-    )  # fmt: skip
+    run = load_trained(cfg.out_dir, device)
+    model, features = run.model, run.features
+    decoder = (
+        None if cfg.greedy else LexiconDecoder(run.lexicon(cfg.lexicon), run.config.get("beam", 16))
+    )
     results, errors = [], []
     for path in cfg.paths:
         try:
@@ -193,9 +235,9 @@ def app_tab():
     from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
-        model, features, cfg = load_trained(run_dir, device)
-        decoder = LexiconDecoder(lexicon_words(cfg.get("lexicon"), None), cfg.get("beam", 16))
-        return model, features, decoder, device
+        run = load_trained(run_dir, device)
+        decoder = LexiconDecoder(run.lexicon(), run.config.get("beam", 16))
+        return run.model, run.features, decoder, device
 
     def infer(session, audio) -> tuple:
         model, features, decoder, device = session

@@ -41,7 +41,14 @@ from speech.ctc.data import (
 )
 from speech.ctc.decode import LexiconDecoder, greedy
 from speech.ctc.model import CTCConfig, build_model, ctc_loss
-from speech.ctc.predict import lexicon_words, load_trained, plot_alignment, transcribe, wer_cer
+from speech.ctc.predict import (
+    lexicon_words,
+    load_trained,
+    plot_alignment,
+    save_lexicon,
+    transcribe,
+    wer_cer,
+)
 
 TASK = "speech.ctc"
 
@@ -81,7 +88,8 @@ class SpeechConfig(TrainConfig):
     librispeech: str | None = None
     """Train and test on a LibriSpeech-layout folder instead (every 10th utterance is test)."""
     lexicon: str | None = None
-    """A word list (one per line) for the beam search; default: the ten digit words."""
+    """A word list (one per line) for the beam search; default: the training transcripts' words
+    (kept in the run's lexicon.txt for eval, transcribe and the app)."""
     beam: int = 16
     """Beam size of the lexicon search."""
     spec_augment: bool = True
@@ -237,7 +245,7 @@ def recognize(model, features: Features, clips: Clips, plan: Plan, decoders: dic
     utterance of `plan`, from one pass of the model over batches of similar length; and the
     references."""
     model.eval()
-    order = torch.argsort(plan.lengths(clips), descending=True)
+    order = torch.argsort(plan.lengths(clips), descending=True).cpu()  # plans live on the host
     hyps = {name: [""] * len(order) for name in decoders}
     for rows in order.split(batch_size):
         waves, samples = pad_silence(*assemble(clips, plan, rows))
@@ -263,7 +271,7 @@ def score(model, features, split: Split, decoder, batch_size: int = 64) -> dict:
         metrics["clip_acc"] = sum(
             h == r for h, r in zip(found["beam"], clip_refs, strict=True)
         ) / len(clip_refs)
-    speaker = split.clips.speakers[split.test.clips[:, 0]].tolist()
+    speaker = split.clips.speakers.cpu()[split.test.clips[:, 0]].tolist()
     per_speaker = {}
     for k, name in enumerate(split.clips.speaker_names):
         pairs = [(h, r) for h, r, s in zip(hyps["beam"], refs, speaker, strict=True) if s == k]
@@ -278,16 +286,21 @@ def main(cfg: SpeechConfig) -> dict:
     """Train, keep the best validation checkpoint, report test WER/CER and clip accuracy."""
     device = setup(cfg)
     split = make_split(cfg)
-    clips = split.clips.to(device)
+    lengths = split.train.lengths(split.clips)  # (U,) on the host, for the loader's batches
+    # the beam search knows the training transcripts' words only: a test word may be unknown
+    words = lexicon_words(cfg.lexicon, split.train.transcripts(split.clips))
+    if distributed.is_main():
+        save_lexicon(cfg.out_dir, words)
+    split = dataclasses.replace(split, clips=split.clips.to(device))
+    clips = split.clips
     features = Features(cfg.n_mels).to(device)
     model = build_model(
         cfg.model,
         CTCConfig(cfg.n_mels, cfg.channels, cfg.hidden, cfg.layers, cfg.dropout, stride=cfg.stride),
     )
-    loader = LengthLoader.for_config(split.train.lengths(clips).cpu(),
-                                     make_collate(clips, split.train, device), cfg,
+    loader = LengthLoader.for_config(lengths, make_collate(clips, split.train, device), cfg,
                                      max_tokens=int(cfg.batch_seconds * SAMPLE_RATE))  # fmt: skip
-    decoder = LexiconDecoder(lexicon_words(cfg.lexicon, split.clips), cfg.beam)
+    decoder = LexiconDecoder(words, cfg.beam)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def evaluate(m):
@@ -324,12 +337,17 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     utterance's spectrogram with its CTC alignment)."""
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
-    model, features, train_cfg = load_trained(cfg.out_dir, device)
-    run_cfg = from_run(SpeechConfig, train_cfg)
+    run = load_trained(cfg.out_dir, device)
+    model, features = run.model, run.features
+    run_cfg = from_run(SpeechConfig, run.config)
     split = make_split(run_cfg, cfg.data_dir)
-    clips = split.clips.to(device)
-    decoder = LexiconDecoder(lexicon_words(run_cfg.lexicon, split.clips), run_cfg.beam)
-    split = dataclasses.replace(split, clips=clips)
+    # a run from before word lists were stored: the list its training would have stored
+    words = run.words
+    if words is None:
+        words = lexicon_words(run_cfg.lexicon, split.train.transcripts(split.clips))
+    decoder = LexiconDecoder(words, run_cfg.beam)
+    split = dataclasses.replace(split, clips=split.clips.to(device))
+    clips = split.clips
     metrics = score(model, features, split, decoder, cfg.batch_size)
     per_speaker = metrics["per_speaker_wer"]
     plot_alignment(model, features, clips, split.test, f"{cfg.out_dir}/alignment.png")
@@ -337,7 +355,7 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     summary = (f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f} "
                f"clip_acc {metrics.get('clip_acc', float('nan')):.4f}\nper-speaker WER:\n{table}\n"
                f"wrote {cfg.out_dir}/alignment.png")  # fmt: skip
-    return report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
+    return report_eval(cfg, TASK, metrics, run.step, time.perf_counter() - t0, device, summary)
 
 
 COMMANDS = {"train": main, "eval": evaluate, "transcribe": transcribe}

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from torch.overrides import TorchFunctionMode
 
+from core.checkpoint import read_meta
 from core.config import build
 from core.errors import MissingData, ShowcaseError
 from speech.ctc.data import (
@@ -26,8 +28,8 @@ from speech.ctc.data import (
 )
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
-from speech.ctc.predict import TranscribeConfig, transcribe
-from speech.ctc.train import SpeechConfig, main
+from speech.ctc.predict import TranscribeConfig, app_tab, lexicon_words, transcribe
+from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
 from tests.conftest import real_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,3 +279,143 @@ def test_librispeech_folder_trains_and_fsdd_offline_error_is_clear(tmp_path, mon
     monkeypatch.setattr(speech_data, "FSDD_URL", "http://127.0.0.1:9/fsdd.tar.gz")
     with pytest.raises(MissingData, match="FSDD is missing in .* cannot be downloaded .* put its"):
         load_fsdd(str(tmp_path))  # the tour skips a demo on MissingData
+
+
+def libri_folder(root: Path, texts: list[str]) -> Path:
+    """A LibriSpeech-layout folder of one chapter: synthetic tone clips with the given texts."""
+    clips = synthetic_clips()
+    chapter = root / "19" / "198"
+    chapter.mkdir(parents=True)
+    for k, _ in enumerate(texts):
+        wave = clips.audio[clips.starts[k] : clips.starts[k] + clips.lengths[k]].numpy()
+        soundfile.write(chapter / f"19-198-{k:04d}.wav", wave, 8000)
+    lines = [f"19-198-{k:04d} {text.upper()}" for k, text in enumerate(texts)]
+    (chapter / "19-198.trans.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def spy_on_lexicons(monkeypatch, *modules) -> list[list[str]]:
+    """The word lists every LexiconDecoder built in `modules` gets, in order."""
+    seen = []
+
+    def spy(words, beam_size=16):
+        seen.append(sorted(words))
+        return LexiconDecoder(words, beam_size)
+
+    for module in modules:
+        monkeypatch.setattr(module, "LexiconDecoder", spy)
+    return seen
+
+
+def test_the_beam_search_words_come_from_training_transcripts_and_stay_with_the_run(
+    tmp_path, monkeypatch, capsys
+):
+    import speech.ctc.predict as predict
+    import speech.ctc.train as train
+
+    # every 10th utterance is test (0, 10, 20), every 10th + 1 validation: test words and
+    # validation words must not reach the beam search
+    texts = [WORDS[k % 3] + (" secret" if k % 10 == 0 else " spare" if k % 10 == 1 else
+             " known" if k % 10 == 5 else "") for k in range(30)]  # fmt: skip
+    folder = libri_folder(tmp_path / "libri", texts)
+    out = tmp_path / "run"
+    seen = spy_on_lexicons(monkeypatch, train, predict)
+    cfg = build(SpeechConfig, librispeech=str(folder), out_dir=str(out), device="cpu",
+                max_steps=3, hidden=16, layers=1, batch_size=4, log_every=1)  # fmt: skip
+    main(cfg)
+    training = ["known", "one", "two", "zero"]
+    assert seen == [training]
+    assert (out / "lexicon.txt").read_text() == "known\none\ntwo\nzero\n"
+    clip = str(folder / "19" / "198" / "19-198-0003.wav")
+    evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu"))
+    transcribe(TranscribeConfig(paths=[clip], out_dir=str(out), device="cpu"))
+    app_tab().load(str(out), torch.device("cpu"))
+    assert seen == [training] * 4  # eval, transcribe and the app tab use the run's list
+    (tmp_path / "mine.txt").write_text("alpha beta\n")
+    transcribe(TranscribeConfig(paths=[clip], out_dir=str(out), device="cpu",
+                                lexicon=str(tmp_path / "mine.txt")))  # fmt: skip
+    assert seen[-1] == ["alpha", "beta"]  # --lexicon still overrides it
+    # a run trained before the list was stored still loads: eval rebuilds it from the training
+    # transcripts, transcribe and the app fall back to the ten digit words
+    (out / "lexicon.txt").unlink()
+    evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu"))
+    transcribe(TranscribeConfig(paths=[clip], out_dir=str(out), device="cpu"))
+    app_tab().load(str(out), torch.device("cpu"))
+    assert seen[-3:] == [training, sorted(WORDS), sorted(WORDS)]
+    capsys.readouterr()
+
+
+def test_eval_reports_the_step_its_weights_come_from(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(build(SpeechConfig, synthetic=True, out_dir=str(out), device="cpu", max_steps=4,
+               eval_every=2, hidden=16, layers=1, batch_size=8, log_every=2))  # fmt: skip
+    step = read_meta(out / "model.safetensors")["step"]
+    assert step in (2, 4)
+    report = evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu"))
+    assert report["steps"] == step
+    assert json.loads((out / "eval.json").read_text())["steps"] == step
+    capsys.readouterr()
+
+
+class OneDevice(TorchFunctionMode):
+    """Raises, as CUDA does, when one operation mixes tensors of two devices (a 0-dim CPU
+    tensor may sit beside any); run under it with "meta" as the second device."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch._has_compatible_shallow_copy_type:  # Module.to asks it of both devices
+            return func(*args, **kwargs)
+        leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+        devices = {t.device for t in leaves if isinstance(t, torch.Tensor)
+                   and not (t.device.type == "cpu" and t.dim() == 0)}  # fmt: skip
+        if len(devices) > 1:
+            raise RuntimeError(f"{getattr(func, '__name__', func)} mixes devices {devices}")
+        return func(*args, **kwargs)
+
+
+def test_clips_and_plan_lengths_follow_the_device():
+    clips = synthetic_clips()
+    plan = compose(clips, torch.arange(len(clips.lengths)), 20, seed=3)
+    with OneDevice():
+        moved = clips.to("meta")
+        tensors = {k: v for k, v in vars(moved).items() if isinstance(v, torch.Tensor)}
+        assert len(tensors) == 6 and all(t.is_meta for t in tensors.values())
+        lengths = plan.lengths(moved)
+    assert lengths.is_meta and lengths.shape == (20,)
+    assert torch.equal(plan.lengths(clips), plan.lengths(clips.to("cpu")))
+
+
+def test_training_scores_on_the_training_device(tmp_path, monkeypatch):
+    import core.loop
+    import speech.ctc.train as train
+
+    def setup_on_meta(cfg):
+        core.loop.setup(cfg)
+        return torch.device("meta")
+
+    def fit(model, step, loader, cfg, *, device, **_):
+        model.to(device)
+        return core.loop.FitResult(steps=0, wall_seconds=0.0)
+
+    def score(model, features, split, decoder, batch_size=64):
+        tensors = [*model.parameters(), *features.buffers(),
+                   *(v for v in vars(split.clips).values() if isinstance(v, torch.Tensor))]  # fmt: skip
+        seen.append({t.device.type for t in tensors})
+        return {}
+
+    seen = []
+    monkeypatch.setattr(train, "setup", setup_on_meta)
+    monkeypatch.setattr(train, "fit", fit)
+    monkeypatch.setattr(train, "score", score)
+    with OneDevice():
+        main(build(SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), device="cpu",
+                   max_steps=1, hidden=16, layers=1))  # fmt: skip
+    assert seen == [{"meta"}]
+
+
+def test_word_lists_are_spelled_as_the_model_spells(tmp_path):
+    assert lexicon_words(None, ["Don't stop!", "co-op 42 stop"]) == ["coop", "don't", "stop"]
+    assert lexicon_words(None) == WORDS
+    (tmp_path / "words.txt").write_text("Alpha\ncafé\n")
+    with pytest.raises(ShowcaseError, match="words must use a-z and ' only: \\['café'\\]"):
+        lexicon_words(str(tmp_path / "words.txt"))
