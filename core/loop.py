@@ -306,3 +306,8 @@ def load_run_weights(model: nn.Module, run_dir: Path) -> dict:
 def run_config(run_dir: Path) -> dict:
     """The config a run was trained with, read from its weights file."""
     return read_file(Path(run_dir) / WEIGHTS)[1].get("config", {})
+
+
+def run_step(run_dir: Path) -> int:
+    """The training step a finished run's weights come from (0 for weights that do not say)."""
+    return read_file(Path(run_dir) / WEIGHTS)[1].get("step", 0)

@@ -1,12 +1,16 @@
 """Every ready demo trains a few steps on synthetic data, in-process, then every other command of
 it runs on that run: none can be skipped silently."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from core import registry
+from core.checkpoint import read_file
 from core.config import build
+from core.run import WEIGHTS
 
 READY = [d for d in registry.all_demos() if d.status == "ready"]
 IDS = [f"{d.domain}.{d.task}" for d in READY]
@@ -66,4 +70,6 @@ def test_smoke(demo, tmp_path, capsys):
         result = command(registry.config_class(command)(**args))
         assert result, f"{name} returned nothing"
     assert (tmp_path / "run" / "eval.json").exists()  # beside the training report, which stays
+    weights_step = read_file(tmp_path / "run" / WEIGHTS)[1]["step"]
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == weights_step > 0
     assert (tmp_path / "run" / "metrics.json").exists()

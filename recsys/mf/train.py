@@ -23,7 +23,7 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive, refuse_unused
 from core.device import pick_device
 from core.errors import UsageError
-from core.loop import fit, run_config, setup
+from core.loop import fit, run_config, run_step, setup
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from recsys.mf.bayes import sample_model
@@ -202,7 +202,7 @@ def evaluate(cfg: MFEvalConfig) -> dict:
     plot_items(model, train, f"{cfg.out_dir}/items.png")
     scores = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     summary = f"{scores}; wrote {cfg.out_dir}/items.png"
-    return report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
+    return report_eval(cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary)
 
 
 COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend}

@@ -28,7 +28,7 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.files import copy_file, save_figure
 from core.logger import RunLogger
-from core.loop import setup
+from core.loop import run_step, setup
 from core.report import report_eval, write_report
 from core.run import BEST, WEIGHTS, Run
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs, obs_bounds
@@ -325,7 +325,7 @@ def evaluate(cfg: DQNEvalConfig) -> dict:
     )
     summary = (f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
                f"episodes ({verdict}); wrote {gif}")  # fmt: skip
-    return report_eval(cfg, TASK, metrics, 0, time.perf_counter() - t0, device, summary)
+    return report_eval(cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary)
 
 
 COMMANDS = {"train": main, "eval": evaluate, "play": play}

@@ -23,7 +23,7 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.errors import UsageError
-from core.loop import fit, setup
+from core.loop import fit, run_step, setup
 from core.report import report_eval, write_report
 from core.seq_data import LengthLoader
 from translation.seq2seq.data import (
@@ -262,7 +262,7 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
              f"{len(src)} sentences in {seconds:.1f}s)", scores["signature"]]  # fmt: skip
     lines += [f"wrote {picture}"] if shown else []
     return report_eval(
-        cfg, TASK, metrics, 0, time.perf_counter() - t0, translator.device, "\n".join(lines)
+        cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, translator.device, "\n".join(lines)
     )
 
 
