@@ -202,7 +202,9 @@ def evaluate(cfg: MFEvalConfig) -> dict:
     plot_items(model, train, f"{cfg.out_dir}/items.png")
     scores = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     summary = f"{scores}; wrote {cfg.out_dir}/items.png"
-    return report_eval(cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary)
+    return report_eval(
+        cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
+    )
 
 
 COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend}

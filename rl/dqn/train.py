@@ -325,7 +325,9 @@ def evaluate(cfg: DQNEvalConfig) -> dict:
     )
     summary = (f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
                f"episodes ({verdict}); wrote {gif}")  # fmt: skip
-    return report_eval(cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary)
+    return report_eval(
+        cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
+    )
 
 
 COMMANDS = {"train": main, "eval": evaluate, "play": play}
