@@ -261,9 +261,9 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     lines = [f"{cfg.split}_bleu {scores['bleu']:.2f}  {cfg.split}_chrf {scores['chrf']:.2f}  (beam {beam}, "
              f"{len(src)} sentences in {seconds:.1f}s)", scores["signature"]]  # fmt: skip
     lines += [f"wrote {picture}"] if shown else []
-    summary, seconds = "\n".join(lines), time.perf_counter() - t0
+    summary, eval_seconds = "\n".join(lines), time.perf_counter() - t0
     return report_eval(
-        cfg, TASK, metrics, run_step(cfg.out_dir), seconds, translator.device, summary
+        cfg, TASK, metrics, run_step(cfg.out_dir), eval_seconds, translator.device, summary
     )
 
 
