@@ -4,8 +4,10 @@ data and bad flags handled one application at a time."""
 import dataclasses
 import json
 import os
+import re
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,35 @@ def test_every_ready_demo_declares_its_tour():
         assert (spec.target < spec.chance) if spec.lower_is_better else (spec.target > spec.chance)
         train_cls = registry.config_class(demo.commands()["train"])
         build(train_cls, **spec.quick)  # the quick configuration is a valid config
+
+
+def benchmark_results() -> dict[str, list[dict]]:
+    """BENCHMARKS.md's results per benchmark name (`vision-classify`, ...), oldest row first."""
+    rows: dict[str, list[dict]] = {}
+    text = (Path(__file__).resolve().parents[2] / "BENCHMARKS.md").read_text()
+    for line in text.splitlines():
+        row = re.match(
+            r"\|[^|]*\|[^|]*\| `python -m benchmarks ([\w-]+)[^`]*`[^|]*\| (\{.*\}) \|$", line
+        )
+        if row:
+            rows.setdefault(row[1], []).append(json.loads(row[2]))
+    return rows
+
+
+def test_full_results_are_benchmarks_md_latest():
+    results = benchmark_results()
+    assert len(results["vision-classify"]) > 3  # the rows were found
+    for demo in registry.all_demos():
+        spec = demo.tour
+        assert spec.full is not None, f"{demo.name} declares no full-configuration result"
+        name, key = spec.full_source.split()
+        field, index = re.fullmatch(r"(\w+)(?:\[(\d+)\])?", key).groups()
+        recorded = [r[field] for r in results.get(name, []) if field in r]
+        assert recorded, f"{demo.name}: no `{name}` row with {field} in BENCHMARKS.md"
+        latest = recorded[-1] if index is None else recorded[-1][int(index)]
+        assert latest == spec.full, f"{demo.name}: {spec.full_source} is {latest} in BENCHMARKS.md"
+        if name == "tour":  # the tour's row measures the quick configuration: the full one only
+            assert not spec.quick  # where the two are the same
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +86,15 @@ def test_tour_writes_report_with_table_and_pictures(synthetic_tour):
                 assert image.format in ("PNG", "GIF") and min(image.size) >= 100
                 assert np.asarray(image.convert("L")).std() > 5, f"{picture} is blank"
     markdown = (out / "index.md").read_text()
+    page = (out / "index.html").read_text()
     for row in report["rows"]:
         assert f"| {row['demo']} | {row['dataset']} | {row['metric']} |" in markdown
+        spec = registry.find(*row["demo"].split()).tour
+        full = f"; full configuration: {tour.fmt(spec.full)} (BENCHMARKS.md: python -m benchmarks "
+        assert f"{full}{spec.full_source.replace(' ', ', ')});" in markdown
+        assert f"{full}{spec.full_source.replace(' ', ', ')});" in page
         for picture in row["pictures"]:
             assert f"]({picture})" in markdown
-    page = (out / "index.html").read_text()
     assert page.count("<tr>") == len(report["rows"]) + 1
     assert page.count('src="data:image/') == sum(len(r["pictures"]) for r in report["rows"])
     assert json.loads((out / "tour.json").read_text())["rows"] == json.loads(
@@ -126,9 +161,8 @@ def fakes(monkeypatch):
         module = types.ModuleType(f"fake_{task}")
         module.COMMANDS = {"train": train, "eval": fake_eval}
         monkeypatch.setitem(sys.modules, module.__name__, module)
-        spec = Tour(
-            metric="score", target=0.9, chance=0.5, chance_is="a coin", quick={"max_steps": 5}
-        )
+        spec = Tour(metric="score", target=0.9, chance=0.5, chance_is="a coin",
+                    quick={"max_steps": 5}, full=0.875, full_source="fake score")  # fmt: skip
         demos.append(Demo("fake", task, "a fake", "made up", "score", module.__name__, spec))
     monkeypatch.setattr(registry, "all_demos", lambda: demos)
     return demos
@@ -138,6 +172,10 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
     out = tmp_path / "tour"
     assert cli(["tour", "--out-dir", str(out)]) == 1  # one application failed
     said = capsys.readouterr().out
+    assert (
+        "[1/3] fake good: quick: score 0.75 after 0 s of training (5 steps); full configuration: "
+        "0.875 (BENCHMARKS.md); chance 0.5, target 0.9\n" in said
+    )
     assert "[2/3] fake broken: failed: RuntimeError: the fake model exploded" in said
     assert (
         "[3/3] fake nodata: skipped: fake data is missing in /nowhere: put fake.csv there" in said
