@@ -17,6 +17,7 @@ import dataclasses
 import html
 import json
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +27,7 @@ from core import registry
 from core.config import build, to_dict
 from core.errors import MissingData, UsageError
 from core.files import copy_file, save_figure, write_text
+from core.logger import progress_to
 
 MARKER = ".showcase-tour"  # marks a folder the tour wrote, the only kind --force may replace
 
@@ -120,6 +122,7 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
            "pictures": []}  # fmt: skip
     commands = demo.commands()
     log.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stdout  # the run's output goes to its log; its progress stays on the terminal
     t0 = time.perf_counter()
     with (
         open(log, "w", encoding="utf-8") as f,
@@ -129,7 +132,9 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
         print(f"$ {row['command']}", flush=True)
         try:
             train_cls = registry.config_class(commands["train"])
-            trained = commands["train"](build(train_cls, **overrides, **shared, seed=cfg.seed))
+            with progress_to(terminal, demo.name):
+                trained = commands["train"](build(train_cls, **overrides, **shared, seed=cfg.seed))
+            print(f"  {demo.name}: evaluating ...", file=terminal, flush=True)
             eval_cls = registry.config_class(commands["eval"])
             names = {f.name for f in dataclasses.fields(eval_cls)}
             eval_fields = {

@@ -1,9 +1,10 @@
 """`showcase tour`: every ready demo trained and evaluated, a report with pictures; failures, missing
 data and bad flags handled one application at a time."""
 
+import contextlib
 import dataclasses
+import io
 import json
-import os
 import re
 import sys
 import types
@@ -17,6 +18,7 @@ from core import registry, tour
 from core.cli import main as cli
 from core.config import build
 from core.errors import MissingData, UsageError
+from core.logger import RunLogger
 from core.registry import Demo, Tour
 from tests.browser import chromium
 
@@ -134,10 +136,11 @@ class FakeConfig:
 
 
 def fake_train(cfg: FakeConfig) -> dict:
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    with open(f"{cfg.out_dir}/log.jsonl", "w") as f:
-        for step in range(1, cfg.max_steps + 1):
-            f.write(json.dumps({"kind": "train", "step": step, "loss": 1 / step}) + "\n")
+    logger = RunLogger(Path(cfg.out_dir), cfg.max_steps, 0, True)
+    for step in range(1, cfg.max_steps + 1):
+        logger.advance(1)
+        logger.log("train", step, {"loss": 1 / step})
+    logger.close()
     print("training output goes to the log")
     return {"steps": cfg.max_steps, "wall_seconds": 0.5, "device": cfg.device}
 
@@ -176,6 +179,8 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
         "[1/3] fake good: quick: score 0.75 after 0 s of training (5 steps); full configuration: "
         "0.875 (BENCHMARKS.md); chance 0.5, target 0.9\n" in said
     )
+    assert "  fake good: train step 4 | loss 0.25\n  fake good: train step 5 | loss 0.2\n" in said
+    assert "  fake good: evaluating ...\n" in said
     assert "[2/3] fake broken: failed: RuntimeError: the fake model exploded" in said
     assert (
         "[3/3] fake nodata: skipped: fake data is missing in /nowhere: put fake.csv there" in said
@@ -183,11 +188,27 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
     rows = {r["demo"]: r for r in json.loads((out / "tour.json").read_text())["rows"]}
     assert rows["fake good"]["status"] == "ok" and rows["fake good"]["value"] == 0.75
     assert rows["fake good"]["steps"] == 5  # the quick configuration
-    assert "training output goes to the log" in (out / rows["fake good"]["log"]).read_text()
+    logged = (out / rows["fake good"]["log"]).read_text()
+    assert "training output goes to the log" in logged and "train step 5 | loss 0.2\n" in logged
     assert "RuntimeError: the fake model exploded" in (out / rows["fake broken"]["log"]).read_text()
     table = (out / "index.md").read_text()
     assert "failed: RuntimeError: the fake model exploded (log: logs/fake-broken.log)" in table
     assert "skipped: fake data is missing" in table
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_each_training_as_a_progress_bar(fakes, tmp_path):
+    terminal = Terminal()
+    with contextlib.redirect_stdout(terminal):
+        assert cli(["tour", "--only", "fake.good", "--out-dir", str(tmp_path / "t")]) == 0
+    said = terminal.getvalue()
+    assert re.search(r"fake good: +\d+%.*\| \d/5 \[", said), said  # tqdm's bar, named
+    assert "train step" not in said  # the log lines go to the log, not across the bar
+    assert "train step 5 | loss 0.2" in (tmp_path / "t" / "logs" / "fake-good.log").read_text()
 
 
 def test_only_missing_data_still_exits_zero(fakes, tmp_path):
