@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import html
 import json
+import multiprocessing
 import shutil
 import sys
 import time
@@ -103,9 +104,8 @@ def flags(fields: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
-    """Train one demo's configuration, evaluate it and collect its row and pictures. A missing
-    dataset skips it; any other failure is recorded with its log, never raised."""
+def plan(demo: registry.Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
+    """A demo's row before it runs, its train-config overrides and the fields train and eval share."""
     spec = demo.tour
     name = f"{demo.domain}-{demo.task}"
     # runs/ holds each run under its default folder name, so `showcase app --runs <out>/runs` serves them
@@ -120,6 +120,15 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
            "lower_is_better": spec.lower_is_better, "log": str(log.relative_to(out)),
            "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
            "pictures": []}  # fmt: skip
+    return row, overrides, shared
+
+
+def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+    """Train one demo's configuration, evaluate it and collect its row and pictures. A missing
+    dataset skips it; any other failure is recorded with its log, never raised."""
+    spec, name = demo.tour, f"{demo.domain}-{demo.task}"
+    row, overrides, shared = plan(demo, cfg, out)
+    run_dir, log = Path(shared["out_dir"]), out / row["log"]
     commands = demo.commands()
     log.parent.mkdir(parents=True, exist_ok=True)
     terminal = sys.stdout  # the run's output goes to its log; its progress stays on the terminal
@@ -160,6 +169,36 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
             copy_file(run_dir / picture, pictures / f"{name}-{picture}")
             row["pictures"].append(f"pictures/{name}-{picture}")
     return row
+
+
+def isolated(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+    """`run_demo` in a forked child process, so that all the memory a demo used (its data, its
+    model, the allocator's cache) returns to the system before the next one starts; in this
+    process where fork is not the safe default (macOS, Windows)."""
+    if sys.platform != "linux":
+        return run_demo(demo, cfg, out)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # else the child would write what is still buffered a second time
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(send, demo, cfg, out), name=demo.name)
+    child.start()
+    send.close()
+    try:
+        row = receive.recv()
+    except EOFError:  # the child died without a row: killed (out of memory?) or crashed
+        row = None
+    finally:
+        child.join()
+    if row is None:
+        note = f"the process running it ended with exit code {child.exitcode}"
+        return plan(demo, cfg, out)[0] | {"status": "failed", "note": note}
+    return row
+
+
+def _child(send, demo: registry.Demo, cfg: TourConfig, out: Path) -> None:
+    send.send(run_demo(demo, cfg, out))
+    send.close()
 
 
 def plot_curves(log: Path, path: Path, title: str) -> bool:
@@ -300,7 +339,7 @@ def main(cfg: TourConfig) -> dict:
     rows = []
     for i, demo in enumerate(demos, 1):
         print(f"[{i}/{len(demos)}] {demo.name}: training ({mode}) ...", flush=True)
-        row = run_demo(demo, cfg, out)
+        row = isolated(demo, cfg, out)
         rows.append(row)
         if row["status"] == "ok":
             said = summary(row, mode)

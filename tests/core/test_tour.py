@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import re
 import sys
 import types
@@ -157,10 +158,10 @@ def no_data_train(cfg: FakeConfig) -> dict:
     raise MissingData("fake data is missing in /nowhere: put fake.csv there")
 
 
-@pytest.fixture
-def fakes(monkeypatch):
+def register(monkeypatch, trains: dict) -> list[Demo]:
+    """Made-up demos `fake <task>` with these train functions, the only ones registered."""
     demos = []
-    for task, train in (("good", fake_train), ("broken", broken_train), ("nodata", no_data_train)):
+    for task, train in trains.items():
         module = types.ModuleType(f"fake_{task}")
         module.COMMANDS = {"train": train, "eval": fake_eval}
         monkeypatch.setitem(sys.modules, module.__name__, module)
@@ -171,10 +172,17 @@ def fakes(monkeypatch):
     return demos
 
 
-def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
+@pytest.fixture
+def fakes(monkeypatch):
+    return register(
+        monkeypatch, {"good": fake_train, "broken": broken_train, "nodata": no_data_train}
+    )
+
+
+def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capfd):
     out = tmp_path / "tour"
     assert cli(["tour", "--out-dir", str(out)]) == 1  # one application failed
-    said = capsys.readouterr().out
+    said = capfd.readouterr().out  # capfd: each application runs in a child process
     assert (
         "[1/3] fake good: quick: score 0.75 after 0 s of training (5 steps); full configuration: "
         "0.875 (BENCHMARKS.md); chance 0.5, target 0.9\n" in said
@@ -196,19 +204,60 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
     assert "skipped: fake data is missing" in table
 
 
-class Terminal(io.StringIO):
+class Terminal(io.TextIOWrapper):
+    """A file that says it is a terminal (a file, so that a child process's writes land too)."""
+
     def isatty(self) -> bool:
         return True
 
 
 def test_a_terminal_sees_each_training_as_a_progress_bar(fakes, tmp_path):
-    terminal = Terminal()
-    with contextlib.redirect_stdout(terminal):
+    terminal = Terminal(open(tmp_path / "terminal", "wb"), encoding="utf-8")  # noqa: SIM115
+    with terminal, contextlib.redirect_stdout(terminal):
         assert cli(["tour", "--only", "fake.good", "--out-dir", str(tmp_path / "t")]) == 0
-    said = terminal.getvalue()
+    said = (tmp_path / "terminal").read_text()
     assert re.search(r"fake good: +\d+%.*\| \d/5 \[", said), said  # tqdm's bar, named
     assert "train step" not in said  # the log lines go to the log, not across the bar
     assert "train step 5 | loss 0.2" in (tmp_path / "t" / "logs" / "fake-good.log").read_text()
+
+
+def dying_train(cfg: FakeConfig) -> dict:
+    os._exit(9)  # as if the system had killed it
+
+
+LEAKED = []  # what the hog demos keep alive after they end
+
+
+def hog_train(cfg: FakeConfig) -> dict:
+    LEAKED.append(b"\x01" * 300_000_000)  # written, so resident
+    return fake_train(cfg)
+
+
+def resident_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the tour forks each application on Linux")
+def test_the_memory_of_an_application_returns_before_the_next(monkeypatch, tmp_path):
+    register(monkeypatch, {"hog": hog_train, "hog2": hog_train})
+    before = resident_mb()
+    assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 0
+    assert not LEAKED  # each kept its data alive in a process of its own, now ended
+    assert resident_mb() - before < 200  # 600 MB in one process
+    rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def test_a_child_that_dies_is_a_failed_row(monkeypatch, tmp_path, capfd):
+    register(monkeypatch, {"dies": dying_train, "good": fake_train})
+    assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 1
+    rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
+    assert rows[0]["status"] == "failed" and rows[1]["status"] == "ok"
+    assert rows[0]["note"] == "the process running it ended with exit code 9"
+    assert (
+        "fake dies: failed: the process running it ended with exit code 9" in capfd.readouterr().out
+    )
 
 
 def test_only_missing_data_still_exits_zero(fakes, tmp_path):
