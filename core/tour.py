@@ -172,14 +172,13 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
 
 
 def isolated(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
-    """`run_demo` in a forked child process, so that all the memory a demo used (its data, its
-    model, the allocator's cache) returns to the system before the next one starts; in this
-    process where fork is not the safe default (macOS, Windows)."""
-    if sys.platform != "linux":
-        return run_demo(demo, cfg, out)
+    """`run_demo` in a fresh child process, so that all the memory a demo used (its data, its
+    libraries, the allocator's cache) returns to the system before the next one starts. Spawned,
+    not forked: a child forked after OpenMP ran in this process can hang in its first parallel
+    region. The child writes to the same terminal (file descriptors 1 and 2)."""
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # else the child would write what is still buffered a second time
-    context = multiprocessing.get_context("fork")
+        stream.flush()  # the child's lines come after this process's
+    context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(send, demo, cfg, out), name=demo.name)
     child.start()

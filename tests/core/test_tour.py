@@ -2,13 +2,9 @@
 data and bad flags handled one application at a time."""
 
 import contextlib
-import dataclasses
 import io
 import json
-import os
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +14,11 @@ from PIL import Image
 from core import registry, tour
 from core.cli import main as cli
 from core.config import build
-from core.errors import MissingData, UsageError
-from core.logger import RunLogger
+from core.errors import UsageError
+from core.logger import progress_to
 from core.registry import Demo, Tour
 from tests.browser import chromium
+from tests.core.tour_fakes import LEAKED, FakeConfig, fake_train
 
 
 def test_every_ready_demo_declares_its_tour():
@@ -125,58 +122,29 @@ def test_report_opens_in_headless_chromium(synthetic_tour, tmp_path):
     assert pixels.std() > 10, "the screenshot is blank"
 
 
-# Made-up demos: one that works, one that fails, one whose data is missing.
-@dataclasses.dataclass
-class FakeConfig:
-    out_dir: str = "runs/fake"
-    data_dir: str | None = None
-    device: str = "cpu"
-    seed: int = 0
-    max_steps: int = 10
-    synthetic: bool = False
-
-
-def fake_train(cfg: FakeConfig) -> dict:
-    logger = RunLogger(Path(cfg.out_dir), cfg.max_steps, 0, True)
-    for step in range(1, cfg.max_steps + 1):
-        logger.advance(1)
-        logger.log("train", step, {"loss": 1 / step})
-    logger.close()
-    print("training output goes to the log")
-    return {"steps": cfg.max_steps, "wall_seconds": 0.5, "device": cfg.device}
-
-
-def fake_eval(cfg: FakeConfig) -> dict:
-    return {"metrics": {"score": 0.75}}
-
-
-def broken_train(cfg: FakeConfig) -> dict:
-    raise RuntimeError("the fake model exploded")
-
-
-def no_data_train(cfg: FakeConfig) -> dict:
-    raise MissingData("fake data is missing in /nowhere: put fake.csv there")
-
-
-def register(monkeypatch, trains: dict) -> list[Demo]:
-    """Made-up demos `fake <task>` with these train functions, the only ones registered."""
+def register(monkeypatch, tmp_path, trains: dict[str, str]) -> list[Demo]:
+    """Made-up demos `fake <task>`, each a module on disk whose `train` is the named function of
+    `tests.core.tour_fakes`; the only ones registered."""
+    folder = tmp_path / "fakes"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.syspath_prepend(str(folder))  # the tour's child processes get sys.path too
     demos = []
     for task, train in trains.items():
-        module = types.ModuleType(f"fake_{task}")
-        module.COMMANDS = {"train": train, "eval": fake_eval}
-        monkeypatch.setitem(sys.modules, module.__name__, module)
+        (folder / f"fake_{task}.py").write_text(
+            f"from tests.core.tour_fakes import fake_eval, {train}\n"
+            f"COMMANDS = {{'train': {train}, 'eval': fake_eval}}\n"
+        )
         spec = Tour(metric="score", target=0.9, chance=0.5, chance_is="a coin",
                     quick={"max_steps": 5}, full=0.875, full_source="fake score")  # fmt: skip
-        demos.append(Demo("fake", task, "a fake", "made up", "score", module.__name__, spec))
+        demos.append(Demo("fake", task, "a fake", "made up", "score", f"fake_{task}", spec))
     monkeypatch.setattr(registry, "all_demos", lambda: demos)
     return demos
 
 
 @pytest.fixture
-def fakes(monkeypatch):
-    return register(
-        monkeypatch, {"good": fake_train, "broken": broken_train, "nodata": no_data_train}
-    )
+def fakes(monkeypatch, tmp_path):
+    trains = {"good": "fake_train", "broken": "broken_train", "nodata": "no_data_train"}
+    return register(monkeypatch, tmp_path, trains)
 
 
 def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capfd):
@@ -204,33 +172,22 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capfd):
     assert "skipped: fake data is missing" in table
 
 
-class Terminal(io.TextIOWrapper):
-    """A file that says it is a terminal (a file, so that a child process's writes land too)."""
-
+class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
 
 
-def test_a_terminal_sees_each_training_as_a_progress_bar(fakes, tmp_path):
-    terminal = Terminal(open(tmp_path / "terminal", "wb"), encoding="utf-8")  # noqa: SIM115
-    with terminal, contextlib.redirect_stdout(terminal):
-        assert cli(["tour", "--only", "fake.good", "--out-dir", str(tmp_path / "t")]) == 0
-    said = (tmp_path / "terminal").read_text()
-    assert re.search(r"fake good: +\d+%.*\| \d/5 \[", said), said  # tqdm's bar, named
-    assert "train step" not in said  # the log lines go to the log, not across the bar
-    assert "train step 5 | loss 0.2" in (tmp_path / "t" / "logs" / "fake-good.log").read_text()
-
-
-def dying_train(cfg: FakeConfig) -> dict:
-    os._exit(9)  # as if the system had killed it
-
-
-LEAKED = []  # what the hog demos keep alive after they end
-
-
-def hog_train(cfg: FakeConfig) -> dict:
-    LEAKED.append(b"\x01" * 300_000_000)  # written, so resident
-    return fake_train(cfg)
+def test_under_the_tour_a_terminal_sees_a_progress_bar_and_the_log_the_lines(tmp_path):
+    terminal, log = Terminal(), io.StringIO()
+    with contextlib.redirect_stdout(log), progress_to(terminal, "fake good"):
+        fake_train(FakeConfig(out_dir=str(tmp_path / "run"), max_steps=5))
+    assert re.search(r"fake good: +\d+%.*\| \d/5 \[", terminal.getvalue())  # tqdm's bar, named
+    assert "train step" not in terminal.getvalue()  # the lines go to the log, not across the bar
+    assert "train step 5 | loss 0.2\n" in log.getvalue()
+    plain = io.StringIO()  # not a terminal: the lines, named
+    with contextlib.redirect_stdout(io.StringIO()), progress_to(plain, "fake good"):
+        fake_train(FakeConfig(out_dir=str(tmp_path / "run2"), max_steps=5))
+    assert plain.getvalue().endswith("  fake good: train step 5 | loss 0.2\n")
 
 
 def resident_mb() -> float:
@@ -238,9 +195,9 @@ def resident_mb() -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the tour forks each application on Linux")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status")
 def test_the_memory_of_an_application_returns_before_the_next(monkeypatch, tmp_path):
-    register(monkeypatch, {"hog": hog_train, "hog2": hog_train})
+    register(monkeypatch, tmp_path, {"hog": "hog_train", "hog2": "hog_train"})
     before = resident_mb()
     assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 0
     assert not LEAKED  # each kept its data alive in a process of its own, now ended
@@ -250,14 +207,13 @@ def test_the_memory_of_an_application_returns_before_the_next(monkeypatch, tmp_p
 
 
 def test_a_child_that_dies_is_a_failed_row(monkeypatch, tmp_path, capfd):
-    register(monkeypatch, {"dies": dying_train, "good": fake_train})
+    register(monkeypatch, tmp_path, {"dies": "dying_train", "good": "fake_train"})
     assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 1
     rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
     assert rows[0]["status"] == "failed" and rows[1]["status"] == "ok"
     assert rows[0]["note"] == "the process running it ended with exit code 9"
-    assert (
-        "fake dies: failed: the process running it ended with exit code 9" in capfd.readouterr().out
-    )
+    said = capfd.readouterr().out
+    assert "[1/2] fake dies: failed: the process running it ended with exit code 9" in said
 
 
 def test_only_missing_data_still_exits_zero(fakes, tmp_path):
