@@ -1,16 +1,36 @@
 """One log line per interval from rank 0, a progress bar on a terminal, JSON lines on disk."""
 
+import contextlib
+import contextvars
 import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from core.errors import ShowcaseError
 from core.files import write_text
+
+# (stream, label) while `progress_to` is in force
+_progress: contextvars.ContextVar[tuple[TextIO, str] | None] = contextvars.ContextVar(
+    "progress", default=None
+)
+
+
+@contextlib.contextmanager
+def progress_to(stream: TextIO, label: str) -> Iterator[None]:
+    """Within it, each run's progress also goes to `stream`, named `label`: a bar when `stream` is
+    a terminal, else each log line. `showcase tour` sends a run's output to its log file and
+    shows its progress on the terminal this way."""
+    token = _progress.set((stream, label))
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 class RunLogger:
@@ -40,8 +60,13 @@ class RunLogger:
         path = run_dir / "log.jsonl"
         write_text(path, "".join(_lines_until(path, start)))
         self.file = open(path, "a")  # noqa: SIM115 (closed in close())
-        if sys.stderr.isatty():
-            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False)
+        progress = _progress.get()
+        stream, label = progress or (sys.stderr, None)
+        if stream.isatty():
+            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False,
+                            file=stream, desc=label, unit="step")  # fmt: skip
+        # without a bar, the log lines show the progress (also on the terminal under the tour)
+        self.echo = progress if progress and self.bar is None else None
 
     def log(self, kind: str, step: int, metrics: dict[str, float]) -> None:
         """Record `metrics` at `step`; `kind` is `train` or `eval`."""
@@ -60,6 +85,9 @@ class RunLogger:
             self.bar.write(line)
         else:
             print(line, flush=True)
+        if self.echo is not None:
+            stream, label = self.echo
+            print(f"  {label}: {line}", file=stream, flush=True)
         if self.tb is not None:
             for key, value in metrics.items():
                 self.tb.add_scalar(f"{kind}/{key}", value, step)

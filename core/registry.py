@@ -22,8 +22,9 @@ GROUP = "torch_showcase.demos"
 @dataclass(frozen=True)
 class Tour:
     """What `showcase tour` needs of a demo: the metric of `eval.json` it shows, that metric's
-    target (of the full, default configuration) and chance level, the quick configuration, and the
-    pictures that `train` and `eval` leave in the run directory."""
+    target (of the full, default configuration), chance level and measured full-configuration
+    value, the quick configuration, and the pictures that `train` and `eval` leave in the run
+    directory."""
 
     metric: str
     """Key of `eval.json`'s metrics, e.g. `test_acc`."""
@@ -35,6 +36,12 @@ class Tour:
     """Train-config fields of `--quick` (a few minutes on a 2-core CPU); `--full` uses the defaults."""
     pictures: tuple[str, ...] = ()
     lower_is_better: bool = False
+    full: float | None = None
+    """The metric the full (default) configuration reached, as the latest row of BENCHMARKS.md
+    records it (a test holds the two together); the tour shows it beside the quick result."""
+    full_source: str = ""
+    """Where BENCHMARKS.md records `full`: `<benchmark> <key>`, e.g.
+    `vision-classify default_test_acc`; `key[i]` is the i-th entry of a list (seed i)."""
 
 
 @dataclass(frozen=True)

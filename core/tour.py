@@ -16,7 +16,9 @@ import contextlib
 import dataclasses
 import html
 import json
+import multiprocessing
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +28,7 @@ from core import registry
 from core.config import build, to_dict
 from core.errors import MissingData, UsageError
 from core.files import copy_file, save_figure, write_text
+from core.logger import progress_to
 
 MARKER = ".showcase-tour"  # marks a folder the tour wrote, the only kind --force may replace
 
@@ -101,9 +104,8 @@ def flags(fields: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
-    """Train one demo's configuration, evaluate it and collect its row and pictures. A missing
-    dataset skips it; any other failure is recorded with its log, never raised."""
+def plan(demo: registry.Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
+    """A demo's row before it runs, its train-config overrides and the fields train and eval share."""
     spec = demo.tour
     name = f"{demo.domain}-{demo.task}"
     # runs/ holds each run under its default folder name, so `showcase app --runs <out>/runs` serves them
@@ -114,11 +116,22 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     shared = {"out_dir": str(run_dir), "data_dir": cfg.data_dir, "device": cfg.device}
     row = {"demo": demo.name, "name": name, "dataset": demo.dataset, "metric": spec.metric,
            "chance": spec.chance, "chance_is": spec.chance_is, "target": spec.target,
+           "full": spec.full, "full_source": spec.full_source,
            "lower_is_better": spec.lower_is_better, "log": str(log.relative_to(out)),
            "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
            "pictures": []}  # fmt: skip
+    return row, overrides, shared
+
+
+def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+    """Train one demo's configuration, evaluate it and collect its row and pictures. A missing
+    dataset skips it; any other failure is recorded with its log, never raised."""
+    spec, name = demo.tour, f"{demo.domain}-{demo.task}"
+    row, overrides, shared = plan(demo, cfg, out)
+    run_dir, log = Path(shared["out_dir"]), out / row["log"]
     commands = demo.commands()
     log.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stdout  # the run's output goes to its log; its progress stays on the terminal
     t0 = time.perf_counter()
     with (
         open(log, "w", encoding="utf-8") as f,
@@ -128,7 +141,9 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
         print(f"$ {row['command']}", flush=True)
         try:
             train_cls = registry.config_class(commands["train"])
-            trained = commands["train"](build(train_cls, **overrides, **shared, seed=cfg.seed))
+            with progress_to(terminal, demo.name):
+                trained = commands["train"](build(train_cls, **overrides, **shared, seed=cfg.seed))
+            print(f"  {demo.name}: evaluating ...", file=terminal, flush=True)
             eval_cls = registry.config_class(commands["eval"])
             names = {f.name for f in dataclasses.fields(eval_cls)}
             eval_fields = {
@@ -154,6 +169,35 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
             copy_file(run_dir / picture, pictures / f"{name}-{picture}")
             row["pictures"].append(f"pictures/{name}-{picture}")
     return row
+
+
+def isolated(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+    """`run_demo` in a fresh child process, so that all the memory a demo used (its data, its
+    libraries, the allocator's cache) returns to the system before the next one starts. Spawned,
+    not forked: a child forked after OpenMP ran in this process can hang in its first parallel
+    region. The child writes to the same terminal (file descriptors 1 and 2)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # the child's lines come after this process's
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(send, demo, cfg, out), name=demo.name)
+    child.start()
+    send.close()
+    try:
+        row = receive.recv()
+    except EOFError:  # the child died without a row: killed (out of memory?) or crashed
+        row = None
+    finally:
+        child.join()
+    if row is None:
+        note = f"the process running it ended with exit code {child.exitcode}"
+        return plan(demo, cfg, out)[0] | {"status": "failed", "note": note}
+    return row
+
+
+def _child(send, demo: registry.Demo, cfg: TourConfig, out: Path) -> None:
+    send.send(run_demo(demo, cfg, out))
+    send.close()
 
 
 def plot_curves(log: Path, path: Path, title: str) -> bool:
@@ -192,20 +236,44 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def summary(row: dict, mode: str, where: str = "BENCHMARKS.md") -> str:
+    """One finished demo in words: this run's number beside the full configuration's, e.g.
+    `quick: test_acc 0.9942 after 13 s of training (500 steps); full configuration: 0.9952
+    (BENCHMARKS.md); chance 0.1, target 0.995`."""
+    said = (f"{mode}: {row['metric']} {fmt(row['value'])} after {row['train_seconds']:.0f} s of "
+            f"training ({row['steps']} steps)")  # fmt: skip
+    if row["full"] is not None:
+        said += f"; full configuration: {fmt(row['full'])} ({where})"
+    return said + f"; chance {fmt(row['chance'])}, target {fmt(row['target'])}"
+
+
 def table(rows: list[dict]) -> list[list[str]]:
-    """Header and one line per demo: application, dataset, metric, measured, chance, target,
-    training seconds, device, status."""
-    lines = [["application", "dataset", "metric", "measured", "chance", "target (full config)",
-              "train s", "device", "status"]]  # fmt: skip
+    """Header and one line per demo: application, dataset, metric, measured, training seconds,
+    the full configuration's measured value, chance, target, device, status."""
+    lines = [["application", "dataset", "metric", "measured", "train s",
+              "full config (BENCHMARKS.md)", "chance", "target (full config)", "device",
+              "status"]]  # fmt: skip
     for r in rows:
         sign = "<=" if r["lower_is_better"] else ">="
         status = (
             r["status"] if r["status"] == "ok" else f"{r['status']}: {r['note']} (log: {r['log']})"
         )
         lines.append([r["demo"], r["dataset"], r["metric"], fmt(r.get("value")),
+                      fmt(r.get("train_seconds")), fmt(r["full"]),
                       f"{fmt(r['chance'])} ({r['chance_is']})", f"{sign} {fmt(r['target'])}",
-                      fmt(r.get("train_seconds")), r.get("device", "-"), status])  # fmt: skip
+                      r.get("device", "-"), status])  # fmt: skip
     return lines
+
+
+def sentence(row: dict, mode: str) -> str:
+    """The report's line under a finished demo's command: its summary and, where the full
+    configuration's number comes from, the benchmark that measured it."""
+    where = "BENCHMARKS.md"
+    if row["full_source"]:
+        name, key = row["full_source"].split()
+        where += f": python -m benchmarks {name}, {key}"
+    said = summary(row, mode, where)
+    return said[0].upper() + said[1:] + "."
 
 
 def write_markdown(report: dict, path: Path) -> None:
@@ -217,6 +285,8 @@ def write_markdown(report: dict, path: Path) -> None:
     text += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines[1:]]
     for r in report["rows"]:
         text += ["", f"## {r['demo']}", "", f"    {r['command']}", ""]
+        if r["status"] == "ok":
+            text += [sentence(r, report["mode"]), ""]
         text += [f"![{Path(p).stem}]({p})" for p in r["pictures"]]
     write_text(path, "\n".join(text) + "\n")
 
@@ -236,7 +306,9 @@ def write_html(report: dict, out: Path) -> None:
             kind = "gif" if p.endswith(".gif") else "png"
             data = base64.b64encode((out / p).read_bytes()).decode()
             images.append(f'<img alt="{e(Path(p).stem)}" src="data:image/{kind};base64,{data}">')
-        sections.append(f"<h2>{e(r['demo'])}</h2><pre>{e(r['command'])}</pre>" + "".join(images))
+        said = sentence(r, report["mode"]) if r["status"] == "ok" else ""
+        sections.append(f"<h2>{e(r['demo'])}</h2><pre>{e(r['command'])}</pre><p>{e(said)}</p>"
+                        + "".join(images))  # fmt: skip
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>torch-showcase tour</title>
 <link rel="icon" href="data:,">
@@ -266,11 +338,10 @@ def main(cfg: TourConfig) -> dict:
     rows = []
     for i, demo in enumerate(demos, 1):
         print(f"[{i}/{len(demos)}] {demo.name}: training ({mode}) ...", flush=True)
-        row = run_demo(demo, cfg, out)
+        row = isolated(demo, cfg, out)
         rows.append(row)
         if row["status"] == "ok":
-            said = (f"{row['metric']} {fmt(row['value'])} (chance {fmt(row['chance'])}, target "
-                    f"{fmt(row['target'])}), trained {row['train_seconds']:.0f} s")  # fmt: skip
+            said = summary(row, mode)
         else:
             said = f"{row['status']}: {row['note']}" + (
                 f" (log: {out / row['log']})" if row["status"] == "failed" else ""

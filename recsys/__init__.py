@@ -17,6 +17,9 @@ DEMOS = [
             chance_is="predicting the mean training rating",
             pictures=("items.png",),
             lower_is_better=True,
+            # the quick configuration is the full one, so the tour's own benchmark row measures it
+            full=0.8871,
+            full_source="tour recsys_mf_test_rmse",
         ),
         app="recsys.mf.predict:app_tab",
     )

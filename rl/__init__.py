@@ -17,6 +17,8 @@ DEMOS = [
             chance_is="a random policy",
             quick={"max_steps": 20000},
             pictures=("curve.png", "episode.gif"),
+            full=500.0,  # the kept policy of seed 0 (the tour's seed)
+            full_source="rl-dqn ours_final_return_mean[0]",
         ),
         app="rl.dqn.predict:app_tab",
     )

@@ -176,27 +176,51 @@ def _popular(cfg: RecommendConfig, train, counts: torch.Tensor) -> dict:
     return result
 
 
-def plot_items(model: BiasedMF, train, path: str, labels: int = 15) -> None:
+def plot_items(model: BiasedMF, train, path: str, labels: int = 12) -> None:
     """Item factors projected to 2-D (PCA), the most-rated titles labelled."""
-    import matplotlib
+    save_figure(item_map(model, train, labels), path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+# Where a label may sit relative to its point, in points: right, left, above, below, farther out.
+LABEL_OFFSETS = ((6, 3), (-6, 3), (6, -10), (-6, -10), (0, 10), (0, -16), (12, 14), (-12, 14),
+                 (12, -22), (-12, -22))  # fmt: skip
+
+
+def item_map(model: BiasedMF, train, labels: int = 12):
+    """The figure of `plot_items`. Titles are placed in order of their rating count, each at the
+    first offset where it overlaps no placed title and stays inside the axes; a title that fits
+    nowhere is left out, so none overlap. Labelled films are marked and tied to their title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     counts = torch.bincount(train.items, minlength=train.num_items)
     keep = (counts >= 20).nonzero().flatten()
     vectors = model.item_factors.detach().cpu()[keep]
     centered = vectors - vectors.mean(0)
     _, _, v = torch.pca_lowrank(centered, q=2, center=False)
-    xy = centered @ v[:, :2]
-    fig, ax = plt.subplots(figsize=(8, 7))
-    ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.4)
-    for j in counts[keep].argsort(descending=True)[:labels].tolist():
-        ax.annotate(train.titles[keep[j]], xy[j].tolist(), fontsize=7)
-    ax.set_title("item embeddings (PCA), movies with >= 20 ratings")
+    xy = (centered @ v[:, :2]).tolist()
+    fig = Figure(figsize=(8, 7))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.add_subplot()
+    ax.scatter(*zip(*xy, strict=True), s=4, alpha=0.3, color="tab:blue")
+    ax.set_title("item embeddings (PCA) of movies with >= 20 ratings; red: the most rated")
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    frame, placed = ax.get_window_extent(renderer), []
+    for j in counts[keep].argsort(descending=True).tolist():
+        if len(placed) == labels:
+            break
+        for dx, dy in LABEL_OFFSETS:
+            text = ax.annotate(train.titles[keep[j]], xy[j], xytext=(dx, dy), textcoords="offset points",
+                               fontsize=8, ha="left" if dx >= 0 else "right",
+                               arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})  # fmt: skip
+            box = text.get_window_extent(renderer).expanded(1.05, 1.2)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                ax.scatter(*xy[j], s=14, color="tab:red", zorder=3)
+                break
+            text.remove()
+    return fig
 
 
 def app_tab():

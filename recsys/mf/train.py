@@ -89,7 +89,8 @@ class MFTrainConfig(TrainConfig):
     lr: float = 3e-2
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     eval_every: int = 20
-    log_every: int = 100
+    log_every: int = 5
+    """Sweeps (or steps) between log lines: the training curve's points."""
     synthetic: bool = False
     """Use a small planted low-rank matrix instead of MovieLens (smoke tests only)."""
 

@@ -109,7 +109,9 @@ class DQNConfig(TrainConfig):
     """Episodes of the final evaluation of the kept policy."""
     stop_at_threshold: bool = True
     """Stop once an evaluation reaches the environment's reward threshold (CartPole-v1: 475)."""
-    log_every: int = 5000
+    log_every: int = 500
+    """Environment steps between log lines (the mean return of the last 20 episodes): the
+    training curve's points."""
     synthetic: bool = False
     """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
 
@@ -205,6 +207,7 @@ def main(cfg: DQNConfig) -> dict:
                     finished.append(episode_returns[i])
                     episode_returns[i] = 0.0
                 state.step = step = state.step + cfg.num_envs
+                logger.advance(cfg.num_envs)
 
                 if (
                     step >= max(cfg.learning_starts, refill_until)

@@ -1,11 +1,11 @@
 """`showcase tour`: every ready demo trained and evaluated, a report with pictures; failures, missing
 data and bad flags handled one application at a time."""
 
-import dataclasses
+import contextlib
+import io
 import json
-import os
-import sys
-import types
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +14,11 @@ from PIL import Image
 from core import registry, tour
 from core.cli import main as cli
 from core.config import build
-from core.errors import MissingData, UsageError
+from core.errors import UsageError
+from core.logger import progress_to
 from core.registry import Demo, Tour
 from tests.browser import chromium
+from tests.core.tour_fakes import LEAKED, FakeConfig, fake_train
 
 
 def test_every_ready_demo_declares_its_tour():
@@ -29,6 +31,35 @@ def test_every_ready_demo_declares_its_tour():
         assert (spec.target < spec.chance) if spec.lower_is_better else (spec.target > spec.chance)
         train_cls = registry.config_class(demo.commands()["train"])
         build(train_cls, **spec.quick)  # the quick configuration is a valid config
+
+
+def benchmark_results() -> dict[str, list[dict]]:
+    """BENCHMARKS.md's results per benchmark name (`vision-classify`, ...), oldest row first."""
+    rows: dict[str, list[dict]] = {}
+    text = (Path(__file__).resolve().parents[2] / "BENCHMARKS.md").read_text()
+    for line in text.splitlines():
+        row = re.match(
+            r"\|[^|]*\|[^|]*\| `python -m benchmarks ([\w-]+)[^`]*`[^|]*\| (\{.*\}) \|$", line
+        )
+        if row:
+            rows.setdefault(row[1], []).append(json.loads(row[2]))
+    return rows
+
+
+def test_full_results_are_benchmarks_md_latest():
+    results = benchmark_results()
+    assert len(results["vision-classify"]) > 3  # the rows were found
+    for demo in registry.all_demos():
+        spec = demo.tour
+        assert spec.full is not None, f"{demo.name} declares no full-configuration result"
+        name, key = spec.full_source.split()
+        field, index = re.fullmatch(r"(\w+)(?:\[(\d+)\])?", key).groups()
+        recorded = [r[field] for r in results.get(name, []) if field in r]
+        assert recorded, f"{demo.name}: no `{name}` row with {field} in BENCHMARKS.md"
+        latest = recorded[-1] if index is None else recorded[-1][int(index)]
+        assert latest == spec.full, f"{demo.name}: {spec.full_source} is {latest} in BENCHMARKS.md"
+        if name == "tour":  # the tour's row measures the quick configuration: the full one only
+            assert not spec.quick  # where the two are the same
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +86,15 @@ def test_tour_writes_report_with_table_and_pictures(synthetic_tour):
                 assert image.format in ("PNG", "GIF") and min(image.size) >= 100
                 assert np.asarray(image.convert("L")).std() > 5, f"{picture} is blank"
     markdown = (out / "index.md").read_text()
+    page = (out / "index.html").read_text()
     for row in report["rows"]:
         assert f"| {row['demo']} | {row['dataset']} | {row['metric']} |" in markdown
+        spec = registry.find(*row["demo"].split()).tour
+        full = f"; full configuration: {tour.fmt(spec.full)} (BENCHMARKS.md: python -m benchmarks "
+        assert f"{full}{spec.full_source.replace(' ', ', ')});" in markdown
+        assert f"{full}{spec.full_source.replace(' ', ', ')});" in page
         for picture in row["pictures"]:
             assert f"]({picture})" in markdown
-    page = (out / "index.html").read_text()
     assert page.count("<tr>") == len(report["rows"]) + 1
     assert page.count('src="data:image/') == sum(len(r["pictures"]) for r in report["rows"])
     assert json.loads((out / "tour.json").read_text())["rows"] == json.loads(
@@ -87,57 +122,41 @@ def test_report_opens_in_headless_chromium(synthetic_tour, tmp_path):
     assert pixels.std() > 10, "the screenshot is blank"
 
 
-# Made-up demos: one that works, one that fails, one whose data is missing.
-@dataclasses.dataclass
-class FakeConfig:
-    out_dir: str = "runs/fake"
-    data_dir: str | None = None
-    device: str = "cpu"
-    seed: int = 0
-    max_steps: int = 10
-    synthetic: bool = False
-
-
-def fake_train(cfg: FakeConfig) -> dict:
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    with open(f"{cfg.out_dir}/log.jsonl", "w") as f:
-        for step in range(1, cfg.max_steps + 1):
-            f.write(json.dumps({"kind": "train", "step": step, "loss": 1 / step}) + "\n")
-    print("training output goes to the log")
-    return {"steps": cfg.max_steps, "wall_seconds": 0.5, "device": cfg.device}
-
-
-def fake_eval(cfg: FakeConfig) -> dict:
-    return {"metrics": {"score": 0.75}}
-
-
-def broken_train(cfg: FakeConfig) -> dict:
-    raise RuntimeError("the fake model exploded")
-
-
-def no_data_train(cfg: FakeConfig) -> dict:
-    raise MissingData("fake data is missing in /nowhere: put fake.csv there")
-
-
-@pytest.fixture
-def fakes(monkeypatch):
+def register(monkeypatch, tmp_path, trains: dict[str, str]) -> list[Demo]:
+    """Made-up demos `fake <task>`, each a module on disk whose `train` is the named function of
+    `tests.core.tour_fakes`; the only ones registered."""
+    folder = tmp_path / "fakes"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.syspath_prepend(str(folder))  # the tour's child processes get sys.path too
     demos = []
-    for task, train in (("good", fake_train), ("broken", broken_train), ("nodata", no_data_train)):
-        module = types.ModuleType(f"fake_{task}")
-        module.COMMANDS = {"train": train, "eval": fake_eval}
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        spec = Tour(
-            metric="score", target=0.9, chance=0.5, chance_is="a coin", quick={"max_steps": 5}
+    for task, train in trains.items():
+        (folder / f"fake_{task}.py").write_text(
+            f"from tests.core.tour_fakes import fake_eval, {train}\n"
+            f"COMMANDS = {{'train': {train}, 'eval': fake_eval}}\n"
         )
-        demos.append(Demo("fake", task, "a fake", "made up", "score", module.__name__, spec))
+        spec = Tour(metric="score", target=0.9, chance=0.5, chance_is="a coin",
+                    quick={"max_steps": 5}, full=0.875, full_source="fake score")  # fmt: skip
+        demos.append(Demo("fake", task, "a fake", "made up", "score", f"fake_{task}", spec))
     monkeypatch.setattr(registry, "all_demos", lambda: demos)
     return demos
 
 
-def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
+@pytest.fixture
+def fakes(monkeypatch, tmp_path):
+    trains = {"good": "fake_train", "broken": "broken_train", "nodata": "no_data_train"}
+    return register(monkeypatch, tmp_path, trains)
+
+
+def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capfd):
     out = tmp_path / "tour"
     assert cli(["tour", "--out-dir", str(out)]) == 1  # one application failed
-    said = capsys.readouterr().out
+    said = capfd.readouterr().out  # capfd: each application runs in a child process
+    assert (
+        "[1/3] fake good: quick: score 0.75 after 0 s of training (5 steps); full configuration: "
+        "0.875 (BENCHMARKS.md); chance 0.5, target 0.9\n" in said
+    )
+    assert "  fake good: train step 4 | loss 0.25\n  fake good: train step 5 | loss 0.2\n" in said
+    assert "  fake good: evaluating ...\n" in said
     assert "[2/3] fake broken: failed: RuntimeError: the fake model exploded" in said
     assert (
         "[3/3] fake nodata: skipped: fake data is missing in /nowhere: put fake.csv there" in said
@@ -145,11 +164,56 @@ def test_a_failure_is_reported_and_the_tour_goes_on(fakes, tmp_path, capsys):
     rows = {r["demo"]: r for r in json.loads((out / "tour.json").read_text())["rows"]}
     assert rows["fake good"]["status"] == "ok" and rows["fake good"]["value"] == 0.75
     assert rows["fake good"]["steps"] == 5  # the quick configuration
-    assert "training output goes to the log" in (out / rows["fake good"]["log"]).read_text()
+    logged = (out / rows["fake good"]["log"]).read_text()
+    assert "training output goes to the log" in logged and "train step 5 | loss 0.2\n" in logged
     assert "RuntimeError: the fake model exploded" in (out / rows["fake broken"]["log"]).read_text()
     table = (out / "index.md").read_text()
     assert "failed: RuntimeError: the fake model exploded (log: logs/fake-broken.log)" in table
     assert "skipped: fake data is missing" in table
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_under_the_tour_a_terminal_sees_a_progress_bar_and_the_log_the_lines(tmp_path):
+    terminal, log = Terminal(), io.StringIO()
+    with contextlib.redirect_stdout(log), progress_to(terminal, "fake good"):
+        fake_train(FakeConfig(out_dir=str(tmp_path / "run"), max_steps=5))
+    assert re.search(r"fake good: +\d+%.*\| \d/5 \[", terminal.getvalue())  # tqdm's bar, named
+    assert "train step" not in terminal.getvalue()  # the lines go to the log, not across the bar
+    assert "train step 5 | loss 0.2\n" in log.getvalue()
+    plain = io.StringIO()  # not a terminal: the lines, named
+    with contextlib.redirect_stdout(io.StringIO()), progress_to(plain, "fake good"):
+        fake_train(FakeConfig(out_dir=str(tmp_path / "run2"), max_steps=5))
+    assert plain.getvalue().endswith("  fake good: train step 5 | loss 0.2\n")
+
+
+def resident_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status")
+def test_the_memory_of_an_application_returns_before_the_next(monkeypatch, tmp_path):
+    register(monkeypatch, tmp_path, {"hog": "hog_train", "hog2": "hog_train"})
+    before = resident_mb()
+    assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 0
+    assert not LEAKED  # each kept its data alive in a process of its own, now ended
+    assert resident_mb() - before < 200  # 600 MB in one process
+    rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def test_a_child_that_dies_is_a_failed_row(monkeypatch, tmp_path, capfd):
+    register(monkeypatch, tmp_path, {"dies": "dying_train", "good": "fake_train"})
+    assert cli(["tour", "--out-dir", str(tmp_path / "t")]) == 1
+    rows = json.loads((tmp_path / "t" / "tour.json").read_text())["rows"]
+    assert rows[0]["status"] == "failed" and rows[1]["status"] == "ok"
+    assert rows[0]["note"] == "the process running it ended with exit code 9"
+    said = capfd.readouterr().out
+    assert "[1/2] fake dies: failed: the process running it ended with exit code 9" in said
 
 
 def test_only_missing_data_still_exits_zero(fakes, tmp_path):

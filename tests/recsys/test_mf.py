@@ -1,3 +1,4 @@
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from recsys.mf.model import (
     rating_loss,
     rmse_mae,
 )
-from recsys.mf.predict import RecommendConfig, recommend
+from recsys.mf.predict import RecommendConfig, item_map, load_run, recommend
 from recsys.mf.train import MFTrainConfig, main
 from tests.conftest import real_data
 
@@ -49,6 +50,9 @@ def test_gibbs_recovers_a_planted_low_rank_matrix(tmp_path):
                 dim=3, max_steps=60, burn_in=0.3)  # fmt: skip
     metrics = main(cfg)["metrics"]
     assert metrics["test_rmse"] < 0.2  # the ratings' own spread is about 1
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if r["kind"] == "train"]
+    assert steps == list(range(5, 61, 5))  # a training curve, not one point at the end
 
 
 def test_draw_rows_matches_the_gaussian_posterior():
@@ -209,6 +213,21 @@ def test_short_real_run(trained):
     assert (
         json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["metrics"]["test_mae"] < 0.72
     )
+
+
+@pytest.mark.real_data
+def test_item_map_names_the_most_rated_films_without_overlaps(trained):
+    cfg, _ = trained
+    model, train, _ = load_run(cfg.out_dir, None, torch.device("cpu"))
+    fig = item_map(model, train, labels=12)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) >= 10
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+    assert "Star Wars (1977)" in {t.get_text() for t in ax.texts}  # the most rated film
 
 
 @pytest.mark.real_data

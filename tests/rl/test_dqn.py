@@ -7,6 +7,7 @@ import torch
 
 from core.config import build
 from core.errors import ShowcaseError
+from core.logger import RunLogger
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import ObsScale, double_dqn_targets, q_network, td_loss
 from rl.dqn.predict import PlayConfig, SolveProtocol, evaluate_policy, play
@@ -118,6 +119,17 @@ def test_short_cartpole_run_learns(trained):
     assert report["metrics"]["episodes"] == 10
     assert (Path(cfg.out_dir) / "curve.png").stat().st_size > 1000
     assert json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["task"] == "rl.dqn"
+
+
+def test_training_logs_a_curve_and_advances_the_progress_bar(tmp_path, monkeypatch):
+    advanced = []
+    monkeypatch.setattr(RunLogger, "advance", lambda self, steps: advanced.append(steps))
+    cfg = build(DQNConfig, out_dir=str(tmp_path / "r"), device="cpu", max_steps=2000, eval_every=1000,
+                eval_episodes=2, final_episodes=2, stop_at_threshold=False)  # fmt: skip
+    main(cfg)
+    assert sum(advanced) == 2000  # environment steps, the bar's unit
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["kind"] == "train"] == [500, 1000, 1500, 2000]
 
 
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):
