@@ -47,11 +47,9 @@ def run(args) -> dict:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    page = app.build_page(
-        app.AppConfig(runs=str(runs), port=port, device=args.device, data_dir=args.data_dir)
-    )
-    page.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True, ssr_mode=False)  # fmt: skip
+    served = app.AppConfig(runs=str(runs), port=port, device=args.device, data_dir=args.data_dir)
+    page = app.build_page(served)
+    app.serve(page, served, block=False)  # as `showcase app` serves it
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -2,17 +2,21 @@
 
     pip install -e ".[app]"
     showcase app [--runs runs] [--host 127.0.0.1] [--port 7860] [--device auto]
+                 [--max-upload-mb 20] [--max-text-chars 2000]
 
 The app knows demos only through the registry: a demo's `Demo.app` names a function returning its
 `Tab` (the widgets it takes and shows, how to load a finished run, and `infer`, which reuses the
 demo's own predict/decode code). Models load once, lazily, on the first request, and run without
 a gradient. A tab whose run is missing says which command trains it. Uploads stay in Gradio's temp
-folder (cleared hourly) and are capped in size; nothing received is unpickled or executed. A bad
-input gets a message in the page, and the server keeps serving.
+folder (cleared hourly) and are capped in size, typed text in length (one worker serves the page, so
+a huge paste would hold everyone up); nothing received is unpickled or executed. A bad input gets a
+message in the page, naming an upload by its file name only, and the server keeps serving.
 """
 
 import dataclasses
 import importlib
+import os
+import re
 import sys
 import threading
 import time
@@ -73,10 +77,13 @@ class AppConfig:
     data_dir: str | None = None
     """Data root for the example inputs (default: $SHOWCASE_DATA, else the user cache dir)."""
     max_upload_mb: float = 20.0
-    """Largest upload accepted, in MB."""
+    """Largest upload accepted, in MB (MiB: 1,048,576 bytes)."""
+    max_text_chars: int = 2000
+    """Longest typed text accepted, in characters (the command line takes any length)."""
 
     def __post_init__(self) -> None:
         positive(self, "max_upload_mb")
+        positive(self, "max_text_chars")
         if not 1 <= self.port <= 65535:
             raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
 
@@ -104,26 +111,49 @@ class Sessions:
             return self.loaded[name]
 
 
-def handler(name: str, tab: Tab, folder: Path, sessions: Sessions) -> Callable:
+def handler(
+    name: str, tab: Tab, folder: Path, sessions: Sessions, max_text_chars: int = 2000
+) -> Callable:
     """The Gradio callback: the demo's outputs plus a status line (its time, or what went wrong:
     a failure becomes a message)."""
 
     def run(*values):
         try:
-            values = [prepare(w, v) for w, v in zip(tab.inputs, values, strict=True)]
+            prepared = [
+                prepare(w, v, max_text_chars) for w, v in zip(tab.inputs, values, strict=True)
+            ]
             session = sessions.get(name, tab, folder)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                outputs = tab.infer(session, *values)
+                outputs = tab.infer(session, *prepared)
             return (*outputs, f"done in {time.perf_counter() - t0:.2f} s")
         except ShowcaseError as exc:
             message = " ".join(str(exc).split())
         except Exception as exc:  # the page says what went wrong; the server keeps serving
             traceback.print_exc()
             message = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        return (*[None] * len(tab.outputs), f"**error:** {message}")
+        return (*[None] * len(tab.outputs), f"**error:** {without_folders(message, tab, values)}")
 
     return run
+
+
+def without_folders(message: str, tab: Tab, values: tuple) -> str:
+    """The message with each upload named by its file name only."""
+    for widget, value in zip(tab.inputs, values, strict=True):
+        if widget.kind in ("image", "audio") and isinstance(value, str) and os.path.isabs(value):
+            message = name_only(message, value)
+    return message
+
+
+def name_only(message: str, path: str) -> str:
+    """`message` with the file at `path` named by its file name: Gradio's temp folders (the
+    upload's own and the cache above it, even where a message cut the path short) mean nothing
+    to the user."""
+    name, cache = os.path.basename(path), os.path.dirname(os.path.dirname(path))
+    message = message.replace(path, name)
+    if len(cache) <= 1:  # a file near the root: no folder to cut but its own
+        return message
+    return re.sub(re.escape(cache + os.sep) + r"[^\s'\"()]*", lambda _: name, message)
 
 
 class Unreadable(str):
@@ -140,16 +170,27 @@ def checked(component):
         try:
             return decode(payload)
         except Exception as exc:
-            return Unreadable(" ".join(str(exc).split())[:200])
+            reason = " ".join(str(exc).split())
+            path = getattr(payload, "path", None)
+            return Unreadable((name_only(reason, path) if path else reason)[:200])
 
     component.preprocess = preprocess
     return component
 
 
-def prepare(widget: Widget, value: Any) -> Any:
-    """Gradio's value -> what `infer` gets: a sketch becomes dark ink on white, or None if blank."""
+READABLE = {"image": "a readable image", "audio": "readable audio"}
+
+
+def prepare(widget: Widget, value: Any, max_text_chars: int = 2000) -> Any:
+    """Gradio's value -> what `infer` gets: a sketch becomes dark ink on white, or None if blank;
+    text longer than `max_text_chars` is refused."""
     if isinstance(value, Unreadable):
-        raise ShowcaseError(f"{widget.label}: the upload is not a readable {widget.kind} ({value})")
+        raise ShowcaseError(f"{widget.label}: the upload is not {READABLE[widget.kind]} ({value})")
+    if widget.kind == "text" and isinstance(value, str) and len(value) > max_text_chars:
+        raise ShowcaseError(
+            f"{widget.label}: {len(value):,} characters, more than this page takes "
+            f"({max_text_chars:,}, `showcase app --max-text-chars`); the command line takes any length"
+        )
     if widget.kind != "sketch" or value is None:
         return value
     from PIL import Image
@@ -220,7 +261,9 @@ def build_page(cfg: AppConfig):
                 examples = tab.examples(cfg.data_dir)
                 if examples:
                     gr.Examples(examples, inputs, label="examples from the real data")
-                button.click(handler(name, tab, folder, sessions), inputs, [*outputs, status])
+                run = handler(name, tab, folder, sessions, cfg.max_text_chars)
+                # the API name (/vision_classify, ...) that gradio_client and the HTTP API call
+                button.click(run, inputs, [*outputs, status], api_name=name.replace("-", "_"))
     return page
 
 
@@ -241,7 +284,19 @@ def main(cfg: AppConfig) -> None:
             ) from exc
     page = build_page(cfg)
     print(f"serving http://{cfg.host}:{cfg.port} (Ctrl-C stops)", file=sys.stderr)
+    serve(page, cfg)
+
+
+def serve(page, cfg: AppConfig, block: bool = True) -> None:
+    """Queue and launch the page as `showcase app` does (one worker; uploads capped in bytes, an
+    integer: Gradio reads a size string's number as an integer). `block=False` returns at once,
+    the server running in a thread (tests, benchmarks); `page.close()` stops it."""
     page.queue(default_concurrency_limit=1).launch(
-        server_name=cfg.host, server_port=cfg.port, max_file_size=f"{cfg.max_upload_mb}mb",
-        ssr_mode=False, quiet=True, show_error=False,
+        server_name=cfg.host, server_port=cfg.port, max_file_size=upload_bytes(cfg),
+        ssr_mode=False, quiet=True, show_error=False, prevent_thread_lock=not block,
     )  # fmt: skip
+
+
+def upload_bytes(cfg: AppConfig) -> int:
+    """--max-upload-mb in bytes (MiB, as Gradio counts a megabyte)."""
+    return max(1, round(cfg.max_upload_mb * 1024 * 1024))

@@ -7,7 +7,9 @@ import shutil
 import pytest
 
 
-def chromium(width: int = 1280, height: int = 2000):
+def chromium(width: int = 1280, height: int = 2000, fake_microphone: bool = False):
+    """A headless Chromium; `fake_microphone`: a page may record without asking, and hears
+    Chromium's fake capture device (a beep every second)."""
     try:
         from selenium import webdriver
     except ImportError:
@@ -24,6 +26,9 @@ def chromium(width: int = 1280, height: int = 2000):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", f"--window-size={width},{height}"):  # fmt: skip
         options.add_argument(arg)
+    if fake_microphone:
+        options.add_argument("--use-fake-ui-for-media-stream")
+        options.add_argument("--use-fake-device-for-media-stream")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(
         options=options, service=webdriver.ChromeService(executable_path=driver)

@@ -1,9 +1,12 @@
 """`showcase app`: every tab infers on a run trained a few steps on synthetic data; bad input is a
-message in the page; and in headless Chromium a real MNIST digit and a German sentence go through."""
+message in the page (an upload named by its file name only, a long text refused); the console script
+serves the page as a user starts it; and in headless Chromium a real MNIST digit, a German sentence and
+a microphone recording go through."""
 
 import os
 import socket
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -17,6 +20,7 @@ from core.config import build
 from core.errors import ShowcaseError
 from tests.browser import chromium
 from tests.conftest import real_data
+from tests.console import free_port, showcase_app
 
 if not os.environ.get("CI"):
     pytest.importorskip("gradio")
@@ -98,6 +102,20 @@ def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
         *outputs, status = run(*values)
         assert status.startswith("**error:** ") and all(o is None for o in outputs), status
         assert "Traceback" not in status
+        assert str(tmp_path) not in status, status  # an upload is named by its file name
+
+
+def test_long_text_is_refused_with_a_message(runs):
+    demo = registry.find("translation", "seq2seq")
+    tab, folder = app.tab_of(demo), app.run_dir(demo, str(runs))
+    run = app.handler(demo.name, tab, folder, app.Sessions(torch.device("cpu")), max_text_chars=50)
+    *outputs, status = run("Ein Hund rennt. " * 4, 1)
+    assert status.startswith("**error:** German") and "64 characters" in status, status
+    assert "more than this page takes (50" in status and all(o is None for o in outputs)
+    text = app.Widget("text", "German")
+    assert app.prepare(text, "x" * 50, max_text_chars=50) == "x" * 50  # at the cap: taken
+    with pytest.raises(Exception, match="--max-text-chars must be > 0"):
+        app.AppConfig(max_text_chars=0)
 
 
 def test_missing_run_says_how_to_train_it(tmp_path):
@@ -123,16 +141,36 @@ def test_occupied_port_and_missing_gradio_are_one_line(monkeypatch, capsys):
         app.main(app.AppConfig())
 
 
+def test_console_script_serves_the_page(runs, tmp_path):
+    """`showcase app --runs DIR` as a user starts it (the venv's console script, default flags but
+    the port) answers through Gradio's API; its default upload cap (20 MB, a float flag) holds; a
+    long paste and a file that is not audio get messages; Ctrl-C stops it with exit code 0."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    with showcase_app(["--runs", str(runs)], tmp_path) as url:
+        client = Client(url, verbose=False)
+        english, _, status = client.predict("Ein Hund rennt.", 2, api_name="/translation_seq2seq")
+        assert status.startswith("done in ") and isinstance(english, str), status
+        *_, status = client.predict("Ein Hund rennt. " * 200, 2, api_name="/translation_seq2seq")
+        assert "3,200 characters, more than this page takes (2,000" in status, status
+        (tmp_path / "junk.wav").write_bytes(b"\x00not media at all" * 10)
+        *_, status = client.predict(handle_file(str(tmp_path / "junk.wav")), api_name="/speech_ctc")
+        assert status.startswith("**error:** junk.wav: not readable audio"), status
+        assert "/" not in status, status  # no temp folder of Gradio's
+        big = ("big.bin", b"\x00" * (20 * 2**20 + 1))
+        refused = httpx.post(f"{url}gradio_api/upload", files={"files": big}, timeout=60)
+        assert refused.status_code == 413 and "20971520 bytes" in refused.text, refused.text
+        fits = httpx.post(f"{url}gradio_api/upload", files={"files": ("a.bin", b"ok")}, timeout=60)
+        assert fits.status_code == 200, fits.text
+
+
 @pytest.fixture(scope="module")
 def server(runs):
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    page = app.build_page(app.AppConfig(runs=str(runs), port=port, device="cpu"))
-    page.queue(default_concurrency_limit=1).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        ssr_mode=False, max_file_size="1mb",
-    )  # fmt: skip
+    port = free_port()
+    cfg = app.AppConfig(runs=str(runs), host="127.0.0.1", port=port, device="cpu", max_upload_mb=1)
+    page = app.build_page(cfg)
+    app.serve(page, cfg, block=False)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -179,7 +217,7 @@ def test_in_headless_chromium(server, tmp_path):
         status = browser.find_element(By.ID, "vision-classify-status")
         # the status line shows Gradio's progress timer (and the last "done in") before the error
         said = wait_for(lambda: status.text.strip() if "error" in status.text else "")
-        assert "not a readable image" in said, said
+        assert "not a readable image" in said and tempfile.gettempdir() not in said, said
         browser.get(server)  # the server still answers, and classifies again
         wait_for(lambda: browser.find_elements(By.ID, "tab-vision-classify-button"))[0].click()
         tab = wait_for(lambda: browser.find_elements(By.ID, "tab-vision-classify"))[0]
@@ -196,5 +234,43 @@ def test_in_headless_chromium(server, tmp_path):
             assert wait_for(lambda: status.text.strip()).startswith("done in "), status.text
             english = panel.find_elements(By.TAG_NAME, "textarea")[1]
             assert isinstance(english.get_attribute("value"), str)  # a 3-step model may say nothing
+    finally:
+        browser.quit()
+
+
+def test_microphone_in_headless_chromium(server):
+    """The speech tab's microphone: Chromium's fake capture device records a tone, Gradio's
+    recorder uploads it, and it is transcribed (a reading failure would be an error line)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    if not any(d.domain == "speech" for d in APPS):
+        pytest.skip("no speech demo with an app")
+    browser = chromium(fake_microphone=True)
+    try:
+        browser.get(server)
+        wait_for(lambda: browser.find_elements(By.ID, "tab-speech-ctc-button"))[0].click()
+        tab = wait_for(lambda: browser.find_elements(By.ID, "tab-speech-ctc"))[0]
+
+        def shown(css: str) -> list:
+            try:
+                return [b for b in tab.find_elements(By.CSS_SELECTOR, css) if b.is_displayed()]
+            except StaleElementReferenceException:  # re-drawn while we looked: look again
+                return []
+
+        def button(css: str):
+            return wait_for(lambda: shown(css))[0]
+
+        button("button[aria-label='Record audio']").click()
+        button("button.record-button").click()
+        time.sleep(2.0)  # two seconds of the fake device's beeps
+        button("button.stop-button").click()
+        button("button[aria-label='Play']")  # the recording is back from the server, playable
+        browser.find_element(By.ID, "speech-ctc-run").click()
+        status = browser.find_element(By.ID, "speech-ctc-status")
+        said = wait_for(
+            lambda: status.text.strip() if status.text.startswith(("done", "error")) else ""
+        )
+        assert said.startswith("done in "), said
     finally:
         browser.quit()
