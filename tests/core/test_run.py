@@ -197,31 +197,44 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would
 
 
-def test_max_seconds_stops_training_and_says_so(tmp_path):
-    def slow(model, batch):
-        import time
+class Clock:
+    """A stand-in for `time` in core.run: each step of `slow` takes 0.05 s of it, whatever the
+    machine's load."""
 
-        time.sleep(0.05)
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def slow(monkeypatch):
+    import core.run
+
+    clock = Clock()
+    monkeypatch.setattr(core.run, "time", clock)
+
+    def slow_step(model, batch):
+        clock.now += 0.05
         return step(model, batch)
 
+    return slow_step
+
+
+def test_max_seconds_stops_training_and_says_so(tmp_path, slow):
     _, result = train(tmp_path, "timed", slow, max_steps=1000, max_seconds=0.3)
-    assert 3 <= result.steps < 20 and result.stopped_early
+    assert result.steps == 6 and result.stopped_early  # 6 steps of 0.05 s reach 0.3 s
     _, meta = read_file(tmp_path / "timed" / "checkpoint.safetensors")
     assert meta["state"]["step"] == result.steps  # the stop wrote its checkpoint
 
 
-def test_a_run_stopped_by_max_seconds_continues_on_resume(tmp_path):
-    def slow(model, batch):
-        import time
-
-        time.sleep(0.05)
-        return step(model, batch)
-
+def test_a_run_stopped_by_max_seconds_continues_on_resume(tmp_path, slow):
     _, first = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3)
-    assert first.stopped_early and first.steps < 40
+    assert first.stopped_early and first.steps == 6
     # The same command again trains on (main trained nothing): the budget counts from this start.
     _, again = train(tmp_path, "timed", slow, max_steps=40, max_seconds=0.3, resume=True)
-    assert first.steps < again.steps < 40 and again.stopped_early
+    assert again.steps == 12 and again.stopped_early
     model, last = train(tmp_path, "timed", max_steps=40, resume=True)  # no time limit: finish
     assert last.steps == 40 and not last.stopped_early
     straight, _ = train(tmp_path, "straight", max_steps=40)
