@@ -36,6 +36,7 @@ SHAPE = {
     "dropout": 0.0,
     "emb": 32,
     "hidden": 32,
+    "max_len": 128,
 }
 
 
@@ -84,6 +85,26 @@ def test_shapes_masks_and_cached_steps(name):
     for t in range(5):  # the cached step gives the full pass's logits
         step_logits, state = model.step(tgt[:, t], state)
         assert torch.allclose(step_logits, logits[:, t], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["transformer", "tutorial"])
+def test_position_table_follows_max_len_and_old_weights_load(name, tmp_path):
+    torch.manual_seed(0)
+    old = build_model(name, 50, {**SHAPE, "max_len": 256})  # the table every run had before
+    save_weights(old, tmp_path / "old.safetensors")
+    model = build_model(name, 50, {**SHAPE, "max_len": 512}).eval()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in old.state_dict().items()
+    }  # positions are a buffer, not a weight: a run saved before loads unchanged
+    load_weights(model, tmp_path / "old.safetensors")
+    src = torch.randint(4, 50, (1, 400))  # longer than 256 tokens
+    tgt = torch.cat([torch.tensor([[BOS]]), torch.randint(4, 50, (1, 299))], 1)
+    logits = model(src, tgt)
+    assert logits.shape == (1, 300, 50) and torch.isfinite(logits).all()
+    state = model.start(*model.encode(src))
+    for t in range(300):  # the cached steps reach the same late positions
+        step_logits, state = model.step(tgt[:, t], state)
+    assert torch.allclose(step_logits, logits[:, -1], atol=1e-4)
 
 
 def test_tied_embeddings_save_and_load(tmp_path):

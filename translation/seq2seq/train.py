@@ -123,7 +123,7 @@ class TranslationConfig(TrainConfig):
     def shape(self) -> dict:
         return {
             k: getattr(self, k)
-            for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden")
+            for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden", "max_len")
         }
 
 
