@@ -298,3 +298,16 @@ def test_translate_cli_reads_stdin(trained):
         and b"line 2 is not UTF-8" in bad.stderr
         and b"Traceback" not in bad.stderr
     )
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_quick_tour_configuration_translates_multi30k(tmp_path):
+    from translation import DEMOS
+
+    root = real_data("multi30k")
+    (demo,) = DEMOS
+    cfg = build(TranslationConfig, **demo.tour.quick, out_dir=str(tmp_path / "quick"), device="cpu",
+                data_dir=str(root.parent))  # fmt: skip
+    metrics = main(cfg)["metrics"]
+    assert metrics["val_bleu"] >= 20 and metrics["test_bleu"] >= 20  # chance 0.5; the full run: 40
