@@ -25,8 +25,15 @@ from translation.seq2seq.data import (
 )
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model, seq2seq_loss
-from translation.seq2seq.predict import TranslateConfig, bleu_chrf, translate
-from translation.seq2seq.train import TranslationConfig, main, synthetic_text
+from translation.seq2seq.predict import TranslateConfig, Translator, bleu_chrf, translate
+from translation.seq2seq.train import (
+    TranslationConfig,
+    TranslationEvalConfig,
+    evaluate,
+    load_texts,
+    main,
+    synthetic_text,
+)
 
 SHAPE = {
     "d_model": 32,
@@ -36,6 +43,7 @@ SHAPE = {
     "dropout": 0.0,
     "emb": 32,
     "hidden": 32,
+    "max_len": 128,
 }
 
 
@@ -84,6 +92,38 @@ def test_shapes_masks_and_cached_steps(name):
     for t in range(5):  # the cached step gives the full pass's logits
         step_logits, state = model.step(tgt[:, t], state)
         assert torch.allclose(step_logits, logits[:, t], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["transformer", "tutorial"])
+def test_position_table_follows_max_len_and_old_weights_load(name, tmp_path):
+    torch.manual_seed(0)
+    old = build_model(name, 50, {**SHAPE, "max_len": 256})  # the table every run had before
+    save_weights(old, tmp_path / "old.safetensors")
+    model = build_model(name, 50, {**SHAPE, "max_len": 512}).eval()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in old.state_dict().items()
+    }  # positions are a buffer, not a weight: a run saved before loads unchanged
+    load_weights(model, tmp_path / "old.safetensors")
+    src = torch.randint(4, 50, (1, 400))  # longer than 256 tokens
+    tgt = torch.cat([torch.tensor([[BOS]]), torch.randint(4, 50, (1, 299))], 1)
+    logits = model(src, tgt)
+    assert logits.shape == (1, 300, 50) and torch.isfinite(logits).all()
+    state = model.start(*model.encode(src))
+    for t in range(300):  # the cached steps reach the same late positions
+        step_logits, state = model.step(tgt[:, t], state)
+    assert torch.allclose(step_logits, logits[:, -1], atol=1e-4)
+
+
+def test_attention_of_a_translation_that_runs_to_max_len(tokenizer):
+    torch.manual_seed(0)
+    model = build_model("transformer", len(tokenizer), {**SHAPE, "max_len": 16}).eval()
+    with torch.no_grad():  # the decoder always says token 5: never </s>
+        model.embed.weight[5] = 1.0
+        model.dec_norm.weight.zero_()
+        model.dec_norm.bias.copy_(model.embed.weight[5])
+    src, out, weights = Translator(model, tokenizer, "cpu", 16).attention("eins zwei")
+    # 15 tokens and </s>: as many positions as the table holds
+    assert len(out) == 16 and weights.shape == (16, len(src))
 
 
 def test_tied_embeddings_save_and_load(tmp_path):
@@ -141,6 +181,44 @@ def test_bad_parallel_files(tmp_path):
         read_pair(tmp_path / "b.de", tmp_path / "a.en")
     with pytest.raises(DataError, match="missing"):
         load_multi30k(str(tmp_path))  # offline: names the missing file
+
+
+def write_pairs(folder: Path, stem: str, n: int, start: int = 0) -> tuple[str, str]:
+    src, tgt = folder / f"{stem}.de", folder / f"{stem}.en"
+    src.write_text("".join(f"satz {i}\n" for i in range(start, start + n)), encoding="utf-8")
+    tgt.write_text("".join(f"sentence {i}\n" for i in range(start, start + n)), encoding="utf-8")
+    return str(src), str(tgt)
+
+
+def test_own_files_hold_out_a_test_set_apart_from_validation(tmp_path):
+    files = write_pairs(tmp_path, "train", 300)
+    texts = load_texts(build(TranslationConfig, train_files=files))
+    sets = {name: set(src) for name, (src, _) in texts.items()}
+    assert {name: len(s) for name, s in sets.items()} == {"train": 240, "val": 30, "test": 30}
+    assert not sets["val"] & sets["test"] and not (sets["val"] | sets["test"]) & sets["train"]
+    assert all(t == s.replace("satz", "sentence") for s, t in zip(*texts["test"], strict=True))
+    again = load_texts(build(TranslationConfig, train_files=files))  # seeded: the same slices
+    assert again["test"] == texts["test"] and again["val"] == texts["val"]
+    other = load_texts(build(TranslationConfig, train_files=files, seed=1))
+    assert other["test"] != texts["test"]
+    val = write_pairs(tmp_path, "val", 5, start=1000)  # given validation files: test still held out
+    texts = load_texts(build(TranslationConfig, train_files=files, val_files=val))
+    assert len(texts["train"][0]) == 270 and texts["val"][0][0] == "satz 1000"
+    assert not set(texts["test"][0]) & set(texts["train"][0])
+    with pytest.raises(ShowcaseError, match="too few to hold out val and test"):
+        load_texts(build(TranslationConfig, train_files=write_pairs(tmp_path, "tiny", 5)))
+
+
+def test_own_files_run_reports_which_pairs_scored(tmp_path, capsys):
+    files = write_pairs(tmp_path, "train", 200)
+    cfg = build(TranslationConfig, train_files=files, out_dir=str(tmp_path / "run"), device="cpu",
+                max_steps=2, vocab_size=300, beam=1, **SHAPE)  # fmt: skip
+    metrics = main(cfg)["metrics"]
+    assert metrics["val_pairs"].startswith("20 pairs held out of --train-files (first seeded slice")
+    assert metrics["test_pairs"].startswith("20 pairs held out of --train-files (second seeded")
+    assert "test: 20 pairs held out" in capsys.readouterr().out
+    scored = evaluate(TranslationEvalConfig(out_dir=cfg.out_dir, device="cpu"))["metrics"]
+    assert scored["test_pairs"] == metrics["test_pairs"] and scored["sentences"] == 20
 
 
 def test_long_inputs_are_truncated_with_a_warning(tokenizer):
@@ -220,3 +298,16 @@ def test_translate_cli_reads_stdin(trained):
         and b"line 2 is not UTF-8" in bad.stderr
         and b"Traceback" not in bad.stderr
     )
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_quick_tour_configuration_translates_multi30k(tmp_path):
+    from translation import DEMOS
+
+    root = real_data("multi30k")
+    (demo,) = DEMOS
+    cfg = build(TranslationConfig, **demo.tour.quick, out_dir=str(tmp_path / "quick"), device="cpu",
+                data_dir=str(root.parent))  # fmt: skip
+    metrics = main(cfg)["metrics"]
+    assert metrics["val_bleu"] >= 20 and metrics["test_bleu"] >= 20  # chance 0.5; the full run: 40

@@ -30,6 +30,7 @@ class Seq2SeqConfig:
     d_ff: int = 1024
     dropout: float = 0.1
     max_len: int = 256
+    """Longest source or target in tokens: the length of the position table (a buffer, not a weight)."""
 
 
 def sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -299,9 +300,8 @@ def build_model(name: str, vocab_size: int, cfg: dict) -> nn.Module:
     """The model `name` ("transformer", "gru" or "tutorial") for a vocabulary of `vocab_size`."""
     if name == "gru":
         return GRU(GRUConfig(vocab_size, cfg["emb"], cfg["hidden"], cfg["dropout"]))
-    shape = Seq2SeqConfig(
-        vocab_size, cfg["d_model"], cfg["heads"], cfg["layers"], cfg["d_ff"], cfg["dropout"]
-    )
+    shape = Seq2SeqConfig(vocab_size, cfg["d_model"], cfg["heads"], cfg["layers"], cfg["d_ff"],
+                          cfg["dropout"], cfg["max_len"])  # fmt: skip
     return Tutorial(shape) if name == "tutorial" else Transformer(shape)
 
 

@@ -82,7 +82,7 @@ class Translator:
             return None
         self.model.eval()
         src = torch.tensor([self.ids([sentence])[0]], device=self.device)
-        (out,) = greedy(self.model, src, self.max_len)
+        (out,) = greedy(self.model, src, self.max_len - 1)  # with <s>, at most --max-len positions
         tgt = torch.tensor([[BOS] + out], device=self.device)
         _, weights = self.model.decode(tgt, *self.model.encode(src), weights=True)
         names = self.tokenizer.convert_ids_to_tokens

@@ -28,6 +28,7 @@ from core.report import report_eval, write_report
 from core.seq_data import LengthLoader
 from translation.seq2seq.data import (
     PAD,
+    SPLITS,
     Pairs,
     collate,
     encode,
@@ -46,6 +47,7 @@ from translation.seq2seq.predict import (
 )
 
 TASK = "translation.seq2seq"
+HELD_OUT = 1000  # pairs held out of --train-files for each missing validation or test set
 
 
 @dataclasses.dataclass
@@ -93,9 +95,10 @@ class TranslationConfig(TrainConfig):
     train_files: tuple[str, str] | None = None
     """Your own parallel text: SOURCE TARGET, one sentence a line, UTF-8."""
     val_files: tuple[str, str] | None = None
-    """Validation pair (default with --train-files: 1,000 pairs carved from the training files)."""
+    """Validation pair (default with --train-files: a seeded slice of up to 1,000 training pairs)."""
     test_files: tuple[str, str] | None = None
-    """Test pair (default with --train-files: the validation pair)."""
+    """Test pair (default with --train-files: another seeded slice of up to 1,000 training pairs,
+    apart from the validation pairs)."""
     max_steps: int = 2400
     batch_size: int = 128
     lr: float = 1e-3
@@ -123,7 +126,7 @@ class TranslationConfig(TrainConfig):
     def shape(self) -> dict:
         return {
             k: getattr(self, k)
-            for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden")
+            for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden", "max_len")
         }
 
 
@@ -143,7 +146,11 @@ def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
 
 
 def load_texts(cfg: TranslationConfig) -> dict[str, tuple[list[str], list[str]]]:
-    """Train, val and test pairs: Multi30k, the user's files, or the synthetic language."""
+    """Train, val and test pairs: Multi30k, the user's files, or the synthetic language.
+
+    Without --val-files or --test-files, each missing set is its own seeded slice of the training
+    pairs (validation first, then test), so the pairs that pick the kept weights are never scored
+    as the test."""
     if cfg.synthetic:
         return {"train": synthetic_text(2000, cfg.seed), "val": synthetic_text(40, cfg.seed + 1),
                 "test": synthetic_text(40, 10_000)}  # fmt: skip
@@ -152,20 +159,45 @@ def load_texts(cfg: TranslationConfig) -> dict[str, tuple[list[str], list[str]]]
             raise UsageError("--val-files and --test-files need --train-files")
         return load_multi30k(cfg.data_dir)
     train = read_pair(*cfg.train_files)
-    if cfg.val_files:
-        val = read_pair(*cfg.val_files)
-    else:  # carve a seeded validation set out of the training pairs
-        order = torch.randperm(
-            len(train[0]), generator=torch.Generator().manual_seed(cfg.seed)
-        ).tolist()
-        held = set(order[: min(1000, len(order) // 10)])
-        val = tuple([x for i, x in enumerate(side) if i in held] for side in train)
-        train = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
-    test = read_pair(*cfg.test_files) if cfg.test_files else val
-    for name, (src, _) in {"train": train, "val": val, "test": test}.items():
-        if not src:
+    given = {"val": cfg.val_files, "test": cfg.test_files}
+    carved = [name for name, files in given.items() if files is None]
+    size = min(HELD_OUT, len(train[0]) // 10)
+    if carved and size == 0:
+        raise UsageError(f"--train-files hold {len(train[0])} pairs: too few to hold out "
+                         f"{' and '.join(carved)} pairs; pass --{carved[0]}-files")  # fmt: skip
+    order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(cfg.seed))
+    texts, held = {}, set()
+    # validation takes the first slice of the seeded order, test the next one
+    for i, name in enumerate(carved):
+        rows = order[i * size : (i + 1) * size].tolist()
+        texts[name] = tuple([side[r] for r in rows] for side in train)
+        held.update(rows)
+    for name in given.keys() - carved:
+        texts[name] = read_pair(*given[name])
+    texts["train"] = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
+    for name in ("train", "val", "test"):
+        if not texts[name][0]:
             raise UsageError(f"the {name} files hold no sentence pairs")
-    return {"train": train, "val": val, "test": test}
+    return {name: texts[name] for name in ("train", "val", "test")}
+
+
+def split_sources(cfg: TranslationConfig, texts: dict) -> dict[str, str]:
+    """Where the validation and test pairs come from, in words, for the report."""
+    out = {}
+    for name in ("val", "test"):
+        files = getattr(cfg, f"{name}_files")
+        n = len(texts[name][0])
+        if cfg.synthetic:
+            out[name] = f"{n} synthetic pairs"
+        elif cfg.train_files is None:
+            out[name] = f"Multi30k {SPLITS[name]} ({n} pairs)"
+        elif files:
+            out[name] = f"{files[0]} {files[1]} ({n} pairs)"
+        else:
+            which = "first" if name == "val" or cfg.val_files else "second"
+            out[name] = (f"{n} pairs held out of --train-files ({which} seeded slice, seed {cfg.seed}; "
+                         "not trained on)")  # fmt: skip
+    return out
 
 
 def make_step(smoothing: float):
@@ -218,10 +250,13 @@ def main(cfg: TranslationConfig) -> dict:
     metrics = {**result.best, "test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
                "beam": cfg.beam, "test_decode_seconds": round(time.perf_counter() - t0, 2),
                "bleu_signature": scores["signature"]}  # fmt: skip
+    sources = split_sources(cfg, texts)
+    metrics |= {"val_pairs": sources["val"], "test_pairs": sources["test"]}
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
     if distributed.is_main():
         print(f"test_bleu {scores['bleu']:.2f} test_chrf {scores['chrf']:.2f} (beam {cfg.beam}; "
-              f"{scores['signature']}) after {result.steps} steps in {result.wall_seconds:.1f}s")  # fmt: skip
+              f"{scores['signature']}) after {result.steps} steps in {result.wall_seconds:.1f}s\n"
+              f"val: {sources['val']}; test: {sources['test']}")  # fmt: skip
     return report
 
 
@@ -234,7 +269,7 @@ class TranslationEvalConfig(EvalConfig):
     beam: int = 0
     """Beam size (0: the run's)."""
     split: Literal["val", "test"] = "test"
-    """Which Multi30k (or --test-files) split to score."""
+    """Which split to score: Multi30k's, the run's --val-files/--test-files, or its held-out slices."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -248,18 +283,21 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     run_cfg = from_run(
         TranslationConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir")
     )
-    src, refs = load_texts(run_cfg)[cfg.split]
+    texts = load_texts(run_cfg)
+    src, refs = texts[cfg.split]
+    source = split_sources(run_cfg, texts)[cfg.split]
     beam = cfg.beam or run_cfg.beam
     t1 = time.perf_counter()
     hyps = translator.translate(src, beam=beam)
     seconds = time.perf_counter() - t1
     scores = bleu_chrf(hyps, refs)
     metrics = {f"{cfg.split}_bleu": scores["bleu"], f"{cfg.split}_chrf": scores["chrf"], "beam": beam,
-               "sentences": len(src), "decode_seconds": round(seconds, 2), "bleu_signature": scores["signature"]}  # fmt: skip
+               "sentences": len(src), "decode_seconds": round(seconds, 2), "bleu_signature": scores["signature"],
+               f"{cfg.split}_pairs": source}  # fmt: skip
     picture = Path(cfg.out_dir) / "attention.png"
     shown = plot_attention(translator, src[0], picture)
     lines = [f"{cfg.split}_bleu {scores['bleu']:.2f}  {cfg.split}_chrf {scores['chrf']:.2f}  (beam {beam}, "
-             f"{len(src)} sentences in {seconds:.1f}s)", scores["signature"]]  # fmt: skip
+             f"{len(src)} sentences in {seconds:.1f}s)", f"{cfg.split}: {source}", scores["signature"]]  # fmt: skip
     lines += [f"wrote {picture}"] if shown else []
     summary, eval_seconds = "\n".join(lines), time.perf_counter() - t0
     return report_eval(
