@@ -146,7 +146,7 @@ def test_beam_one_is_greedy_and_copy_task_is_learned(name):
     model = build_model(name, 20, SHAPE)
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(300):  # copy random sequences of 3-6 tokens
+    for _ in range(500):  # copy random sequences of 3-6 tokens
         seqs = [torch.randint(4, 20, (int(torch.randint(3, 7, (1,), generator=gen)),), generator=gen).tolist()
                 for _ in range(32)]  # fmt: skip
         pairs = Pairs.build([s + [EOS] for s in seqs], [s + [EOS] for s in seqs])
