@@ -111,9 +111,7 @@ class Sessions:
             return self.loaded[name]
 
 
-def handler(
-    name: str, tab: Tab, folder: Path, sessions: Sessions, max_text_chars: int = 2000
-) -> Callable:
+def handler(name: str, tab: Tab, folder: Path, sessions: Sessions, max_text_chars: int) -> Callable:
     """The Gradio callback: the demo's outputs plus a status line (its time, or what went wrong:
     a failure becomes a message)."""
 
@@ -181,7 +179,7 @@ def checked(component):
 READABLE = {"image": "a readable image", "audio": "readable audio"}
 
 
-def prepare(widget: Widget, value: Any, max_text_chars: int = 2000) -> Any:
+def prepare(widget: Widget, value: Any, max_text_chars: int) -> Any:
     """Gradio's value -> what `infer` gets: a sketch becomes dark ink on white, or None if blank;
     text longer than `max_text_chars` is refused."""
     if isinstance(value, Unreadable):

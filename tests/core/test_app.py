@@ -89,7 +89,7 @@ def test_every_app_demo_has_test_inputs():
 def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
     tab, folder = app.tab_of(demo), app.run_dir(demo, str(runs))
     sessions = app.Sessions(torch.device("cpu"))
-    run = app.handler(demo.name, tab, folder, sessions)
+    run = app.handler(demo.name, tab, folder, sessions, app.AppConfig().max_text_chars)
     session = sessions.get(demo.name, tab, folder)
     *outputs, status = run(*GOOD[(demo.domain, demo.task)](tmp_path, session))
     assert status.startswith("done in ") and len(outputs) == len(tab.outputs)

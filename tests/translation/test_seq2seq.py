@@ -219,6 +219,16 @@ def test_own_files_run_reports_which_pairs_scored(tmp_path, capsys):
     assert "test: 20 pairs held out" in capsys.readouterr().out
     scored = evaluate(TranslationEvalConfig(out_dir=cfg.out_dir, device="cpu"))["metrics"]
     assert scored["test_pairs"] == metrics["test_pairs"] and scored["sentences"] == 20
+    # A run from before test pairs were held out trained on today's test slice: eval refuses it.
+    report = tmp_path / "run" / "metrics.json"
+    old = json.loads(report.read_text())
+    for key in ("val_pairs", "test_pairs"):
+        del old["metrics"][key]
+    report.write_text(json.dumps(old))
+    with pytest.raises(ShowcaseError, match="trained on that slice: score it with --split val"):
+        evaluate(TranslationEvalConfig(out_dir=cfg.out_dir, device="cpu"))
+    val = evaluate(TranslationEvalConfig(out_dir=cfg.out_dir, device="cpu", split="val"))
+    assert val["metrics"]["val_pairs"] == metrics["val_pairs"]
 
 
 def test_long_inputs_are_truncated_with_a_warning(tokenizer):

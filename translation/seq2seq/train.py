@@ -14,6 +14,7 @@ decoded with beam search once, at the end.
 """
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -22,9 +23,10 @@ import torch
 
 from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
-from core.errors import UsageError
+from core.errors import ShowcaseError, UsageError
 from core.loop import fit, run_step, setup
 from core.report import report_eval, write_report
+from core.run import REPORT
 from core.seq_data import LengthLoader
 from translation.seq2seq.data import (
     PAD,
@@ -276,6 +278,18 @@ class TranslationEvalConfig(EvalConfig):
         non_negative(self, "beam")
 
 
+def refuse_trained_slice(cfg: TranslationEvalConfig, run_cfg: TranslationConfig) -> None:
+    """A run trained on --train-files before test pairs were held out of them (its metrics.json
+    names no `test_pairs`) trained on today's test slice: scoring it there would flatter it."""
+    carved = run_cfg.train_files and not run_cfg.test_files and cfg.split == "test"
+    report = Path(cfg.out_dir) / REPORT
+    if carved and report.exists() and "test_pairs" not in json.loads(report.read_text())["metrics"]:
+        raise ShowcaseError(
+            f"{cfg.out_dir} was trained before a test slice was held out of --train-files, so it "
+            "trained on that slice: score it with --split val, or train it again"
+        )
+
+
 def evaluate(cfg: TranslationEvalConfig) -> dict:
     """sacreBLEU and chrF on the test (or val) split; saves attention.png for one test sentence."""
     t0 = time.perf_counter()
@@ -283,6 +297,7 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     run_cfg = from_run(
         TranslationConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir")
     )
+    refuse_trained_slice(cfg, run_cfg)
     texts = load_texts(run_cfg)
     src, refs = texts[cfg.split]
     source = split_sources(run_cfg, texts)[cfg.split]
