@@ -48,21 +48,26 @@ def test_fit_reaches_full_train_accuracy(tmp_path):
     assert log[-1]["step"] == 200 and "samples_per_s" in log[-1]
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["plain", "ema"])
-def test_resume_is_bit_exact(tmp_path, ema):
-    opts = {"ckpt_every": 5, "schedule": "cosine", "warmup_steps": 3, "ema": ema}
-    straight, _ = train(tmp_path, "straight", **opts)
+def crashes_at(call: int):
+    """A step that raises on its `call`-th call: a run killed mid-training."""
     calls = 0
 
     def crashing_step(model, batch):
         nonlocal calls
         calls += 1
-        if calls == 13:
+        if calls == call:
             raise RuntimeError("simulated crash")
         return step(model, batch)
 
+    return crashing_step
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["plain", "ema"])
+def test_resume_is_bit_exact(tmp_path, ema):
+    opts = {"ckpt_every": 5, "schedule": "cosine", "warmup_steps": 3, "ema": ema}
+    straight, _ = train(tmp_path, "straight", **opts)
     with pytest.raises(RuntimeError):
-        train(tmp_path, "resumed", crashing_step, **opts)
+        train(tmp_path, "resumed", crashes_at(13), **opts)
     resumed, result = train(tmp_path, "resumed", resume=True, **opts)
     assert result.steps == 20
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):

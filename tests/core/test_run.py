@@ -19,7 +19,7 @@ from core.loop import Samples, fit, setup
 from core.models import MLP
 from core.run import Run
 from core.tensor_data import TensorLoader
-from tests.core.test_loop import blobs, step, train
+from tests.core.test_loop import blobs, crashes_at, step, train
 
 
 class TiedLM(nn.Module):
@@ -248,23 +248,13 @@ def logged_steps(run_dir, kind="train"):
 
 
 def test_a_new_run_starts_a_fresh_log_and_a_resumed_one_appends(tmp_path):
-    calls = 0
-
-    def killed(model, batch):
-        nonlocal calls
-        calls += 1
-        if calls == 8:
-            raise RuntimeError("killed")
-        return step(model, batch)
-
     with pytest.raises(RuntimeError):
-        train(tmp_path, "r", killed, max_steps=20)  # crashes before its first checkpoint
+        train(tmp_path, "r", crashes_at(8), max_steps=20)  # crashes before its first checkpoint
     assert logged_steps(tmp_path / "r") == [5]
     train(tmp_path, "r", max_steps=20, ckpt_every=10)  # a new run in that folder
     assert logged_steps(tmp_path / "r") == [5, 10, 15, 20]  # main: [5, 5, 10, 15, 20]
-    calls = 0
     with pytest.raises(RuntimeError):
-        train(tmp_path, "r", killed, max_steps=28, ckpt_every=10, resume=True)  # dies at step 28
+        train(tmp_path, "r", crashes_at(8), max_steps=28, ckpt_every=10, resume=True)  # step 28
     assert logged_steps(tmp_path / "r") == [5, 10, 15, 20, 25]
     train(tmp_path, "r", max_steps=30, ckpt_every=10, resume=True)  # from the step-20 checkpoint
     assert logged_steps(tmp_path / "r") == [5, 10, 15, 20, 25, 30]  # main: 25 twice
