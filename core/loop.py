@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import load_weights, read_meta, save_weights
+from core.checkpoint import load_weights, save_weights
 from core.config import TrainConfig
 from core.device import amp_dtype, pick_device
 from core.errors import ShowcaseError
@@ -291,28 +291,3 @@ class Samples:
         rate = self.count / max(now - self.time, 1e-9)
         self.count, self.time = 0, now
         return rate
-
-
-def finished_weights(run_dir: Path) -> Path:
-    """The path of a finished run's weights (`model.safetensors`), or a one-line error."""
-    path = Path(run_dir) / WEIGHTS
-    if not path.exists():
-        raise ShowcaseError(
-            f"no trained model in {run_dir}: run `train` first or pass its --out-dir"
-        )
-    return path
-
-
-def load_run_weights(model: nn.Module, run_dir: Path) -> dict:
-    """Load a finished run's weights into `model`; return their metadata."""
-    return load_weights(model, finished_weights(run_dir))
-
-
-def run_config(run_dir: Path) -> dict:
-    """The config a run was trained with, from its weights file's metadata (no tensors read)."""
-    return read_meta(finished_weights(run_dir)).get("config", {})
-
-
-def run_step(run_dir: Path) -> int:
-    """The training step a finished run's weights come from (0 for weights that do not say)."""
-    return read_meta(finished_weights(run_dir)).get("step", 0)

@@ -23,9 +23,11 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive, refuse_unused
 from core.device import pick_device
 from core.errors import UsageError
-from core.loop import fit, run_config, run_step, setup
+from core.loop import fit, setup
 from core.report import report_eval, write_report
+from core.run import run_config, run_step
 from core.tensor_data import TensorLoader
+from recsys import MF
 from recsys.mf.bayes import sample_model
 from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
 from recsys.mf.model import (
@@ -56,7 +58,7 @@ class MFTrainConfig(TrainConfig):
         "bpr": {"dim": 64, "val_fraction": 0.05, "max_steps": 120, "reg": 1.0, "lr": 0.05},
     }
 
-    out_dir: str = "runs/recsys-mf"
+    out_dir: str = MF.run_dir
     dataset: Literal["ml-100k", "ml-1m", "ml-latest-small"] = "ml-100k"
     """MovieLens variant under the data root."""
     split: str | None = None
@@ -187,7 +189,7 @@ def main(cfg: MFTrainConfig) -> dict:
 
 @dataclasses.dataclass
 class MFEvalConfig(EvalConfig):
-    out_dir: str = "runs/recsys-mf"
+    out_dir: str = MF.run_dir
     batch_size: int = 100_000
 
 

@@ -28,9 +28,10 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.files import copy_file, save_figure
 from core.logger import RunLogger
-from core.loop import run_step, setup
+from core.loop import setup
 from core.report import report_eval, write_report
-from core.run import BEST, WEIGHTS, Run
+from core.run import BEST, WEIGHTS, Run, run_step
+from rl import DQN
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs, obs_bounds
 from rl.dqn.model import double_dqn_targets, q_network, td_loss
 from rl.dqn.predict import SolveProtocol, evaluate_policy, load_policy, play, write_gif
@@ -63,7 +64,7 @@ class DQNConfig(TrainConfig):
     UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "ema", "grad_accum",
                                          "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
 
-    out_dir: str = "runs/rl-dqn"
+    out_dir: str = DQN.run_dir
     env: str = "CartPole-v1"
     """gymnasium id of a discrete-action environment; sets the defaults of the fields below."""
     max_steps: int = 50_000
@@ -288,7 +289,7 @@ def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) ->
 
 @dataclasses.dataclass
 class DQNEvalConfig(EvalConfig):
-    out_dir: str = "runs/rl-dqn"
+    out_dir: str = DQN.run_dir
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100

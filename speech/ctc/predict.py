@@ -10,10 +10,12 @@ import torch
 from tyro.conf import Positional
 
 from core.config import positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
 from core.files import save_figure, write_text
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from speech import CTC
 from speech.ctc.data import (
     EDGE_SILENCE,
     SAMPLE_RATE,
@@ -108,7 +110,7 @@ def load_trained(out_dir: str, device: torch.device) -> Trained:
 class TranscribeConfig:
     paths: Positional[list[str]]
     """Audio files (wav, flac, ...; any sample rate and channel count)."""
-    out_dir: str = "runs/speech-ctc"
+    out_dir: str = CTC.run_dir
     """Run directory of the trained model."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
@@ -232,7 +234,6 @@ def plot_alignment(model, features: Features, clips: Clips, plan: Plan, path: st
 
 def app_tab():
     """`showcase app`: upload or record audio -> the transcript and each word's start and end."""
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
         run = load_trained(run_dir, device)

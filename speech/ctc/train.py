@@ -24,6 +24,7 @@ from core.errors import UsageError
 from core.loop import fit, setup
 from core.report import report_eval, write_report
 from core.seq_data import LengthLoader
+from speech import CTC
 from speech.ctc.data import (
     SAMPLE_RATE,
     Clips,
@@ -59,7 +60,7 @@ class SpeechConfig(TrainConfig):
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {"gru": {}, "wav2letter": {"lr": 1e-3, "dropout": 0.0}}
 
-    out_dir: str = "runs/speech-ctc"
+    out_dir: str = CTC.run_dir
     model: Literal["gru", "wav2letter"] = "gru"
     """gru: conv subsampling + BiGRU (ours); wav2letter: torchaudio's Wav2Letter (the peer)."""
     channels: int = 32
@@ -328,7 +329,7 @@ def main(cfg: SpeechConfig) -> dict:
 
 @dataclasses.dataclass
 class SpeechEvalConfig(EvalConfig):
-    out_dir: str = "runs/speech-ctc"
+    out_dir: str = CTC.run_dir
     batch_size: int = 64
 
 

@@ -251,7 +251,7 @@ def test_fsdd_loads_every_recording_verified(tmp_path):
 def test_bad_flags_are_one_line(tmp_path):
     for args, message in [(["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
                           (["--beam", "0"], "--beam must be > 0")]:  # fmt: skip
-        result = subprocess.run([sys.executable, "-m", "core.cli", "speech", "ctc", "train", *args,
+        result = subprocess.run([sys.executable, "-m", "showcase", "speech", "ctc", "train", *args,
                                  "--out-dir", str(tmp_path / "r")], capture_output=True, text=True,
                                 cwd=ROOT)  # fmt: skip
         assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -24,10 +24,11 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.errors import ShowcaseError, UsageError
-from core.loop import fit, run_step, setup
+from core.loop import fit, setup
 from core.report import report_eval, write_report
-from core.run import REPORT
+from core.run import REPORT, run_step
 from core.seq_data import LengthLoader
+from translation import SEQ2SEQ
 from translation.seq2seq.data import (
     PAD,
     SPLITS,
@@ -66,7 +67,7 @@ class TranslationConfig(TrainConfig):
                      "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
     }  # fmt: skip
 
-    out_dir: str = "runs/translation"
+    out_dir: str = SEQ2SEQ.run_dir
     model: Literal["transformer", "gru", "tutorial"] = "transformer"
     """transformer: ours (pre-norm, tied embeddings); gru: attention GRU; tutorial: the peer recipe."""
     d_model: int = 256
@@ -264,7 +265,7 @@ def main(cfg: TranslationConfig) -> dict:
 
 @dataclasses.dataclass
 class TranslationEvalConfig(EvalConfig):
-    out_dir: str = "runs/translation"
+    out_dir: str = SEQ2SEQ.run_dir
     batch_size: int = 128
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""

@@ -18,10 +18,12 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
-from core.loop import fit, load_run_weights, run_config, setup
+from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, write_report
+from core.run import load_run_weights, run_config
 from core.tensor_data import TensorLoader
+from vision import CLASSIFY
 from vision.classify.data import normalize, random_affine, split_validation
 from vision.classify.model import build_model
 from vision.classify.predict import predict, predict_logits
@@ -42,7 +44,7 @@ class ClassifyConfig(TrainConfig):
                         mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0, tta=False),
     }  # fmt: skip
 
-    out_dir: str = "runs/vision-classify"
+    out_dir: str = CLASSIFY.run_dir
     recipe: Literal["default", "classic"] = "default"
     """Preset of the fields below: the stronger default, or the classic recipe (pytorch/examples'
     Net, SGD 0.01/0.5, batch 32, mean/std 0.5, 10 epochs)."""
@@ -144,7 +146,7 @@ def main(cfg: ClassifyConfig) -> dict:
 
 @dataclasses.dataclass
 class ClassifyEvalConfig(EvalConfig):
-    out_dir: str = "runs/vision-classify"
+    out_dir: str = CLASSIFY.run_dir
     synthetic: bool = False
     """Evaluate on tiny random data (smoke tests only)."""
 

@@ -33,6 +33,7 @@ from core.files import atomic_write, write_text
 from core.loop import fit, setup
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
+from vision import DETECT
 from vision.detect.coco import load_coco
 from vision.detect.data import SceneLoader, SceneOptions, Scenes, make_scenes
 from vision.detect.model import (
@@ -54,7 +55,7 @@ DIGITS = [str(k) for k in range(10)]
 class DetectConfig(TrainConfig):
     DEMO: ClassVar[str] = "vision detect"
 
-    out_dir: str = "runs/vision-detect"
+    out_dir: str = DETECT.run_dir
     width: int = 32
     """Channels of the detector's stride-4 stage (stride 8 and 16 have 2x and 4x)."""
     image_size: int = 128
@@ -276,7 +277,7 @@ def main(cfg: DetectConfig) -> dict:
 
 @dataclasses.dataclass
 class DetectEvalConfig(EvalConfig):
-    out_dir: str = "runs/vision-detect"
+    out_dir: str = DETECT.run_dir
     batch_size: int = 100
     coco: str | None = None
     """Evaluate on this COCO folder instead of the test scenes."""
