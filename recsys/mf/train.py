@@ -57,8 +57,13 @@ class MFTrainConfig(TrainConfig):
         "map": {"dim": 64, "val_fraction": 0.05, "max_steps": 120},
         "bpr": {"dim": 64, "val_fraction": 0.05, "max_steps": 120, "reg": 1.0, "lr": 0.05},
     }
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": MF.run_dir,
+        "lr": 3e-2,
+        "schedule": "cosine",
+        "eval_every": 20,
+    }
 
-    out_dir: str = MF.run_dir
     dataset: Literal["ml-100k", "ml-1m", "ml-latest-small"] = "ml-100k"
     """MovieLens variant under the data root."""
     split: str | None = None
@@ -88,9 +93,6 @@ class MFTrainConfig(TrainConfig):
     """Gibbs sweeps over all unknowns (bayes), or full-batch Adam steps (map, bpr): not epochs."""
     batch_size: int = 1_000_000
     """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
-    lr: float = 3e-2
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    eval_every: int = 20
     log_every: int = 5
     """Sweeps (or steps) between log lines: the training curve's points."""
     synthetic: bool = False
@@ -189,8 +191,10 @@ def main(cfg: MFTrainConfig) -> dict:
 
 @dataclasses.dataclass
 class MFEvalConfig(EvalConfig):
-    out_dir: str = MF.run_dir
-    batch_size: int = 100_000
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": MF.run_dir,
+        "batch_size": 100_000,
+    }
 
 
 def evaluate(cfg: MFEvalConfig) -> dict:

@@ -63,16 +63,19 @@ class DQNConfig(TrainConfig):
     PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
     UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "ema", "grad_accum",
                                          "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DQN.run_dir,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "grad_clip": 10.0,
+    }
 
-    out_dir: str = DQN.run_dir
     env: str = "CartPole-v1"
     """gymnasium id of a discrete-action environment; sets the defaults of the fields below."""
     max_steps: int = 50_000
     """Environment steps to train for (summed over the vector envs), not optimizer steps."""
     num_envs: int = 4
     """Environments stepped side by side."""
-    batch_size: int = 256
-    lr: float = 3e-3
     hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the Q-network."""
     buffer_size: int = 100_000
@@ -99,7 +102,6 @@ class DQNConfig(TrainConfig):
     """Final exploration rate."""
     eps_fraction: float = 0.08
     """Fraction of --max-steps over which epsilon decays linearly."""
-    grad_clip: float = 10.0
     eval_every: int = 1000
     """Greedy evaluation every N environment steps (the kept policy is the best evaluated one)."""
     ckpt_every: int = 0
@@ -289,7 +291,7 @@ def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) ->
 
 @dataclasses.dataclass
 class DQNEvalConfig(EvalConfig):
-    out_dir: str = DQN.run_dir
+    DEFAULTS: ClassVar[dict] = {"out_dir": DQN.run_dir}
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100

@@ -59,8 +59,18 @@ class SpeechConfig(TrainConfig):
     DEMO: ClassVar[str] = "speech ctc"
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {"gru": {}, "wav2letter": {"lr": 1e-3, "dropout": 0.0}}
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": CTC.run_dir,
+        "max_steps": 1400,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "weight_decay": 1e-2,
+        "schedule": "cosine",
+        "warmup_steps": 50,
+        "grad_clip": 5.0,
+        "eval_every": 350,
+    }
 
-    out_dir: str = CTC.run_dir
     model: Literal["gru", "wav2letter"] = "gru"
     """gru: conv subsampling + BiGRU (ours); wav2letter: torchaudio's Wav2Letter (the peer)."""
     channels: int = 32
@@ -103,15 +113,6 @@ class SpeechConfig(TrainConfig):
     1 + warp] (0: off; 0.1 with --single-clips: val WER 2.6% vs 1.8% in 800 steps)."""
     batch_seconds: float = 240.0
     """Most seconds of padded audio per optimizer step (long utterances make smaller batches)."""
-    max_steps: int = 1400
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 50
-    grad_clip: float = 5.0
-    eval_every: int = 350
-    log_every: int = 100
     synthetic: bool = False
     """Tiny tone 'digits' instead of FSDD (smoke tests only)."""
 
@@ -329,8 +330,10 @@ def main(cfg: SpeechConfig) -> dict:
 
 @dataclasses.dataclass
 class SpeechEvalConfig(EvalConfig):
-    out_dir: str = CTC.run_dir
-    batch_size: int = 64
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": CTC.run_dir,
+        "batch_size": 64,
+    }
 
 
 def evaluate(cfg: SpeechEvalConfig) -> dict:

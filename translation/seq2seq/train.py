@@ -66,8 +66,17 @@ class TranslationConfig(TrainConfig):
                      "weight_decay": 0.0, "batch_size": 128, "max_tokens": 0, "label_smoothing": 0.0,
                      "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
     }  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": SEQ2SEQ.run_dir,
+        "max_steps": 2400,
+        "batch_size": 128,
+        "weight_decay": 0.01,
+        "schedule": "cosine",
+        "warmup_steps": 400,
+        "grad_clip": 1.0,
+        "eval_every": 600,
+    }
 
-    out_dir: str = SEQ2SEQ.run_dir
     model: Literal["transformer", "gru", "tutorial"] = "transformer"
     """transformer: ours (pre-norm, tied embeddings); gru: attention GRU; tutorial: the peer recipe."""
     d_model: int = 256
@@ -102,15 +111,6 @@ class TranslationConfig(TrainConfig):
     test_files: tuple[str, str] | None = None
     """Test pair (default with --train-files: another seeded slice of up to 1,000 training pairs,
     apart from the validation pairs)."""
-    max_steps: int = 2400
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 400
-    grad_clip: float = 1.0
-    eval_every: int = 600
-    log_every: int = 100
     synthetic: bool = False
     """A tiny made-up language instead of Multi30k (smoke tests only)."""
 
@@ -265,8 +265,10 @@ def main(cfg: TranslationConfig) -> dict:
 
 @dataclasses.dataclass
 class TranslationEvalConfig(EvalConfig):
-    out_dir: str = SEQ2SEQ.run_dir
-    batch_size: int = 128
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": SEQ2SEQ.run_dir,
+        "batch_size": 128,
+    }
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
     beam: int = 0

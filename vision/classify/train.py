@@ -43,8 +43,16 @@ class ClassifyConfig(TrainConfig):
                         batch_size=32, max_steps=18750, schedule="constant", warmup_steps=0,
                         mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0, tta=False),
     }  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": CLASSIFY.run_dir,
+        "max_steps": 1300,
+        "batch_size": 256,
+        "lr": 4e-3,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_steps": 100,
+    }
 
-    out_dir: str = CLASSIFY.run_dir
     recipe: Literal["default", "classic"] = "default"
     """Preset of the fields below: the stronger default, or the classic recipe (pytorch/examples'
     Net, SGD 0.01/0.5, batch 32, mean/std 0.5, 10 epochs)."""
@@ -58,13 +66,6 @@ class ClassifyConfig(TrainConfig):
     """Optimizer (sgd uses --momentum)."""
     momentum: float = 0.9
     """SGD momentum."""
-    max_steps: int = 1300
-    batch_size: int = 256
-    lr: float = 4e-3
-    weight_decay: float = 5e-4
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 100
-    log_every: int = 100
     label_smoothing: float = 0.1
     """Label smoothing of the cross-entropy loss."""
     augment: bool = True
@@ -146,7 +147,7 @@ def main(cfg: ClassifyConfig) -> dict:
 
 @dataclasses.dataclass
 class ClassifyEvalConfig(EvalConfig):
-    out_dir: str = CLASSIFY.run_dir
+    DEFAULTS: ClassVar[dict] = {"out_dir": CLASSIFY.run_dir}
     synthetic: bool = False
     """Evaluate on tiny random data (smoke tests only)."""
 

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torchmetrics.detection import MeanAveragePrecision
@@ -54,8 +54,18 @@ DIGITS = [str(k) for k in range(10)]
 @dataclasses.dataclass
 class DetectConfig(TrainConfig):
     DEMO: ClassVar[str] = "vision detect"
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DETECT.run_dir,
+        "max_steps": 5000,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_steps": 200,
+        "grad_clip": 10.0,
+        "eval_every": 1000,
+    }
 
-    out_dir: str = DETECT.run_dir
     width: int = 32
     """Channels of the detector's stride-4 stage (stride 8 and 16 have 2x and 4x)."""
     image_size: int = 128
@@ -85,15 +95,6 @@ class DetectConfig(TrainConfig):
     """Smallest score kept before NMS in evaluation."""
     nms_iou: float = 0.6
     """IoU above which NMS drops the lower-scored box of the same class."""
-    max_steps: int = 5000
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 200
-    grad_clip: float = 10.0
-    eval_every: int = 1000
-    log_every: int = 100
     synthetic: bool = False
     """Scenes of random bar 'digits' instead of MNIST (smoke tests only)."""
 
@@ -277,8 +278,10 @@ def main(cfg: DetectConfig) -> dict:
 
 @dataclasses.dataclass
 class DetectEvalConfig(EvalConfig):
-    out_dir: str = DETECT.run_dir
-    batch_size: int = 100
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DETECT.run_dir,
+        "batch_size": 100,
+    }
     coco: str | None = None
     """Evaluate on this COCO folder instead of the test scenes."""
 
