@@ -21,10 +21,12 @@ from core.config import build
 from core.data import data_root
 from core.device import pick_device
 from core.seed import seed_everything
-from speech.ctc.data import SAMPLE_RATE, Features, load_fsdd
+from speech.ctc.data import SAMPLE_RATE, load_fsdd
 from speech.ctc.decode import LexiconDecoder
+from speech.ctc.features import Features
 from speech.ctc.predict import load_trained, recognize_wave
-from speech.ctc.train import SpeechConfig, main, make_split
+from speech.ctc.train import SpeechConfig, main
+from speech.ctc.utterances import make_split
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 
