@@ -28,7 +28,8 @@ def test_rl_quartiles_count_an_unsolved_run_as_slower_than_any_solved_one():
 def test_vision_detect_peers_train_and_score_on_the_same_scenes():
     from benchmarks.vision_detect import PEERS, peer_detect, score, train_peer
     from core.config import build
-    from vision.detect.train import DetectConfig, make_data
+    from vision.detect.data import make_data
+    from vision.detect.train import DetectConfig
 
     cfg = build(DetectConfig, synthetic=True, image_size=64, max_digits=3, max_scale=1.5,
                 batch_size=4, val_scenes=0, test_scenes=4, device="cpu")  # fmt: skip

@@ -203,7 +203,7 @@ def app_tab():
     def examples(data_dir: str | None) -> list[list]:
         import tempfile
 
-        from vision.detect.data import SceneOptions, make_scenes
+        from vision.detect.scenes import SceneOptions, make_scenes
         from vision.mnist import load_mnist
 
         try:
