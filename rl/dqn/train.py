@@ -32,8 +32,9 @@ from core.loop import setup
 from core.report import report_eval, write_report
 from core.run import BEST, WEIGHTS, Run, run_step
 from rl import DQN
-from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs, obs_bounds
-from rl.dqn.model import double_dqn_targets, q_network, td_loss
+from rl.dqn.agent import act, collect, epsilon, learn, update_target
+from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
+from rl.dqn.model import q_network
 from rl.dqn.predict import SolveProtocol, evaluate_policy, load_policy, play, write_gif
 
 TASK = "rl.dqn"
@@ -133,58 +134,6 @@ class DQNConfig(TrainConfig):
                 raise UsageError(
                     f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}"
                 )
-
-
-def epsilon(cfg: DQNConfig, step: int) -> float:
-    """Linear decay from eps_start to eps_end over eps_fraction of the run."""
-    span = max(1, int(cfg.eps_fraction * cfg.max_steps))
-    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
-
-
-def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters(), strict=True):
-            t.lerp_(o, tau)
-
-
-def act(q_net: nn.Module, obs: np.ndarray, eps: float, num_actions: int, device) -> np.ndarray:
-    """Epsilon-greedy actions, one per environment: the greedy one, or with probability `eps` a
-    uniformly random one."""
-    with torch.no_grad():
-        greedy = q_net(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(1).cpu()
-    explore = torch.rand(len(greedy)) < eps
-    return torch.where(explore, torch.randint(0, num_actions, (len(greedy),)), greedy).numpy()
-
-
-def collect(envs, buffer: ReplayBuffer, obs: np.ndarray, actions: np.ndarray,
-            returns: np.ndarray, finished: list[float]) -> np.ndarray:  # fmt: skip
-    """One step of every environment into the replay buffer; an episode that ends adds its return
-    to `finished`. Returns the next observations."""
-    next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
-    buffer.add(obs, actions, rewards, real_next, terminated, done)
-    returns += rewards
-    for i in np.flatnonzero(done):
-        finished.append(returns[i])
-        returns[i] = 0.0
-    return next_obs
-
-
-def learn(
-    q_net: nn.Module, target: nn.Module, optimizer, buffer: ReplayBuffer, cfg: DQNConfig
-) -> int:
-    """`--gradient-steps` Double-DQN updates on replayed n-step transitions; returns their count."""
-    for _ in range(cfg.gradient_steps):
-        s, a, r, s2, term, discount = buffer.sample(
-            cfg.batch_size, cfg.n_step, cfg.gamma, cfg.num_envs
-        )
-        with torch.no_grad():  # Q(s') needs no backward pass
-            targets = double_dqn_targets(q_net(s2), target(s2), r, term, discount)
-        loss = td_loss(q_net(s), a, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
-        optimizer.step()
-    return cfg.gradient_steps
 
 
 def evaluate_and_keep(q_net: nn.Module, protocol: SolveProtocol, run: Run, cfg: DQNConfig,
