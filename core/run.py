@@ -26,7 +26,7 @@ from torch import nn
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import load_checkpoint, load_weights, read_meta, save_checkpoint
+from core.checkpoint import load_checkpoint, load_weights, read_meta, rng_state, save_checkpoint
 from core.errors import ShowcaseError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -74,7 +74,8 @@ class Run:
         self.saved_step: int | None = None
         self.interrupted = False
         if cfg.resume:
-            extra = load_checkpoint(self.dir / CHECKPOINT, *self.parts)
+            where = {"rank": distributed.rank(), "world": distributed.world_size()}
+            extra = load_checkpoint(self.dir / CHECKPOINT, *self.parts, **where)
             self.state = RunState(**extra["state"])
             if loader is not None:
                 loader.load_state_dict(extra["loader"])
@@ -98,7 +99,9 @@ class Run:
         extra = {"state": dataclasses.asdict(self.state), "config": config_mod.to_dict(self.cfg)}
         if self.loader is not None:
             extra["loader"] = self.loader.state_dict()
-        save_checkpoint(self.dir / CHECKPOINT, *self.parts, extra)
+        rngs = distributed.all_gather_object(rng_state())  # every rank's random streams
+        if distributed.is_main():
+            save_checkpoint(self.dir / CHECKPOINT, *self.parts, extra, rngs)
         self.saved_step = self.state.step
 
     def end_step(self, last: bool = False, before_save: Callable[[], None] | None = None) -> None:

@@ -32,8 +32,14 @@ def act(q_net: nn.Module, obs: np.ndarray, eps: float, num_actions: int, device)
     return torch.where(explore, torch.randint(0, num_actions, (len(greedy),)), greedy).numpy()
 
 
-def collect(envs, buffer: ReplayBuffer, obs: np.ndarray, actions: np.ndarray,
-            returns: np.ndarray, finished: list[float]) -> np.ndarray:  # fmt: skip
+def collect(
+    envs,
+    buffer: ReplayBuffer,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    returns: np.ndarray,
+    finished: list[float],
+) -> np.ndarray:
     """One step of every environment into the replay buffer; an episode that ends adds its return
     to `finished`. Returns the next observations."""
     next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
