@@ -152,7 +152,7 @@ def fit_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
         negatives = sample_negatives(train, val.users, 99, cfg.seed)
         val_candidates = torch.cat([val.items[:, None], negatives], 1).to(device)
 
-    def evaluate(m):
+    def validate(m):
         if val_candidates is not None:
             scores = m()[val_users].gather(1, val_candidates)
             return {
@@ -164,7 +164,7 @@ def fit_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
         }
 
     monitor, mode = ("val_hr_at_10", "max") if cfg.method == "bpr" else ("val_rmse", "min")
-    result = fit(model, step, loader, cfg, device=device, evaluate=evaluate if n_val else None,
+    result = fit(model, step, loader, cfg, device=device, evaluate=validate if n_val else None,
                  monitor=monitor if n_val else None, mode=mode)  # fmt: skip
     return model, result
 

@@ -149,7 +149,7 @@ def main(cfg: SpeechConfig) -> dict:
     decoder = LexiconDecoder(words, cfg.beam)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
-    def evaluate(m):
+    def validate(m):
         hyps, refs = recognize(m, features, clips, split.val, {"beam": decoder})
         metrics = {"val_wer": wer_cer(hyps["beam"], refs)["wer"]}
         if split.val_clips is not None:
@@ -160,7 +160,7 @@ def main(cfg: SpeechConfig) -> dict:
 
     val = split.val is not None
     result = fit(model, make_step(features, cfg.spec_augment, cfg.warp), loader, cfg, device=device,
-                 evaluate=evaluate if val else None, monitor="val_wer" if val else None,
+                 evaluate=validate if val else None, monitor="val_wer" if val else None,
                  mode="min")  # fmt: skip
     metrics = {**result.best, **distributed.on_main(score)(model, features, split, decoder)}
     report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)

@@ -127,13 +127,13 @@ def main(cfg: ClassifyConfig) -> dict:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loader = TensorLoader.for_config(train, cfg, device=device)
 
-    def evaluate(m):
+    def validate(m):
         logits = predict_logits(m, val[0], cfg.mean, cfg.std, tta=cfg.tta)
         return {"val_acc": accuracy(logits, val[1].to(logits.device)).item()}
 
     result = fit(
         model, make_step(cfg), loader, cfg, device=device, optimizer=opt,
-        evaluate=evaluate if val is not None else None, monitor="val_acc" if val is not None else None,
+        evaluate=validate if val is not None else None, monitor="val_acc" if val is not None else None,
     )  # fmt: skip
     test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std, tta=cfg.tta)
     metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}

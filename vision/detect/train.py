@@ -147,13 +147,13 @@ def main(cfg: DetectConfig) -> dict:
     points = grid_points(cfg.image_size, cfg.image_size, model.stride)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
-    def evaluate(m):
+    def validate(m):
         return {
             f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
         }
 
     result = fit(model, make_step(points, model.stride), loader, cfg, device=device,
-                 evaluate=evaluate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
+                 evaluate=validate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
     t0 = time.perf_counter()
     test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
     metrics = {**result.best, **test_map}
