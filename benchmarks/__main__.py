@@ -2,7 +2,7 @@
 
 python -m benchmarks core-overhead [--device cpu]
 python -m benchmarks vision-classify [--device cuda]
-python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR]
+python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR] [--no-loso]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
 python -m benchmarks tour [--device cuda] [--keep-runs DIR]
@@ -89,6 +89,11 @@ def main() -> None:
         "--quick",
         action="store_true",
         help="a short run that checks the benchmark works; not recorded",
+    )
+    parser.add_argument(
+        "--no-loso",
+        action="store_true",
+        help="speech-ctc: leave out the six leave-one-speaker-out runs (six times the default run)",
     )
     args = parser.parse_args()
     module = importlib.import_module(BENCHMARKS[args.name])
