@@ -174,7 +174,7 @@ def run(args) -> dict:
     steps = peer_steps(args, budget)
     peer = train(args, "wav2letter", model="wav2letter", max_steps=steps, max_seconds=budget)
     loso = {}
-    for speaker in [] if args.no_loso else SPEAKERS[: 1 if args.quick else None]:
+    for speaker in [] if not args.loso else SPEAKERS[: 1 if args.quick else None]:
         loso[speaker] = round(
             train(args, f"loso-{speaker}", holdout_speaker=speaker)["metrics"]["test_wer"], 4
         )

@@ -59,10 +59,10 @@ def test_speech_cnn_peer_trains_and_scores_the_single_test_clips():
 
 
 def test_speech_benchmark_reports_both_peers(monkeypatch):
-    import argparse
     import dataclasses
 
     import benchmarks.speech_ctc as bench
+    from benchmarks.__main__ import BenchConfig
 
     def train(args, name, **overrides):  # a stand-in for each CTC run (ours, probe, Wav2Letter)
         metrics = {"test_wer": 0.5, "test_cer": 0.25, "test_wer_greedy": 0.5, "clip_acc": 0.75}
@@ -74,7 +74,7 @@ def test_speech_benchmark_reports_both_peers(monkeypatch):
     monkeypatch.setattr(bench, "transcribe_seconds", lambda *_: 0.01)
     monkeypatch.setattr(bench, "cnn_peer", lambda cfg, epochs: real_peer(
         dataclasses.replace(cfg, synthetic=True), epochs=epochs))  # fmt: skip
-    args = argparse.Namespace(quick=True, device="cpu", data_dir=None, keep_runs=None)
+    args = BenchConfig("speech-ctc", quick=True, device="cpu")
     result = bench.run(args)
     assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5
     assert 0 <= result["cnn_clip_acc"] <= 1 and result["cnn_epochs"] == "1 of 1"
