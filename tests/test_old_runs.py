@@ -1,4 +1,4 @@
-"""Runs trained before the redesign still serve: `tests/fixtures/runs` holds a tiny synthetic run
+"""Runs trained before the redesign still serve: `tests/fixtures/before-redesign` holds a tiny synthetic run
 of every demo, written by main at 1de4791 (before `core` and the front were split; weights,
 config and reports only). Every command besides `train` runs on a copy of each, as a user runs
 `eval` and `predict` on a run folder they already have, and the app loads each tab from them."""
@@ -13,7 +13,7 @@ from core.command import config_class
 from showcase import catalog
 from tests.test_demos import COMMAND_ARGS, IDS, READY
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "before-redesign"
 
 
 def old_run(demo, tmp_path) -> Path:
