@@ -11,7 +11,7 @@ python -m benchmarks app [--device cpu]
 The peers come from the bench extra: pip install -e ".[bench]".
 """
 
-import argparse
+import dataclasses
 import datetime
 import importlib
 import importlib.util
@@ -22,9 +22,13 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import torch
+from tyro.conf import Positional
 
+from core.config import parse
+from core.errors import UsageError
 from core.files import write_text
 
 BENCHMARKS = {
@@ -72,30 +76,28 @@ def commit() -> str:
     return f" @ {rev}{'+' if dirty else ''}"
 
 
+@dataclasses.dataclass
+class BenchConfig:
+    name: Positional[Literal[tuple(BENCHMARKS)]]
+    """The benchmark to run."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    data_dir: str | None = None
+    """Data root (default: $SHOWCASE_DATA, else the user cache dir)."""
+    keep_runs: str | None = None
+    """Keep each trained run in DIR/<model> (ours with the default config in DIR/default)."""
+    quick: bool = False
+    """A short run that checks the benchmark works; not recorded."""
+    loso: bool = True
+    """speech-ctc: also the six leave-one-speaker-out runs (six times the default run)."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("name", choices=sorted(BENCHMARKS))
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--data-dir", default=None, help="data root (default: $SHOWCASE_DATA)")
-    parser.add_argument(
-        "--keep-runs",
-        default=None,
-        metavar="DIR",
-        help="keep each trained run in DIR/<model> (ours with the default config in DIR/default)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a short run that checks the benchmark works; not recorded",
-    )
-    parser.add_argument(
-        "--no-loso",
-        action="store_true",
-        help="speech-ctc: leave out the six leave-one-speaker-out runs (six times the default run)",
-    )
-    args = parser.parse_args()
+    try:
+        args = parse(BenchConfig, sys.argv[1:], prog="python -m benchmarks")
+    except UsageError as exc:
+        print(f"python -m benchmarks: usage error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)
     module = importlib.import_module(BENCHMARKS[args.name])
     # The peers' libraries come with the bench extra: say so before anything trains.
     missing = [m for m in getattr(module, "NEEDS", ()) if importlib.util.find_spec(m) is None]

@@ -29,15 +29,16 @@ def run(args) -> dict:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 
-    from core import app, registry
+    from core.command import config_class
     from core.config import build
+    from showcase import app, catalog
     from vision.mnist import load_mnist
 
     runs = Path(args.keep_runs or tempfile.mkdtemp()) / "app-runs"
-    demo = registry.find("vision", "classify")
-    train = demo.commands()["train"]
+    demo = catalog.find("vision", "classify")
+    train = catalog.commands(demo)["train"]
     quick = {"max_steps": 3} if args.quick else demo.tour.quick
-    cfg = build(registry.config_class(train), **quick, out_dir=str(app.run_dir(demo, str(runs))),
+    cfg = build(config_class(train), **quick, out_dir=str(catalog.run_folder(demo, runs)),
                 data_dir=args.data_dir, device=args.device)  # fmt: skip
     train(cfg)
     test_x = load_mnist(args.data_dir)["test_x"]

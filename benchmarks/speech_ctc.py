@@ -21,10 +21,12 @@ from core.config import build
 from core.data import data_root
 from core.device import pick_device
 from core.seed import seed_everything
-from speech.ctc.data import SAMPLE_RATE, Features, load_fsdd
+from speech.ctc.data import SAMPLE_RATE, load_fsdd
 from speech.ctc.decode import LexiconDecoder
+from speech.ctc.features import Features
 from speech.ctc.predict import load_trained, recognize_wave
-from speech.ctc.train import SpeechConfig, main, make_split
+from speech.ctc.train import SpeechConfig, main
+from speech.ctc.utterances import make_split
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 
@@ -172,7 +174,7 @@ def run(args) -> dict:
     steps = peer_steps(args, budget)
     peer = train(args, "wav2letter", model="wav2letter", max_steps=steps, max_seconds=budget)
     loso = {}
-    for speaker in [] if args.no_loso else SPEAKERS[: 1 if args.quick else None]:
+    for speaker in [] if not args.loso else SPEAKERS[: 1 if args.quick else None]:
         loso[speaker] = round(
             train(args, f"loso-{speaker}", holdout_speaker=speaker)["metrics"]["test_wer"], 4
         )

@@ -1,10 +1,11 @@
 """tour: the wall time of `showcase tour --quick` (every ready demo trained and evaluated on its real
-data) and each application's row: measured metric, chance level, target, training seconds."""
+data) and each application's row: measured metric, chance level, target, training seconds, and
+the peak memory of the process that ran it."""
 
 import tempfile
 from pathlib import Path
 
-from core.tour import TourConfig, main
+from showcase.tour import TourConfig, main
 
 
 def run(args) -> dict:
@@ -19,6 +20,6 @@ def run(args) -> dict:
             key = r["name"].replace("-", "_")
             row |= {f"{key}_{r['metric']}": round(r["value"], 4), f"{key}_chance": r["chance"],
                     f"{key}_target": r["target"], f"{key}_train_seconds": round(r["train_seconds"], 1),
-                    f"{key}_seconds": round(r["seconds"], 1)}  # fmt: skip
+                    f"{key}_seconds": round(r["seconds"], 1), f"{key}_peak_mb": r["peak_mb"]}  # fmt: skip
     row["device"] = next((r["device"] for r in report["rows"] if r["status"] == "ok"), args.device)
     return row

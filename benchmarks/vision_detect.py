@@ -33,9 +33,11 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from core.config import build
 from core.device import pick_device
 from core.seed import seed_everything
-from vision.detect.data import SceneLoader
+from vision.detect.data import make_data
 from vision.detect.predict import detect, load_trained
-from vision.detect.train import DetectConfig, coco_map, main, make_data
+from vision.detect.scenes import SceneLoader
+from vision.detect.scoring import coco_map
+from vision.detect.train import DetectConfig, main
 
 
 def out_dir(args, name: str) -> str:

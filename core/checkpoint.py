@@ -17,7 +17,6 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from core import distributed
 from core.errors import ShowcaseError
 from core.files import atomic_write
 
@@ -103,14 +102,18 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) 
 
 
 def save_checkpoint(
-    path: Path, model: nn.Module, optimizer, scheduler, scaler, extra: dict
+    path: Path,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    scaler,
+    extra: dict,
+    rngs: list | None = None,
 ) -> None:
-    """Write the full training state: weights, optimizer, scheduler, scaler, every rank's RNGs
-    and `extra`. Every rank calls it (the RNG states are gathered); rank 0 writes.
-    A sampler without an optimizer passes None for it."""
-    rngs = distributed.all_gather_object(rng_state())
-    if not distributed.is_main():
-        return
+    """Write the full training state: weights, optimizer, scheduler, scaler, the RNG states of
+    every rank (`rngs`, each rank's `rng_state()` in rank order; default: this process's) and
+    `extra`. A sampler without an optimizer passes None for it."""
+    rngs = [rng_state()] if rngs is None else rngs
     tensors, aliases = flatten(unwrap(model).state_dict(), "model.")
     optim_state = (
         optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
@@ -138,10 +141,12 @@ def save_checkpoint(
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) -> dict:
-    """Restore what `save_checkpoint` wrote (this rank's RNGs among them); return its `extra`."""
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer, scheduler, scaler, rank: int = 0, world: int = 1
+) -> dict:
+    """Restore what `save_checkpoint` wrote (rank `rank`'s RNGs of `world` among them); return its
+    `extra`."""
     tensors, meta = read_file(path)
-    world = distributed.world_size()
     if meta.get("world_size") != world:
         raise ShowcaseError(
             f"{path} was written by {meta.get('world_size')} process(es); resume it with the same "
@@ -163,7 +168,6 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler) 
         scheduler.load_state_dict(meta["scheduler"])
     if scaler is not None and meta["scaler"]:
         scaler.load_state_dict(meta["scaler"])
-    rank = distributed.rank()
     prefix = f"rng.{rank}."
     set_rng_state(
         {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, meta["rng"][rank]

@@ -23,9 +23,31 @@ from core.files import write_text
 C = TypeVar("C")
 
 
+class ChangesDefaults:
+    """A config subclass changes inherited defaults in one place, without restating a field:
+    `DEFAULTS = {"max_steps": 1300, "schedule": "cosine"}` become the subclass's field defaults,
+    with the parent's type and `--help` line."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        changed = cls.__dict__.get("DEFAULTS", {})
+        inherited = typing.get_type_hints(cls.__mro__[1])
+        own = cls.__dict__.get("__annotations__", {})
+        wrong = sorted(k for k in changed if k not in inherited or k in own)
+        if wrong:
+            raise TypeError(
+                f"{cls.__name__}.DEFAULTS: {', '.join(wrong)} not inherited or restated"
+            )
+        cls.__annotations__ = {**own, **{k: inherited[k] for k in changed}}
+        for name, value in changed.items():
+            setattr(cls, name, value)
+
+
 @dataclasses.dataclass
-class TrainConfig:
-    """Fields every training demo shares; domains subclass it and change defaults."""
+class TrainConfig(ChangesDefaults):
+    """Fields every training demo shares; domains subclass it and change defaults (`DEFAULTS`)."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     PRESET_FIELD: ClassVar[str] = "recipe"
@@ -317,8 +339,8 @@ def _first_message(text: str) -> str:
 
 
 @dataclasses.dataclass
-class EvalConfig:
-    """Fields every `eval` command shares."""
+class EvalConfig(ChangesDefaults):
+    """Fields every `eval` command shares; domains subclass it and change defaults (`DEFAULTS`)."""
 
     out_dir: str = "runs/default"
     """Run directory of the trained model; eval.json and plots are written there."""

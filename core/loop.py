@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import load_weights, read_meta, save_weights
+from core.checkpoint import load_weights, save_weights
 from core.config import TrainConfig
 from core.device import amp_dtype, pick_device
 from core.errors import ShowcaseError
@@ -115,10 +115,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_fn(cfg))
     dtype = amp_dtype(device, cfg.amp_dtype) if cfg.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    # An exponential moving average of the weights (and BN statistics) is what gets evaluated and saved.
-    ema = None
-    if cfg.ema:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    ema = moving_average(model, cfg.ema)
     final = ema.module if ema else model  # what is evaluated and kept
     saved = nn.ModuleDict({"net": model, "ema": ema}) if ema else model
     run = Run(cfg, saved, optimizer, scheduler, scaler, loader)
@@ -164,17 +161,7 @@ def fit(
     finally:
         logger.close()
 
-    distributed.barrier()  # every rank, always: rank 0 has written best.safetensors by now
-    weights_step = state.step
-    if monitor and state.best_step is not None:
-        load_weights(final, run.dir / BEST)
-        weights_step = state.best_step
-    if ema is not None:
-        model.load_state_dict(final.state_dict())  # the caller's model ends with the kept weights
-    if distributed.is_main():
-        meta = {"config": config_mod.to_dict(cfg), "step": weights_step, "metrics": state.metrics}
-        save_weights(final, run.dir / WEIGHTS, meta)
-    distributed.barrier()
+    weights_step = keep_weights(run, model, final, monitor is not None)
     return FitResult(
         steps=state.step,
         wall_seconds=run.seconds(),
@@ -182,6 +169,36 @@ def fit(
         stopped_early=state.step < cfg.max_steps,
         weights_step=weights_step,
     )
+
+
+def moving_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights and batch-norm statistics, which is then what
+    gets evaluated and saved (None for --ema 0)."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def keep_weights(run: Run, model: nn.Module, final: nn.Module, best: bool) -> int:
+    """The end of a run: `final` (the model or its average) takes the best evaluated weights when
+    a metric was monitored (`best`), the caller's model gets them too, rank 0 writes them as
+    model.safetensors. Returns the step they come from."""
+    distributed.barrier()  # every rank, always: rank 0 has written best.safetensors by now
+    state, weights_step = run.state, run.state.step
+    if best and state.best_step is not None:
+        load_weights(final, run.dir / BEST)
+        weights_step = state.best_step
+    if final is not model:
+        model.load_state_dict(final.state_dict())  # the caller's model ends with the kept weights
+    if distributed.is_main():
+        meta = {
+            "config": config_mod.to_dict(run.cfg),
+            "step": weights_step,
+            "metrics": state.metrics,
+        }
+        save_weights(final, run.dir / WEIGHTS, meta)
+    distributed.barrier()
+    return weights_step
 
 
 class LossWatch:
@@ -291,28 +308,3 @@ class Samples:
         rate = self.count / max(now - self.time, 1e-9)
         self.count, self.time = 0, now
         return rate
-
-
-def finished_weights(run_dir: Path) -> Path:
-    """The path of a finished run's weights (`model.safetensors`), or a one-line error."""
-    path = Path(run_dir) / WEIGHTS
-    if not path.exists():
-        raise ShowcaseError(
-            f"no trained model in {run_dir}: run `train` first or pass its --out-dir"
-        )
-    return path
-
-
-def load_run_weights(model: nn.Module, run_dir: Path) -> dict:
-    """Load a finished run's weights into `model`; return their metadata."""
-    return load_weights(model, finished_weights(run_dir))
-
-
-def run_config(run_dir: Path) -> dict:
-    """The config a run was trained with, from its weights file's metadata (no tensors read)."""
-    return read_meta(finished_weights(run_dir)).get("config", {})
-
-
-def run_step(run_dir: Path) -> int:
-    """The training step a finished run's weights come from (0 for weights that do not say)."""
-    return read_meta(finished_weights(run_dir)).get("step", 0)

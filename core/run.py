@@ -9,7 +9,8 @@
 
 The run directory holds `config.json`, `checkpoint.safetensors` (weights, optimizer, scheduler,
 every rank's RNG states, the loader position and this state), `best.safetensors` and the final
-`model.safetensors`.
+`model.safetensors`. A finished run is read back with `load_run_weights`, `run_config` and
+`run_step` (eval, predict, the app).
 """
 
 import contextlib
@@ -25,7 +26,7 @@ from torch import nn
 
 from core import config as config_mod
 from core import distributed
-from core.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from core.checkpoint import load_checkpoint, load_weights, read_meta, rng_state, save_checkpoint
 from core.errors import ShowcaseError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -73,7 +74,8 @@ class Run:
         self.saved_step: int | None = None
         self.interrupted = False
         if cfg.resume:
-            extra = load_checkpoint(self.dir / CHECKPOINT, *self.parts)
+            where = {"rank": distributed.rank(), "world": distributed.world_size()}
+            extra = load_checkpoint(self.dir / CHECKPOINT, *self.parts, **where)
             self.state = RunState(**extra["state"])
             if loader is not None:
                 loader.load_state_dict(extra["loader"])
@@ -97,7 +99,9 @@ class Run:
         extra = {"state": dataclasses.asdict(self.state), "config": config_mod.to_dict(self.cfg)}
         if self.loader is not None:
             extra["loader"] = self.loader.state_dict()
-        save_checkpoint(self.dir / CHECKPOINT, *self.parts, extra)
+        rngs = distributed.all_gather_object(rng_state())  # every rank's random streams
+        if distributed.is_main():
+            save_checkpoint(self.dir / CHECKPOINT, *self.parts, extra, rngs)
         self.saved_step = self.state.step
 
     def end_step(self, last: bool = False, before_save: Callable[[], None] | None = None) -> None:
@@ -163,3 +167,28 @@ def check_run_dir(cfg) -> None:
         raise ShowcaseError(
             f"{run_dir} already holds a run: pass --resume to continue it or choose a new --out-dir"
         )
+
+
+def finished_weights(run_dir: Path) -> Path:
+    """The path of a finished run's weights (`model.safetensors`), or a one-line error."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.exists():
+        raise ShowcaseError(
+            f"no trained model in {run_dir}: run `train` first or pass its --out-dir"
+        )
+    return path
+
+
+def load_run_weights(model: nn.Module, run_dir: Path) -> dict:
+    """Load a finished run's weights into `model`; return their metadata."""
+    return load_weights(model, finished_weights(run_dir))
+
+
+def run_config(run_dir: Path) -> dict:
+    """The config a run was trained with, from its weights file's metadata (no tensors read)."""
+    return read_meta(finished_weights(run_dir)).get("config", {})
+
+
+def run_step(run_dir: Path) -> int:
+    """The training step a finished run's weights come from (0 for weights that do not say)."""
+    return read_meta(finished_weights(run_dir)).get("step", 0)

@@ -28,7 +28,8 @@ def test_rl_quartiles_count_an_unsolved_run_as_slower_than_any_solved_one():
 def test_vision_detect_peers_train_and_score_on_the_same_scenes():
     from benchmarks.vision_detect import PEERS, peer_detect, score, train_peer
     from core.config import build
-    from vision.detect.train import DetectConfig, make_data
+    from vision.detect.data import make_data
+    from vision.detect.train import DetectConfig
 
     cfg = build(DetectConfig, synthetic=True, image_size=64, max_digits=3, max_scale=1.5,
                 batch_size=4, val_scenes=0, test_scenes=4, device="cpu")  # fmt: skip
@@ -58,10 +59,10 @@ def test_speech_cnn_peer_trains_and_scores_the_single_test_clips():
 
 
 def test_speech_benchmark_reports_both_peers(monkeypatch):
-    import argparse
     import dataclasses
 
     import benchmarks.speech_ctc as bench
+    from benchmarks.__main__ import BenchConfig
 
     def train(args, name, **overrides):  # a stand-in for each CTC run (ours, probe, Wav2Letter)
         metrics = {"test_wer": 0.5, "test_cer": 0.25, "test_wer_greedy": 0.5, "clip_acc": 0.75}
@@ -73,7 +74,7 @@ def test_speech_benchmark_reports_both_peers(monkeypatch):
     monkeypatch.setattr(bench, "transcribe_seconds", lambda *_: 0.01)
     monkeypatch.setattr(bench, "cnn_peer", lambda cfg, epochs: real_peer(
         dataclasses.replace(cfg, synthetic=True), epochs=epochs))  # fmt: skip
-    args = argparse.Namespace(quick=True, device="cpu", data_dir=None, keep_runs=None)
+    args = BenchConfig("speech-ctc", quick=True, device="cpu")
     result = bench.run(args)
     assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5
     assert 0 <= result["cnn_clip_acc"] <= 1 and result["cnn_epochs"] == "1 of 1"

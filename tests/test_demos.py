@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import registry
 from core.checkpoint import read_file
+from core.command import config_class
 from core.config import build
 from core.run import WEIGHTS
+from showcase import catalog
 
-READY = [d for d in registry.all_demos() if d.status == "ready"]
+READY = [d for d in catalog.all_demos() if d.status == "ready"]
 IDS = [f"{d.domain}.{d.task}" for d in READY]
 
 
@@ -44,20 +45,20 @@ COMMAND_ARGS = {
 }  # fmt: skip
 
 
-def test_registry_has_ready_demos():
+def test_the_catalog_has_ready_demos():
     assert READY
 
 
 @pytest.mark.parametrize("demo", READY, ids=IDS)
 def test_every_command_of_every_demo_is_smoke_tested(demo):
-    commands = set(demo.commands()) - {"train"}
+    commands = set(catalog.commands(demo)) - {"train"}
     assert commands == set(COMMAND_ARGS.get((demo.domain, demo.task), {}))
 
 
 @pytest.mark.parametrize("demo", READY, ids=IDS)
 def test_smoke(demo, tmp_path, capsys):
-    commands = demo.commands()
-    cfg_cls = registry.config_class(commands["train"])
+    commands = catalog.commands(demo)
+    cfg_cls = config_class(commands["train"])
     out_dir = str(tmp_path / "run")
     cfg = build(cfg_cls, synthetic=True, max_steps=3, out_dir=out_dir, device="cpu", log_every=1)
     report = commands["train"](cfg)
@@ -67,7 +68,7 @@ def test_smoke(demo, tmp_path, capsys):
     for name, make_args in COMMAND_ARGS[(demo.domain, demo.task)].items():
         command = commands[name]
         args = {"out_dir": out_dir, "device": "cpu", **make_args(tmp_path)}
-        result = command(registry.config_class(command)(**args))
+        result = command(config_class(command)(**args))
         assert result, f"{name} returned nothing"
     assert (tmp_path / "run" / "eval.json").exists()  # beside the training report, which stays
     weights_step = read_file(tmp_path / "run" / WEIGHTS)[1]["step"]

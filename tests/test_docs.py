@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import BENCHMARKS
-from core import registry
+from core.command import config_class
 from core.config import parse
+from showcase import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -39,7 +40,7 @@ def commands(page: Path) -> list[list[str]]:
 
 
 def test_every_application_has_a_page():
-    names = {f"{d.domain}-{d.task}.md" for d in registry.all_demos()}
+    names = {f"{d.domain}-{d.task}.md" for d in catalog.all_demos()}
     assert names | {"core.md", "README.md"} == {p.name for p in (ROOT / "docs").glob("*.md")}
 
 
@@ -68,13 +69,13 @@ def check(argv: list[str]) -> None:
         i = argv.index("--config")
         argv = argv[:i] + argv[i + 2 :]
     if argv[1] in ("tour", "app"):
-        from core.app import AppConfig
-        from core.tour import TourConfig
+        from showcase.app import AppConfig
+        from showcase.tour import TourConfig
 
         parse(TourConfig if argv[1] == "tour" else AppConfig, argv[2:], prog=f"showcase {argv[1]}")
         return
-    command = registry.find(argv[1], argv[2]).commands()[argv[3]]
-    parse(registry.config_class(command), argv[4:], prog=" ".join(argv[:4]))
+    command = catalog.commands(catalog.find(argv[1], argv[2]))[argv[3]]
+    parse(config_class(command), argv[4:], prog=" ".join(argv[:4]))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import registry
+from core.command import config_class
+from showcase import catalog
 from tests.console import BIN, console_script, showcase_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ SUITE = (
 INSTALL = re.compile(r"^python3 -m venv \.venv && \.venv/bin/pip install -e (\S+) && ")
 
 SMOKE = {
-    # every application's tour runs in tests/core/test_tour.py (the same tour.main, in-process);
+    # every application's tour runs in tests/showcase/test_tour.py (the same tour.main, in-process);
     # here the console script's tour, of one application, for time
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/showcase tour --quick":
         ".venv/bin/showcase tour --quick --synthetic --max-steps 2 --only recsys --out-dir tour-all",
@@ -175,13 +176,13 @@ def flags_of(config: type) -> set[str]:
 
 def all_configs() -> dict[str, type]:
     """Every command's config, by its command line (`showcase vision classify train`, ...)."""
-    from core.app import AppConfig
-    from core.tour import TourConfig
+    from showcase.app import AppConfig
+    from showcase.tour import TourConfig
 
     configs = {"showcase tour": TourConfig, "showcase app": AppConfig}
-    for demo in registry.all_demos():
-        for name, command in demo.commands().items():
-            configs[f"showcase {demo.domain} {demo.task} {name}"] = registry.config_class(command)
+    for demo in catalog.all_demos():
+        for name, command in catalog.commands(demo).items():
+            configs[f"showcase {demo.domain} {demo.task} {name}"] = config_class(command)
     return configs
 
 
@@ -350,7 +351,7 @@ def test_readme_line_runs(line, ran):
     if line.endswith("--gif cartpole.gif"):
         assert (cwd / "cartpole.gif").stat().st_size > 0
     if line == "showcase list":
-        assert all(d.domain in results[line].out for d in registry.all_demos())
+        assert all(d.domain in results[line].out for d in catalog.all_demos())
     if "tour --quick" in line:
         out = SMOKE[line].split("--out-dir ")[1]
         assert (cwd / out / "index.html").is_file() and (cwd / out / "tour.json").is_file()
@@ -386,7 +387,7 @@ def table_rows() -> list[tuple[str, str, str]]:
     rows = []
     for line in README.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in {d.domain for d in registry.all_demos()}:
+        if len(cells) == 5 and cells[0] in {d.domain for d in catalog.all_demos()}:
             rows.append((cells[0], cells[1], cells[4]))
     return rows
 
@@ -424,9 +425,7 @@ def matches(shown: str, percent: bool, numbers: list[float]) -> bool:
 def test_table_numbers_come_from_one_benchmark_row(row):
     domain, task_text, cell = row
     demo = next(
-        d
-        for d in registry.all_demos()
-        if d.domain == domain and f"`{domain} {d.task}`" in task_text
+        d for d in catalog.all_demos() if d.domain == domain and f"`{domain} {d.task}`" in task_text
     )
     name = f"{domain}-{demo.task}"
     from benchmarks.__main__ import BENCHMARKS

@@ -1,44 +1,47 @@
 """Vision: an MNIST digit classifier (`vision.classify`) and a small object detector (`vision.detect`)."""
 
-from core.registry import Demo, Tour
+from core.demo import Demo, Tour
 
-DEMOS = [
-    Demo(
-        "vision",
-        "classify",
-        "CNN digit classifier",
-        "MNIST",
-        "test accuracy",
-        "vision.classify.train",
-        Tour(
-            metric="test_acc",
-            target=0.995,
-            chance=0.1,
-            chance_is="guessing one of 10 digits",
-            quick={"max_steps": 500},
-            pictures=("confusion.png", "mistakes.png"),
-            full=0.9952,
-            full_source="vision-classify default_test_acc",
-        ),
-        app="vision.classify.predict:app_tab",
+CLASSIFY = Demo(
+    "vision",
+    "classify",
+    "CNN digit classifier",
+    "MNIST",
+    "test accuracy",
+    run_dir="runs/vision-classify",
+    module="vision.classify.train",
+    tour=Tour(
+        metric="test_acc",
+        target=0.995,
+        chance=0.1,
+        chance_is="guessing one of 10 digits",
+        quick={"max_steps": 500},
+        pictures=("confusion.png", "mistakes.png"),
+        full=0.9952,
+        full_source="vision-classify default_test_acc",
     ),
-    Demo(
-        "vision",
-        "detect",
-        "small object detector",
-        "MNIST digit scenes",
-        "test mAP@[.5:.95]",
-        "vision.detect.train",
-        Tour(
-            metric="map",
-            target=0.80,
-            chance=0.0,
-            chance_is="boxes placed at random",
-            quick={"max_steps": 800, "eval_every": 0},
-            pictures=("detections.png",),
-            full=0.8711,
-            full_source="vision-detect map",
-        ),
-        app="vision.detect.predict:app_tab",
+    app="vision.classify.predict:app_tab",
+)
+
+DETECT = Demo(
+    "vision",
+    "detect",
+    "small object detector",
+    "MNIST digit scenes",
+    "test mAP@[.5:.95]",
+    run_dir="runs/vision-detect",
+    module="vision.detect.train",
+    tour=Tour(
+        metric="map",
+        target=0.80,
+        chance=0.0,
+        chance_is="boxes placed at random",
+        quick={"max_steps": 800, "eval_every": 0},
+        pictures=("detections.png",),
+        full=0.8711,
+        full_source="vision-detect map",
     ),
-]
+    app="vision.detect.predict:app_tab",
+)
+
+DEMOS = [CLASSIFY, DETECT]

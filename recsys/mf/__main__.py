@@ -1,5 +1,6 @@
 import sys
 
-from core.cli import run_demo
+from core.command import run
+from recsys.mf.train import COMMANDS
 
-sys.exit(run_demo("recsys", "mf", sys.argv[1:]))
+sys.exit(run(COMMANDS, sys.argv[1:], prog="python -m recsys.mf"))

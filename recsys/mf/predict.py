@@ -7,10 +7,12 @@ import json
 import torch
 
 from core.config import positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import save_figure
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from recsys import MF
 from recsys.mf.bayes import kept_draws
 from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
 from recsys.mf.model import BiasedMF, MFConfig, hit_rate_ndcg, predict_ratings, rmse_mae
@@ -18,7 +20,7 @@ from recsys.mf.model import BiasedMF, MFConfig, hit_rate_ndcg, predict_ratings, 
 
 @dataclasses.dataclass
 class RecommendConfig:
-    out_dir: str = "runs/recsys-mf"
+    out_dir: str = MF.run_dir
     """Run directory of the trained model."""
     user: str | None = None
     """Raw user id (as in the dataset) to recommend for."""
@@ -226,7 +228,6 @@ def item_map(model: BiasedMF, train, labels: int = 12):
 def app_tab():
     """`showcase app`: pick a user -> top-10 films with predicted ratings and what they rated
     highest; or type a title -> similar films."""
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
         model, train, test = load_run(run_dir, None, device)

@@ -23,9 +23,11 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive, refuse_unused
 from core.device import pick_device
 from core.errors import UsageError
-from core.loop import fit, run_config, run_step, setup
+from core.loop import fit, setup
 from core.report import report_eval, write_report
+from core.run import run_config, run_step
 from core.tensor_data import TensorLoader
+from recsys import MF
 from recsys.mf.bayes import sample_model
 from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
 from recsys.mf.model import (
@@ -55,8 +57,13 @@ class MFTrainConfig(TrainConfig):
         "map": {"dim": 64, "val_fraction": 0.05, "max_steps": 120},
         "bpr": {"dim": 64, "val_fraction": 0.05, "max_steps": 120, "reg": 1.0, "lr": 0.05},
     }
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": MF.run_dir,
+        "lr": 3e-2,
+        "schedule": "cosine",
+        "eval_every": 20,
+    }
 
-    out_dir: str = "runs/recsys-mf"
     dataset: Literal["ml-100k", "ml-1m", "ml-latest-small"] = "ml-100k"
     """MovieLens variant under the data root."""
     split: str | None = None
@@ -86,9 +93,6 @@ class MFTrainConfig(TrainConfig):
     """Gibbs sweeps over all unknowns (bayes), or full-batch Adam steps (map, bpr): not epochs."""
     batch_size: int = 1_000_000
     """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
-    lr: float = 3e-2
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    eval_every: int = 20
     log_every: int = 5
     """Sweeps (or steps) between log lines: the training curve's points."""
     synthetic: bool = False
@@ -148,7 +152,7 @@ def fit_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
         negatives = sample_negatives(train, val.users, 99, cfg.seed)
         val_candidates = torch.cat([val.items[:, None], negatives], 1).to(device)
 
-    def evaluate(m):
+    def validate(m):
         if val_candidates is not None:
             scores = m()[val_users].gather(1, val_candidates)
             return {
@@ -160,7 +164,7 @@ def fit_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
         }
 
     monitor, mode = ("val_hr_at_10", "max") if cfg.method == "bpr" else ("val_rmse", "min")
-    result = fit(model, step, loader, cfg, device=device, evaluate=evaluate if n_val else None,
+    result = fit(model, step, loader, cfg, device=device, evaluate=validate if n_val else None,
                  monitor=monitor if n_val else None, mode=mode)  # fmt: skip
     return model, result
 
@@ -187,8 +191,10 @@ def main(cfg: MFTrainConfig) -> dict:
 
 @dataclasses.dataclass
 class MFEvalConfig(EvalConfig):
-    out_dir: str = "runs/recsys-mf"
-    batch_size: int = 100_000
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": MF.run_dir,
+        "batch_size": 100_000,
+    }
 
 
 def evaluate(cfg: MFEvalConfig) -> dict:

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 from core.config import positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import atomic_write
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from rl import DQN
 from rl.dqn.data import check_env, make_envs, obs_bounds
 from rl.dqn.model import q_network
 
@@ -91,7 +93,7 @@ def load_policy(out_dir: str, env_id: str | None, device: torch.device):
 
 @dataclasses.dataclass
 class PlayConfig:
-    out_dir: str = "runs/rl-dqn"
+    out_dir: str = DQN.run_dir
     """Run directory of the trained agent."""
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
@@ -154,8 +156,6 @@ def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -
 def app_tab():
     """`showcase app`: play one episode of the kept policy -> its animation and its return."""
     import tempfile
-
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
         q_net, env_id = load_policy(run_dir, None, device)

@@ -28,11 +28,13 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.files import copy_file, save_figure
 from core.logger import RunLogger
-from core.loop import run_step, setup
+from core.loop import setup
 from core.report import report_eval, write_report
-from core.run import BEST, WEIGHTS, Run
-from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs, obs_bounds
-from rl.dqn.model import double_dqn_targets, q_network, td_loss
+from core.run import BEST, WEIGHTS, Run, run_step
+from rl import DQN
+from rl.dqn.agent import act, collect, epsilon, learn, update_target
+from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
+from rl.dqn.model import q_network
 from rl.dqn.predict import SolveProtocol, evaluate_policy, load_policy, play, write_gif
 
 TASK = "rl.dqn"
@@ -62,16 +64,19 @@ class DQNConfig(TrainConfig):
     PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
     UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "ema", "grad_accum",
                                          "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DQN.run_dir,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "grad_clip": 10.0,
+    }
 
-    out_dir: str = "runs/rl-dqn"
     env: str = "CartPole-v1"
     """gymnasium id of a discrete-action environment; sets the defaults of the fields below."""
     max_steps: int = 50_000
     """Environment steps to train for (summed over the vector envs), not optimizer steps."""
     num_envs: int = 4
     """Environments stepped side by side."""
-    batch_size: int = 256
-    lr: float = 3e-3
     hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the Q-network."""
     buffer_size: int = 100_000
@@ -98,7 +103,6 @@ class DQNConfig(TrainConfig):
     """Final exploration rate."""
     eps_fraction: float = 0.08
     """Fraction of --max-steps over which epsilon decays linearly."""
-    grad_clip: float = 10.0
     eval_every: int = 1000
     """Greedy evaluation every N environment steps (the kept policy is the best evaluated one)."""
     ckpt_every: int = 0
@@ -132,16 +136,31 @@ class DQNConfig(TrainConfig):
                 )
 
 
-def epsilon(cfg: DQNConfig, step: int) -> float:
-    """Linear decay from eps_start to eps_end over eps_fraction of the run."""
-    span = max(1, int(cfg.eps_fraction * cfg.max_steps))
-    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
+def evaluate_and_keep(q_net: nn.Module, protocol: SolveProtocol, run: Run, cfg: DQNConfig,
+                      meta: dict, logger: RunLogger, eps: float) -> None:  # fmt: skip
+    """Evaluate the greedy policy; keep it in best.safetensors if it is the best so far; mark the
+    run solved when it meets the threshold (with --stop-at-threshold)."""
+    state, extra, step = run.state, run.state.extra, run.state.step
+    mean, solved = protocol.check(q_net)
+    extra["eval_seconds"] = protocol.eval_seconds
+    extra["curve"].append([step, mean])
+    logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
+    if state.best is None or mean > state.best:
+        state.best, state.best_step = mean, step
+        kept = {"config": {**to_dict(cfg), **meta}, "step": step, "return_mean": mean}
+        save_weights(q_net, run.dir / BEST, kept)
+    if solved and cfg.stop_at_threshold:  # seconds of learning, evaluation excluded
+        extra.update(solved_step=step, solved_seconds=run.seconds() - protocol.eval_seconds)
 
 
-def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters(), strict=True):
-            t.lerp_(o, tau)
+FRESH = {
+    "updates": 0,
+    "curve": [],
+    "solved_step": None,
+    "solved_seconds": None,
+    "eval_seconds": 0.0,
+}
+"""What a run keeps beside its step (restored on --resume)."""
 
 
 def main(cfg: DQNConfig) -> dict:
@@ -149,17 +168,12 @@ def main(cfg: DQNConfig) -> dict:
     distributed.require_single_process("rl dqn")
     obs_dim, num_actions = check_env(cfg.env)
     device = setup(cfg)
-    eval_episodes = 2 if cfg.synthetic else cfg.eval_episodes
-    final_episodes = 2 if cfg.synthetic else cfg.final_episodes
-    threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
-
     bounds = obs_bounds(cfg.env) if cfg.scale_obs else None
     q_net = q_network(obs_dim, num_actions, cfg.hidden, bounds).to(device)
     target = q_network(obs_dim, num_actions, cfg.hidden, bounds).to(device)
     target.load_state_dict(q_net.state_dict())
-    optimizer = torch.optim.Adam(
-        q_net.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda")
-    )
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.lr, fused=fused)
     meta = {
         "env": cfg.env,
         "obs_dim": obs_dim,
@@ -168,101 +182,67 @@ def main(cfg: DQNConfig) -> dict:
     }
     run = Run(cfg, nn.ModuleDict({"q": q_net, "target": target}), optimizer)
     state, extra = run.state, run.state.extra
-    for key, value in {
-        "updates": 0,
-        "curve": [],
-        "solved_step": None,
-        "solved_seconds": None,
-        "eval_seconds": 0.0,
-    }.items():
-        extra.setdefault(key, value)
+    for key, value in FRESH.items():
+        extra.setdefault(key, list(value) if isinstance(value, list) else value)
 
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, device)
     envs = make_envs(cfg.env, cfg.num_envs)
     obs, _ = envs.reset(seed=cfg.seed + state.step)
-    episode_returns, finished = np.zeros(cfg.num_envs), []
+    returns, finished = np.zeros(cfg.num_envs), []
     logger = RunLogger(run.dir, cfg.max_steps, state.step, True, cfg.tensorboard)
+    eval_episodes = 2 if cfg.synthetic else cfg.eval_episodes
     protocol = SolveProtocol(cfg.env, eval_episodes, eval_seconds=extra["eval_seconds"])
     refill_until = state.step + cfg.learning_starts  # a resumed run refills its replay buffer first
-
+    n = cfg.num_envs  # environment steps per loop: `step % every < n` is "a multiple passed"
     try:
         with run.interruptible():
             while state.step < cfg.max_steps and extra["solved_step"] is None:
                 eps = epsilon(cfg, state.step)
-                with torch.no_grad():
-                    greedy = (
-                        q_net(torch.as_tensor(obs, dtype=torch.float32, device=device))
-                        .argmax(1)
-                        .cpu()
-                    )
-                explore = torch.rand(cfg.num_envs) < eps
-                actions = torch.where(
-                    explore, torch.randint(0, num_actions, (cfg.num_envs,)), greedy
-                ).numpy()
-                next_obs, real_next, rewards, terminated, done = env_step(envs, actions)
-                buffer.add(obs, actions, rewards, real_next, terminated, done)
-                obs = next_obs
-                episode_returns += rewards
-                for i in np.flatnonzero(done):
-                    finished.append(episode_returns[i])
-                    episode_returns[i] = 0.0
-                state.step = step = state.step + cfg.num_envs
-                logger.advance(cfg.num_envs)
-
-                if (
-                    step >= max(cfg.learning_starts, refill_until)
-                    and step % cfg.train_freq < cfg.num_envs
-                ):
-                    for _ in range(cfg.gradient_steps):
-                        s, a, r, s2, term, discount = buffer.sample(
-                            cfg.batch_size, cfg.n_step, cfg.gamma, cfg.num_envs
-                        )
-                        with torch.no_grad():  # Q(s') needs no backward pass
-                            targets = double_dqn_targets(q_net(s2), target(s2), r, term, discount)
-                        loss = td_loss(q_net(s), a, targets)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.grad_clip)
-                        optimizer.step()
-                        extra["updates"] += 1
-                if step % cfg.target_update < cfg.num_envs:
+                obs = collect(
+                    envs, buffer, obs, act(q_net, obs, eps, num_actions, device), returns, finished
+                )
+                state.step = step = state.step + n
+                logger.advance(n)
+                if step >= max(cfg.learning_starts, refill_until) and step % cfg.train_freq < n:
+                    extra["updates"] += learn(q_net, target, optimizer, buffer, cfg)
+                if step % cfg.target_update < n:
                     update_target(target, q_net, cfg.tau)
-                if step % cfg.log_every < cfg.num_envs and finished:
-                    logger.log(
-                        "train",
-                        step,
-                        {"episode_return": float(np.mean(finished[-20:])), "epsilon": eps},
-                    )
-                if step % cfg.eval_every < cfg.num_envs or step >= cfg.max_steps:
-                    mean, solved = protocol.check(q_net)
-                    extra["eval_seconds"] = protocol.eval_seconds
-                    extra["curve"].append([step, mean])
-                    logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
-                    if state.best is None or mean > state.best:
-                        state.best, state.best_step = mean, step
-                        save_weights(q_net, run.dir / BEST, {"config": {**to_dict(cfg), **meta},
-                                                             "step": step, "return_mean": mean})  # fmt: skip
-                    if solved and cfg.stop_at_threshold:  # seconds of learning, evaluation excluded
-                        extra.update(
-                            solved_step=step, solved_seconds=run.seconds() - protocol.eval_seconds
-                        )
+                if step % cfg.log_every < n and finished:
+                    shown = {"episode_return": float(np.mean(finished[-20:])), "epsilon": eps}
+                    logger.log("train", step, shown)
+                if step % cfg.eval_every < n or step >= cfg.max_steps:
+                    evaluate_and_keep(q_net, protocol, run, cfg, meta, logger, eps)
                 run.end_step(last=step >= cfg.max_steps or extra["solved_step"] is not None)
     finally:
         envs.close()
         logger.close()
+    return finish(cfg, run, device)
 
+
+def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
+    """Keep the best policy as the run's weights, score it on fresh episodes, report."""
+    state, extra = run.state, run.state.extra
     copy_file(run.dir / BEST, run.dir / WEIGHTS)  # the kept policy is the best one
     wall = run.seconds()
     kept, _ = load_policy(cfg.out_dir, cfg.env, device)
+    final_episodes = 2 if cfg.synthetic else cfg.final_episodes
     returns = evaluate_policy(kept, cfg.env, final_episodes, seed=cfg.seed + 100_000)
+    threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
     plot_curve(extra["curve"], run.dir / "curve.png", cfg.env, threshold)
-    metrics = {"return_mean": float(returns.mean()), "return_std": float(returns.std()), "episodes": len(returns),
-               "best_eval_return": state.best, "best_step": state.best_step, "steps_to_solve": extra["solved_step"],
-               "seconds_to_solve": extra["solved_seconds"], "eval_seconds": extra["eval_seconds"],
-               "updates": extra["updates"]}  # fmt: skip
+    metrics = {
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "episodes": len(returns),
+        "best_eval_return": state.best,
+        "best_step": state.best_step,
+        "steps_to_solve": extra["solved_step"],
+        "seconds_to_solve": extra["solved_seconds"],
+        "eval_seconds": extra["eval_seconds"],
+        "updates": extra["updates"],
+    }
     report = write_report(cfg, TASK, metrics, state.step, wall, device)
-    print(f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} ± {returns.std():.1f} "
-          f"over {len(returns)} episodes; {state.step} steps in {wall:.1f}s")  # fmt: skip
+    print(f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
+          f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s")  # fmt: skip
     return report
 
 
@@ -288,7 +268,7 @@ def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) ->
 
 @dataclasses.dataclass
 class DQNEvalConfig(EvalConfig):
-    out_dir: str = "runs/rl-dqn"
+    DEFAULTS: ClassVar[dict] = {"out_dir": DQN.run_dir}
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100

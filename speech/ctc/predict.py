@@ -10,36 +10,20 @@ import torch
 from tyro.conf import Positional
 
 from core.config import positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
-from core.files import save_figure, write_text
-from core.loop import load_run_weights, run_config
-from speech.ctc.data import (
-    EDGE_SILENCE,
-    SAMPLE_RATE,
-    VOCAB,
-    WORDS,
-    Clips,
-    Features,
-    Plan,
-    assemble,
-    pad_silence,
-    read_audio,
-    to_8k,
-)
+from core.files import write_text
+from core.run import load_run_weights, run_config
+from speech import CTC
+from speech.ctc.data import SAMPLE_RATE, VOCAB, WORDS, read_audio, to_8k
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
+from speech.ctc.features import Features
 from speech.ctc.model import CTCConfig, build_model
+from speech.ctc.utterances import EDGE_SILENCE, pad_silence
 
 LEXICON = "lexicon.txt"
 """The run's beam-search words (its training transcripts' words, or --lexicon FILE's)."""
-
-
-def wer_cer(hyps: list[str], refs: list[str], prefix: str = "") -> dict[str, float]:
-    """Word and character error rates (torchmetrics) over a corpus."""
-    from torchmetrics.functional.text import char_error_rate, word_error_rate
-
-    return {f"{prefix}wer": float(word_error_rate(hyps, refs)),
-            f"{prefix}cer": float(char_error_rate(hyps, refs))}  # fmt: skip
 
 
 def lexicon_words(path: str | None, texts: list[str] | None = None) -> list[str]:
@@ -108,7 +92,7 @@ def load_trained(out_dir: str, device: torch.device) -> Trained:
 class TranscribeConfig:
     paths: Positional[list[str]]
     """Audio files (wav, flac, ...; any sample rate and channel count)."""
-    out_dir: str = "runs/speech-ctc"
+    out_dir: str = CTC.run_dir
     """Run directory of the trained model."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
@@ -197,42 +181,8 @@ def transcribe(cfg: TranscribeConfig) -> dict:
     return {"transcripts": results}
 
 
-@torch.no_grad()
-def plot_alignment(model, features: Features, clips: Clips, plan: Plan, path: str) -> None:
-    """One test utterance's log-mel spectrogram with its CTC forced alignment drawn over it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    three = ((plan.clips >= 0).sum(1) == 3).nonzero().flatten()  # a three-word utterance if any
-    row = three[:1] if len(three) else torch.tensor([0])
-    wave, samples = assemble(clips, plan, row)
-    x, frames = features(wave, samples)
-    emissions, lengths = model(x, frames)
-    text = plan.transcripts(clips)[row.item()]
-    words = word_times(emissions[0, : lengths[0]], text, model.stride / 100)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    seconds = frames[0].item() / 100
-    ax.imshow(
-        x[0, :, : frames[0]].cpu(),
-        origin="lower",
-        aspect="auto",
-        extent=(0, seconds, 0, x.shape[1]),
-    )
-    for w in words:
-        ax.axvspan(w["start"], w["end"], color="white", alpha=0.15)
-        ax.axvline(w["start"], color="white", lw=0.8)
-        ax.text((w["start"] + w["end"]) / 2, x.shape[1] - 4, w["word"], color="white", ha="center")
-    ax.set(xlabel="seconds", ylabel="mel band", title=f"CTC alignment: {text!r}")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 def app_tab():
     """`showcase app`: upload or record audio -> the transcript and each word's start and end."""
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
         run = load_trained(run_dir, device)

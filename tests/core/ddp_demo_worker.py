@@ -28,11 +28,12 @@ def counting_fit(model, *args, **kwargs):
 if __name__ == "__main__":
     out_dir, domain, task = sys.argv[1:4]
     core.loop.fit = counting_fit  # before the demo's train module imports it
-    from core import registry
+    from core.command import config_class
     from core.config import build
+    from showcase import catalog
 
-    train = registry.find(domain, task).commands()["train"]
-    cfg = build(registry.config_class(train), synthetic=True, max_steps=3, out_dir=out_dir,
+    train = catalog.commands(catalog.find(domain, task))["train"]
+    cfg = build(config_class(train), synthetic=True, max_steps=3, out_dir=out_dir,
                 device="cpu", log_every=1)  # fmt: skip
     report = train(cfg)
     print(f"rank {distributed.rank()} eval calls {eval_calls} metrics {sorted(report['metrics'])}")

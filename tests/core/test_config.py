@@ -159,3 +159,32 @@ def test_a_shared_flag_a_demo_ignores_is_refused(argv):
     with pytest.raises(UsageError, match=f"{argv[0]} is not supported by demo sampler"):
         parse(SamplerConfig, argv, "p")
     assert parse(SamplerConfig, ["--lr", "0.1"], "p").lr == 0.1
+
+
+@dataclasses.dataclass
+class ChangedConfig(DemoConfig):
+    DEFAULTS: ClassVar[dict] = {"max_steps": 40, "schedule": "cosine"}
+    depth: int = 2
+    """Layers."""
+
+
+def test_changed_defaults_keep_the_fields_place_type_and_help(capsys):
+    names = [f.name for f in dataclasses.fields(ChangedConfig)]
+    assert names == [f.name for f in dataclasses.fields(DemoConfig)] + ["depth"]
+    cfg = ChangedConfig()
+    assert (cfg.max_steps, cfg.schedule, cfg.lr, cfg.width) == (40, "cosine", 1e-3, 8)
+    assert TrainConfig().max_steps == 1000 and DemoConfig().schedule == "constant"
+    with pytest.raises(SystemExit):
+        parse(ChangedConfig, ["--help"], "p")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Optimizer steps to train for. (default: 40)" in text
+    with pytest.raises(UsageError, match="--schedule"):
+        parse(ChangedConfig, ["--schedule", "cubic"], "p")  # still Literal[...]
+
+
+def test_a_changed_default_must_name_an_inherited_field():
+    with pytest.raises(TypeError, match="max_stepz"):
+
+        @dataclasses.dataclass
+        class Typo(DemoConfig):
+            DEFAULTS: ClassVar[dict] = {"max_stepz": 40}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.checkpoint import load_weights, read_file, save_checkpoint, save_weights
-from core.cli import resume_hint
+from core.command import resume_hint
 from core.config import TrainConfig
 from core.errors import ShowcaseError
 from core.files import atomic_write

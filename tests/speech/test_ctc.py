@@ -14,22 +14,13 @@ from torch.overrides import TorchFunctionMode
 from core.checkpoint import read_meta
 from core.config import build
 from core.errors import MissingData, ShowcaseError
-from speech.ctc.data import (
-    VOCAB,
-    WORDS,
-    Features,
-    assemble,
-    compose,
-    encode,
-    load_fsdd,
-    pad_silence,
-    synthetic_clips,
-    targets,
-)
+from speech.ctc.data import VOCAB, WORDS, encode, load_fsdd, synthetic_clips
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
+from speech.ctc.features import Features
 from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
 from speech.ctc.predict import TranscribeConfig, app_tab, lexicon_words, transcribe
 from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
+from speech.ctc.utterances import assemble, compose, pad_silence, targets
 from tests.conftest import real_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +213,7 @@ def test_long_file_is_transcribed_in_chunks(trained, tmp_path, capsys):
     soundfile.write(tmp_path / "long.wav", np.concatenate(pieces), 8000)
     result = transcribe(TranscribeConfig(paths=[str(tmp_path / "long.wav")], out_dir=cfg.out_dir,
                                          device="cpu", chunk_seconds=6.0))  # fmt: skip
-    from speech.ctc.predict import wer_cer
+    from speech.ctc.scoring import wer_cer
 
     words = result["transcripts"][0]["words"]
     truth = " ".join(["three one four"] * 4)
@@ -251,7 +242,7 @@ def test_fsdd_loads_every_recording_verified(tmp_path):
 def test_bad_flags_are_one_line(tmp_path):
     for args, message in [(["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
                           (["--beam", "0"], "--beam must be > 0")]:  # fmt: skip
-        result = subprocess.run([sys.executable, "-m", "core.cli", "speech", "ctc", "train", *args,
+        result = subprocess.run([sys.executable, "-m", "showcase", "speech", "ctc", "train", *args,
                                  "--out-dir", str(tmp_path / "r")], capture_output=True, text=True,
                                 cwd=ROOT)  # fmt: skip
         assert result.returncode == 2 and message in result.stderr, result.stderr

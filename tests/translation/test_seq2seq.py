@@ -19,21 +19,16 @@ from translation.seq2seq.data import (
     collate,
     encode,
     load_multi30k,
+    load_texts,
     load_tokenizer,
     read_pair,
+    synthetic_text,
     train_tokenizer,
 )
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model, seq2seq_loss
 from translation.seq2seq.predict import TranslateConfig, Translator, bleu_chrf, translate
-from translation.seq2seq.train import (
-    TranslationConfig,
-    TranslationEvalConfig,
-    evaluate,
-    load_texts,
-    main,
-    synthetic_text,
-)
+from translation.seq2seq.train import TranslationConfig, TranslationEvalConfig, evaluate, main
 
 SHAPE = {
     "d_model": 32,

@@ -1,5 +1,6 @@
 import sys
 
-from core.cli import run_demo
+from core.command import run
+from translation.seq2seq.train import COMMANDS
 
-sys.exit(run_demo("translation", "seq2seq", sys.argv[1:]))
+sys.exit(run(COMMANDS, sys.argv[1:], prog="python -m translation.seq2seq"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from core.data import data_root, download, missing_files
-from core.errors import DataError, MissingData
+from core.errors import DataError, MissingData, UsageError
 
 FOLDER = "multi30k"
 URL = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/{}.gz"
@@ -167,3 +167,77 @@ def collate(pairs: Pairs, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     src = pad_rows(pairs.src, pairs.src_start[rows], pairs.src_len[rows])
     tgt = pad_rows(pairs.tgt, pairs.tgt_start[rows], pairs.tgt_len[rows])
     return src, torch.cat([torch.full_like(tgt[:, :1], BOS), tgt], 1)
+
+
+HELD_OUT = 1000  # pairs held out of --train-files for each missing validation or test set
+
+
+def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """A made-up 'language': the target spells the source's digits as words, in reverse order."""
+    words = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+    english = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    gen = torch.Generator().manual_seed(seed)
+    src, tgt = [], []
+    for _ in range(n):
+        digits = torch.randint(
+            0, 10, (int(torch.randint(1, 6, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        src.append(" ".join(words[d] for d in digits))
+        tgt.append(" ".join(english[d] for d in reversed(digits)))
+    return src, tgt
+
+
+def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
+    """Train, val and test pairs of a run's `TranslationConfig`: Multi30k, the user's files, or the
+    synthetic language.
+
+    Without --val-files or --test-files, each missing set is its own seeded slice of the training
+    pairs (validation first, then test), so the pairs that pick the kept weights are never scored
+    as the test."""
+    if cfg.synthetic:
+        return {"train": synthetic_text(2000, cfg.seed), "val": synthetic_text(40, cfg.seed + 1),
+                "test": synthetic_text(40, 10_000)}  # fmt: skip
+    if cfg.train_files is None:
+        if cfg.val_files or cfg.test_files:
+            raise UsageError("--val-files and --test-files need --train-files")
+        return load_multi30k(cfg.data_dir)
+    train = read_pair(*cfg.train_files)
+    given = {"val": cfg.val_files, "test": cfg.test_files}
+    carved = [name for name, files in given.items() if files is None]
+    size = min(HELD_OUT, len(train[0]) // 10)
+    if carved and size == 0:
+        raise UsageError(f"--train-files hold {len(train[0])} pairs: too few to hold out "
+                         f"{' and '.join(carved)} pairs; pass --{carved[0]}-files")  # fmt: skip
+    order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(cfg.seed))
+    texts, held = {}, set()
+    # validation takes the first slice of the seeded order, test the next one
+    for i, name in enumerate(carved):
+        rows = order[i * size : (i + 1) * size].tolist()
+        texts[name] = tuple([side[r] for r in rows] for side in train)
+        held.update(rows)
+    for name in given.keys() - carved:
+        texts[name] = read_pair(*given[name])
+    texts["train"] = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
+    for name in ("train", "val", "test"):
+        if not texts[name][0]:
+            raise UsageError(f"the {name} files hold no sentence pairs")
+    return {name: texts[name] for name in ("train", "val", "test")}
+
+
+def split_sources(cfg, texts: dict) -> dict[str, str]:
+    """Where the validation and test pairs come from, in words, for the report."""
+    out = {}
+    for name in ("val", "test"):
+        files = getattr(cfg, f"{name}_files")
+        n = len(texts[name][0])
+        if cfg.synthetic:
+            out[name] = f"{n} synthetic pairs"
+        elif cfg.train_files is None:
+            out[name] = f"Multi30k {SPLITS[name]} ({n} pairs)"
+        elif files:
+            out[name] = f"{files[0]} {files[1]} ({n} pairs)"
+        else:
+            which = "first" if name == "val" or cfg.val_files else "second"
+            out[name] = (f"{n} pairs held out of --train-files ({which} seeded slice, seed {cfg.seed}; "
+                         "not trained on)")  # fmt: skip
+    return out

@@ -17,10 +17,12 @@ import torch
 from tyro.conf import Positional
 
 from core.config import non_negative, positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError
 from core.files import save_figure
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from translation import SEQ2SEQ
 from translation.seq2seq.data import BOS, EOS, encode, load_tokenizer, pad_rows, split_lines
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model
@@ -184,7 +186,7 @@ def plot_attention(translator, sentence: str, path: Path) -> bool:
 class TranslateConfig:
     sentences: Positional[list[str]] = dataclasses.field(default_factory=list)
     """German sentences (default: one per line from standard input)."""
-    out_dir: str = "runs/translation"
+    out_dir: str = SEQ2SEQ.run_dir
     """Run directory of the trained model."""
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
@@ -229,8 +231,6 @@ def translate(cfg: TranslateConfig) -> dict:
 def app_tab():
     """`showcase app`: German text -> English, a beam-size slider, the attention heat-map."""
     import tempfile
-
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device) -> tuple:
         translator, _ = load_translator(run_dir, None, str(device))

@@ -24,19 +24,19 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.errors import ShowcaseError, UsageError
-from core.loop import fit, run_step, setup
+from core.loop import fit, setup
 from core.report import report_eval, write_report
-from core.run import REPORT
+from core.run import REPORT, run_step
 from core.seq_data import LengthLoader
+from translation import SEQ2SEQ
 from translation.seq2seq.data import (
     PAD,
-    SPLITS,
     Pairs,
     collate,
     encode,
-    load_multi30k,
+    load_texts,
     load_tokenizer,
-    read_pair,
+    split_sources,
     train_tokenizer,
 )
 from translation.seq2seq.model import build_model, seq2seq_loss
@@ -49,7 +49,6 @@ from translation.seq2seq.predict import (
 )
 
 TASK = "translation.seq2seq"
-HELD_OUT = 1000  # pairs held out of --train-files for each missing validation or test set
 
 
 @dataclasses.dataclass
@@ -65,8 +64,17 @@ class TranslationConfig(TrainConfig):
                      "weight_decay": 0.0, "batch_size": 128, "max_tokens": 0, "label_smoothing": 0.0,
                      "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
     }  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": SEQ2SEQ.run_dir,
+        "max_steps": 2400,
+        "batch_size": 128,
+        "weight_decay": 0.01,
+        "schedule": "cosine",
+        "warmup_steps": 400,
+        "grad_clip": 1.0,
+        "eval_every": 600,
+    }
 
-    out_dir: str = "runs/translation"
     model: Literal["transformer", "gru", "tutorial"] = "transformer"
     """transformer: ours (pre-norm, tied embeddings); gru: attention GRU; tutorial: the peer recipe."""
     d_model: int = 256
@@ -101,15 +109,6 @@ class TranslationConfig(TrainConfig):
     test_files: tuple[str, str] | None = None
     """Test pair (default with --train-files: another seeded slice of up to 1,000 training pairs,
     apart from the validation pairs)."""
-    max_steps: int = 2400
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 400
-    grad_clip: float = 1.0
-    eval_every: int = 600
-    log_every: int = 100
     synthetic: bool = False
     """A tiny made-up language instead of Multi30k (smoke tests only)."""
 
@@ -130,76 +129,6 @@ class TranslationConfig(TrainConfig):
             k: getattr(self, k)
             for k in ("d_model", "heads", "layers", "d_ff", "dropout", "emb", "hidden", "max_len")
         }
-
-
-def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
-    """A made-up 'language': the target spells the source's digits as words, in reverse order."""
-    words = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
-    english = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    gen = torch.Generator().manual_seed(seed)
-    src, tgt = [], []
-    for _ in range(n):
-        digits = torch.randint(
-            0, 10, (int(torch.randint(1, 6, (1,), generator=gen)),), generator=gen
-        ).tolist()
-        src.append(" ".join(words[d] for d in digits))
-        tgt.append(" ".join(english[d] for d in reversed(digits)))
-    return src, tgt
-
-
-def load_texts(cfg: TranslationConfig) -> dict[str, tuple[list[str], list[str]]]:
-    """Train, val and test pairs: Multi30k, the user's files, or the synthetic language.
-
-    Without --val-files or --test-files, each missing set is its own seeded slice of the training
-    pairs (validation first, then test), so the pairs that pick the kept weights are never scored
-    as the test."""
-    if cfg.synthetic:
-        return {"train": synthetic_text(2000, cfg.seed), "val": synthetic_text(40, cfg.seed + 1),
-                "test": synthetic_text(40, 10_000)}  # fmt: skip
-    if cfg.train_files is None:
-        if cfg.val_files or cfg.test_files:
-            raise UsageError("--val-files and --test-files need --train-files")
-        return load_multi30k(cfg.data_dir)
-    train = read_pair(*cfg.train_files)
-    given = {"val": cfg.val_files, "test": cfg.test_files}
-    carved = [name for name, files in given.items() if files is None]
-    size = min(HELD_OUT, len(train[0]) // 10)
-    if carved and size == 0:
-        raise UsageError(f"--train-files hold {len(train[0])} pairs: too few to hold out "
-                         f"{' and '.join(carved)} pairs; pass --{carved[0]}-files")  # fmt: skip
-    order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(cfg.seed))
-    texts, held = {}, set()
-    # validation takes the first slice of the seeded order, test the next one
-    for i, name in enumerate(carved):
-        rows = order[i * size : (i + 1) * size].tolist()
-        texts[name] = tuple([side[r] for r in rows] for side in train)
-        held.update(rows)
-    for name in given.keys() - carved:
-        texts[name] = read_pair(*given[name])
-    texts["train"] = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
-    for name in ("train", "val", "test"):
-        if not texts[name][0]:
-            raise UsageError(f"the {name} files hold no sentence pairs")
-    return {name: texts[name] for name in ("train", "val", "test")}
-
-
-def split_sources(cfg: TranslationConfig, texts: dict) -> dict[str, str]:
-    """Where the validation and test pairs come from, in words, for the report."""
-    out = {}
-    for name in ("val", "test"):
-        files = getattr(cfg, f"{name}_files")
-        n = len(texts[name][0])
-        if cfg.synthetic:
-            out[name] = f"{n} synthetic pairs"
-        elif cfg.train_files is None:
-            out[name] = f"Multi30k {SPLITS[name]} ({n} pairs)"
-        elif files:
-            out[name] = f"{files[0]} {files[1]} ({n} pairs)"
-        else:
-            which = "first" if name == "val" or cfg.val_files else "second"
-            out[name] = (f"{n} pairs held out of --train-files ({which} seeded slice, seed {cfg.seed}; "
-                         "not trained on)")  # fmt: skip
-    return out
 
 
 def make_step(smoothing: float):
@@ -239,12 +168,12 @@ def main(cfg: TranslationConfig) -> dict:
                                      max_tokens=cfg.max_tokens)  # fmt: skip
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
-    def evaluate(m):
+    def validate(m):
         hyps = Translator(m, tokenizer, device, cfg.max_len).translate(texts["val"][0], beam=1)
         return {"val_bleu": bleu_chrf(hyps, texts["val"][1])["bleu"]}
 
     result = fit(model, make_step(cfg.label_smoothing), loader, cfg, device=device, optimizer=optimizer,
-                 evaluate=evaluate, monitor="val_bleu")  # fmt: skip
+                 evaluate=validate, monitor="val_bleu")  # fmt: skip
     translator = Translator(model, tokenizer, device, cfg.max_len, cfg.alpha)
     t0 = time.perf_counter()
     hyps = distributed.on_main(translator.translate)(texts["test"][0], beam=cfg.beam)
@@ -264,8 +193,10 @@ def main(cfg: TranslationConfig) -> dict:
 
 @dataclasses.dataclass
 class TranslationEvalConfig(EvalConfig):
-    out_dir: str = "runs/translation"
-    batch_size: int = 128
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": SEQ2SEQ.run_dir,
+        "batch_size": 128,
+    }
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
     beam: int = 0

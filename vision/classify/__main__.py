@@ -1,5 +1,6 @@
 import sys
 
-from core.cli import run_demo
+from core.command import run
+from vision.classify.train import COMMANDS
 
-sys.exit(run_demo("vision", "classify", sys.argv[1:]))
+sys.exit(run(COMMANDS, sys.argv[1:], prog="python -m vision.classify"))

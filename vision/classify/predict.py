@@ -17,9 +17,11 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tyro.conf import Positional
 
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from vision import CLASSIFY
 from vision.classify.data import normalize
 from vision.classify.model import build_model
 from vision.images import collect, open_image
@@ -29,7 +31,7 @@ from vision.images import collect, open_image
 class PredictConfig:
     paths: Positional[list[str]]
     """Image files or folders of images."""
-    out_dir: str = "runs/vision-classify"
+    out_dir: str = CLASSIFY.run_dir
     """Run directory of the trained model."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
@@ -141,7 +143,6 @@ def predict(cfg: PredictConfig) -> dict:
 
 def app_tab():
     """`showcase app`: draw a digit or upload an image -> the top-3 classes."""
-    from core.app import Tab, Widget
 
     def load(run_dir: str, device: torch.device):
         cfg = run_config(run_dir)

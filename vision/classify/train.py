@@ -18,10 +18,12 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
-from core.loop import fit, load_run_weights, run_config, setup
+from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, write_report
+from core.run import load_run_weights, run_config
 from core.tensor_data import TensorLoader
+from vision import CLASSIFY
 from vision.classify.data import normalize, random_affine, split_validation
 from vision.classify.model import build_model
 from vision.classify.predict import predict, predict_logits
@@ -41,8 +43,16 @@ class ClassifyConfig(TrainConfig):
                         batch_size=32, max_steps=18750, schedule="constant", warmup_steps=0,
                         mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0, tta=False),
     }  # fmt: skip
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": CLASSIFY.run_dir,
+        "max_steps": 1300,
+        "batch_size": 256,
+        "lr": 4e-3,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_steps": 100,
+    }
 
-    out_dir: str = "runs/vision-classify"
     recipe: Literal["default", "classic"] = "default"
     """Preset of the fields below: the stronger default, or the classic recipe (pytorch/examples'
     Net, SGD 0.01/0.5, batch 32, mean/std 0.5, 10 epochs)."""
@@ -56,13 +66,6 @@ class ClassifyConfig(TrainConfig):
     """Optimizer (sgd uses --momentum)."""
     momentum: float = 0.9
     """SGD momentum."""
-    max_steps: int = 1300
-    batch_size: int = 256
-    lr: float = 4e-3
-    weight_decay: float = 5e-4
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 100
-    log_every: int = 100
     label_smoothing: float = 0.1
     """Label smoothing of the cross-entropy loss."""
     augment: bool = True
@@ -124,13 +127,13 @@ def main(cfg: ClassifyConfig) -> dict:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loader = TensorLoader.for_config(train, cfg, device=device)
 
-    def evaluate(m):
+    def validate(m):
         logits = predict_logits(m, val[0], cfg.mean, cfg.std, tta=cfg.tta)
         return {"val_acc": accuracy(logits, val[1].to(logits.device)).item()}
 
     result = fit(
         model, make_step(cfg), loader, cfg, device=device, optimizer=opt,
-        evaluate=evaluate if val is not None else None, monitor="val_acc" if val is not None else None,
+        evaluate=validate if val is not None else None, monitor="val_acc" if val is not None else None,
     )  # fmt: skip
     test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std, tta=cfg.tta)
     metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}
@@ -144,7 +147,7 @@ def main(cfg: ClassifyConfig) -> dict:
 
 @dataclasses.dataclass
 class ClassifyEvalConfig(EvalConfig):
-    out_dir: str = "runs/vision-classify"
+    DEFAULTS: ClassVar[dict] = {"out_dir": CLASSIFY.run_dir}
     synthetic: bool = False
     """Evaluate on tiny random data (smoke tests only)."""
 

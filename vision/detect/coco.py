@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import DataError
 from core.files import atomic_write, write_text
-from vision.detect.data import Scenes
+from vision.detect.scenes import Scenes
 
 ANNOTATIONS = "annotations.json"
 

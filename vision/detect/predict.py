@@ -20,10 +20,12 @@ from torchvision.utils import draw_bounding_boxes
 from tyro.conf import Positional
 
 from core.config import fraction
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
 from core.files import atomic_write
-from core.loop import load_run_weights, run_config
+from core.run import load_run_weights, run_config
+from vision import DETECT
 from vision.detect.coco import letterbox, read_image
 from vision.detect.model import DetectorConfig, build_model, decode, grid_points, one_per_object
 from vision.images import collect
@@ -67,7 +69,7 @@ def detect(model, images: torch.Tensor, score_thresh: float = 0.05, nms_iou: flo
 class PredictConfig:
     paths: Positional[list[str]]
     """Image files or folders of images."""
-    out_dir: str = "runs/vision-detect"
+    out_dir: str = DETECT.run_dir
     """Run directory of the trained model; the drawn images go to its predictions/ folder."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
@@ -182,8 +184,6 @@ def app_tab():
     """`showcase app`: upload an image -> the image with boxes drawn, and a table of detections."""
     from PIL import Image
 
-    from core.app import Tab, Widget
-
     def load(run_dir: str, device: torch.device):
         return load_trained(run_dir, device)
 
@@ -203,7 +203,7 @@ def app_tab():
     def examples(data_dir: str | None) -> list[list]:
         import tempfile
 
-        from vision.detect.data import SceneOptions, make_scenes
+        from vision.detect.scenes import SceneOptions, make_scenes
         from vision.mnist import load_mnist
 
         try:

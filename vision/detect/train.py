@@ -19,42 +19,49 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from torchmetrics.detection import MeanAveragePrecision
-from torchvision.utils import draw_bounding_boxes, make_grid
 
 from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
-from core.files import atomic_write, write_text
+from core.files import write_text
 from core.loop import fit, setup
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
+from vision import DETECT
 from vision.detect.coco import load_coco
-from vision.detect.data import SceneLoader, SceneOptions, Scenes, make_scenes
+from vision.detect.data import count, make_data
 from vision.detect.model import (
     DetectorConfig,
     build_model,
     detection_loss,
     grid_points,
-    one_per_object,
 )
 from vision.detect.predict import CLASSES, detect, load_trained, predict
-from vision.mnist import load_mnist, synthetic_mnist
+from vision.detect.scenes import SceneLoader, SceneOptions
+from vision.detect.scoring import coco_map, mean_ap, plot_scenes
 
 TASK = "vision.detect"
-TEST_SEED = 20_260_101  # every run is scored on the same test scenes
-DIGITS = [str(k) for k in range(10)]
 
 
 @dataclasses.dataclass
 class DetectConfig(TrainConfig):
     DEMO: ClassVar[str] = "vision detect"
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DETECT.run_dir,
+        "max_steps": 5000,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_steps": 200,
+        "grad_clip": 10.0,
+        "eval_every": 1000,
+    }
 
-    out_dir: str = "runs/vision-detect"
     width: int = 32
     """Channels of the detector's stride-4 stage (stride 8 and 16 have 2x and 4x)."""
     image_size: int = 128
@@ -84,15 +91,6 @@ class DetectConfig(TrainConfig):
     """Smallest score kept before NMS in evaluation."""
     nms_iou: float = 0.6
     """IoU above which NMS drops the lower-scored box of the same class."""
-    max_steps: int = 5000
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 200
-    grad_clip: float = 10.0
-    eval_every: int = 1000
-    log_every: int = 100
     synthetic: bool = False
     """Scenes of random bar 'digits' instead of MNIST (smoke tests only)."""
 
@@ -121,91 +119,6 @@ class DetectConfig(TrainConfig):
                             noise=self.noise, clutter=self.clutter)  # fmt: skip
 
 
-@dataclasses.dataclass
-class Data:
-    """The training source (a scene loader's digit pool, or fixed COCO images), val and test
-    scenes, and a line per split saying where it comes from."""
-
-    names: list[str]
-    channels: int
-    pool: tuple[torch.Tensor, torch.Tensor] | None  # MNIST digits and classes for fresh scenes
-    train: Scenes | None  # fixed training images (COCO)
-    val: Scenes | None
-    test: Scenes
-    splits: dict[str, str]
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-UNSEEN = "never seen in training or model selection"
-
-
-def make_data(cfg: DetectConfig) -> Data:
-    """Digit scenes from MNIST (train digits for training and validation, test digits for test),
-    or a COCO folder split by a seeded shuffle into test (10%), validation (10%, or --val-coco)
-    and training (the rest)."""
-    if cfg.coco:
-        return coco_data(cfg)
-    mnist = (
-        synthetic_mnist(n_train=2048, n_test=512, seed=cfg.seed)
-        if cfg.synthetic
-        else load_mnist(cfg.data_dir)
-    )
-    x, y = mnist["train_x"], mnist["train_y"]
-    n_val = min(cfg.val_digits, len(x) // 5) if cfg.val_scenes else 0
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed))
-    val_ids, train_ids = order[:n_val], order[n_val:]
-    opts = cfg.scene_options()
-    scenes = (
-        (min(cfg.val_scenes, 16), min(cfg.test_scenes, 16))
-        if cfg.synthetic
-        else (cfg.val_scenes, cfg.test_scenes)
-    )
-    val = make_scenes(x[val_ids], y[val_ids], scenes[0], cfg.seed + 1, opts) if n_val else None
-    test = make_scenes(mnist["test_x"], mnist["test_y"], scenes[1], TEST_SEED, opts)
-    source = "synthetic MNIST" if cfg.synthetic else "MNIST"
-    splits = {
-        "train": f"fresh scenes every step from {count(len(train_ids), source + ' training digit')}",
-        "val": (f"{count(len(val), 'scene')} from {n_val} other {source} training digits (seed "
-                f"{cfg.seed + 1}); they pick the kept weights") if val else
-               "none (--val-scenes 0 or --val-digits 0): the last step's weights are kept",
-        "test": f"{count(len(test), 'scene')} from the {source} test digits (seed {TEST_SEED}), {UNSEEN}",
-    }  # fmt: skip
-    return Data(DIGITS, 1, (x[train_ids], y[train_ids]), None, val, test, splits)
-
-
-def coco_data(cfg: DetectConfig) -> Data:
-    """A COCO folder split by a seeded shuffle: the first 10% for the test, the next 10% for
-    validation (unless --val-coco gives its own folder), the rest for training."""
-    scenes, names = load_coco(Path(cfg.coco), cfg.image_size, channels=3)
-    parts = 2 if cfg.val_coco else 3
-    if len(scenes) < parts:
-        raise ShowcaseError(f"{cfg.coco}: a COCO training folder needs at least {parts} images "
-                            f"(training, {'' if cfg.val_coco else 'validation, '}test)")  # fmt: skip
-    order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(cfg.seed))
-    held = max(1, len(scenes) // 10)
-    test = scenes.subset(order[:held])
-    slice_ = f"a seeded 10% slice of {cfg.coco} (seed {cfg.seed})"
-    if cfg.val_coco:
-        val, val_names = load_coco(Path(cfg.val_coco), cfg.image_size, channels=3)
-        if val_names != names:
-            raise ShowcaseError(f"{cfg.val_coco}: its categories {val_names} differ from "
-                                f"{cfg.coco}'s {names}")  # fmt: skip
-        train = scenes.subset(order[held:])
-        val_text = f"{cfg.val_coco}: all {count(len(val), 'image')}"
-    else:
-        val, train = scenes.subset(order[held : 2 * held]), scenes.subset(order[2 * held :])
-        val_text = f"{count(len(val), 'image')}, another {slice_[2:]}"
-    splits = {
-        "train": f"{cfg.coco}: the other {count(len(train), 'image')}",
-        "val": f"{val_text}; they pick the kept weights",
-        "test": f"{count(len(test), 'image')}, {slice_}, {UNSEEN}",
-    }
-    return Data(names, 3, None, train, val, test, splits)
-
-
 def make_step(points: torch.Tensor, stride: int):
     """The training step: FCOS losses on a batch of uint8 images and padded boxes."""
 
@@ -217,24 +130,6 @@ def make_step(points: torch.Tensor, stride: int):
         return sum(losses.values()), {k: v.detach() for k, v in losses.items()}
 
     return step
-
-
-def coco_map(dets: list[dict], scenes: Scenes, class_metrics: bool = False) -> dict:
-    """torchmetrics' COCO mAP (pycocotools) of detections against the scenes' boxes."""
-    # The caller holds every detection (rank 0 alone under torchrun): nothing to gather over ranks.
-    metric = MeanAveragePrecision(
-        box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, sync_on_compute=False
-    )
-    metric.update(dets, [scenes.targets(i) for i in range(len(scenes))])
-    return metric.compute()
-
-
-def mean_ap(
-    model, scenes: Scenes, score_thresh: float = 0.05, nms_iou: float = 0.6
-) -> dict[str, float]:
-    """COCO mAP@[.5:.95] and mAP@.5 of `model` on `scenes`."""
-    result = coco_map(detect(model, scenes.images, score_thresh, nms_iou), scenes)
-    return {"map": result["map"].item(), "map_50": result["map_50"].item()}
 
 
 def main(cfg: DetectConfig) -> dict:
@@ -252,13 +147,13 @@ def main(cfg: DetectConfig) -> dict:
     points = grid_points(cfg.image_size, cfg.image_size, model.stride)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
-    def evaluate(m):
+    def validate(m):
         return {
             f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
         }
 
     result = fit(model, make_step(points, model.stride), loader, cfg, device=device,
-                 evaluate=evaluate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
+                 evaluate=validate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
     t0 = time.perf_counter()
     test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
     metrics = {**result.best, **test_map}
@@ -276,35 +171,12 @@ def main(cfg: DetectConfig) -> dict:
 
 @dataclasses.dataclass
 class DetectEvalConfig(EvalConfig):
-    out_dir: str = "runs/vision-detect"
-    batch_size: int = 100
+    DEFAULTS: ClassVar[dict] = {
+        "out_dir": DETECT.run_dir,
+        "batch_size": 100,
+    }
     coco: str | None = None
     """Evaluate on this COCO folder instead of the test scenes."""
-
-
-def plot_scenes(
-    scenes: Scenes, dets: list[dict], names: list[str], path: Path, nms_iou: float, n: int = 16
-) -> None:
-    """A grid of `n` scenes: ground truth in green, detections (score >= 0.3, one per object:
-    class-agnostic NMS at `nms_iou`) in red."""
-    from PIL import Image
-
-    tiles = []
-    for i in range(min(n, len(scenes))):
-        image = scenes.images[i].expand(3, -1, -1)
-        truth = scenes.targets(i)
-        if len(truth["boxes"]):
-            image = draw_bounding_boxes(image, truth["boxes"], colors="lime")
-        det = one_per_object(dets[i], nms_iou)
-        shown = det["scores"] >= 0.3
-        labels = [f"{names[k]} {s:.2f}" for k, s in zip(det["labels"][shown].tolist(),
-                                                         det["scores"][shown].tolist(), strict=True)]  # fmt: skip
-        if labels:
-            image = draw_bounding_boxes(image, det["boxes"][shown], labels, colors="red")
-        tiles.append(image)
-    grid = make_grid(torch.stack(tiles), nrow=4, padding=4, pad_value=128).permute(1, 2, 0).numpy()
-    big = Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST)
-    atomic_write(path, lambda tmp: big.save(tmp, format="PNG"))
 
 
 def evaluate(cfg: DetectEvalConfig) -> dict:

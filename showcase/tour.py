@@ -4,19 +4,18 @@
     showcase tour --full --only vision,rl          # the benchmark configurations (each demo's defaults)
     showcase tour --only speech,vision.detect --out-dir runs/tour --force
 
-The tour knows the demos only through the registry: each `Demo.tour` names the metric of its
+The tour knows the demos only through the catalog: each `Demo.tour` names the metric of its
 `eval.json`, the metric's target and chance level, the quick configuration and the pictures its run
 leaves. The report folder holds `index.md`, a self-contained `index.html` (pictures embedded),
 `tour.json`, `pictures/`, and per demo its run (`runs/`, each under its default folder name, so
 `showcase app --runs <out-dir>/runs` serves them) and its log (`logs/`).
 """
 
-import base64
 import contextlib
 import dataclasses
-import html
 import json
 import multiprocessing
+import resource
 import shutil
 import sys
 import time
@@ -24,11 +23,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core import registry
+from core.command import config_class
 from core.config import build, to_dict
+from core.demo import Demo
 from core.errors import MissingData, UsageError
-from core.files import copy_file, save_figure, write_text
+from core.files import copy_file, write_text
 from core.logger import progress_to
+from showcase import catalog
+from showcase.tour_report import plot_curves, summary, write_html, write_markdown
 
 MARKER = ".showcase-tour"  # marks a folder the tour wrote, the only kind --force may replace
 
@@ -63,7 +65,7 @@ class TourConfig:
             raise UsageError(f"--max-steps must be >= 0, got {self.max_steps}")
 
 
-def select(demos: list[registry.Demo], only: str | None) -> list[registry.Demo]:
+def select(demos: list[Demo], only: str | None) -> list[Demo]:
     """The ready demos with a tour spec that `--only` names (all of them without it)."""
     touring = [d for d in demos if d.status == "ready" and d.tour is not None]
     if not only:
@@ -104,12 +106,12 @@ def flags(fields: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def plan(demo: registry.Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
+def plan(demo: Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
     """A demo's row before it runs, its train-config overrides and the fields train and eval share."""
     spec = demo.tour
     name = f"{demo.domain}-{demo.task}"
     # runs/ holds each run under its default folder name, so `showcase app --runs <out>/runs` serves them
-    run_dir, log = out / "runs" / registry.run_folder(demo), out / "logs" / f"{name}.log"
+    run_dir, log = catalog.run_folder(demo, out / "runs"), out / "logs" / f"{name}.log"
     overrides = {} if cfg.full else dict(spec.quick)
     overrides |= {"max_steps": cfg.max_steps} if cfg.max_steps else {}
     overrides |= {"synthetic": True} if cfg.synthetic else {}
@@ -123,13 +125,13 @@ def plan(demo: registry.Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, d
     return row, overrides, shared
 
 
-def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+def run_demo(demo: Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     """Train one demo's configuration, evaluate it and collect its row and pictures. A missing
     dataset skips it; any other failure is recorded with its log, never raised."""
     spec, name = demo.tour, f"{demo.domain}-{demo.task}"
     row, overrides, shared = plan(demo, cfg, out)
     run_dir, log = Path(shared["out_dir"]), out / row["log"]
-    commands = demo.commands()
+    commands = catalog.commands(demo)
     log.parent.mkdir(parents=True, exist_ok=True)
     terminal = sys.stdout  # the run's output goes to its log; its progress stays on the terminal
     t0 = time.perf_counter()
@@ -140,11 +142,11 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     ):
         print(f"$ {row['command']}", flush=True)
         try:
-            train_cls = registry.config_class(commands["train"])
+            train_cls = config_class(commands["train"])
             with progress_to(terminal, demo.name):
                 trained = commands["train"](build(train_cls, **overrides, **shared, seed=cfg.seed))
             print(f"  {demo.name}: evaluating ...", file=terminal, flush=True)
-            eval_cls = registry.config_class(commands["eval"])
+            eval_cls = config_class(commands["eval"])
             names = {f.name for f in dataclasses.fields(eval_cls)}
             eval_fields = {
                 k: v for k, v in {**shared, "synthetic": cfg.synthetic}.items() if k in names
@@ -157,9 +159,15 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
             traceback.print_exc()
             note = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             return row | {"status": "failed", "note": note, "seconds": time.perf_counter() - t0}
-    row |= {"status": "ok", "value": evaluated["metrics"][spec.metric], "steps": trained["steps"],
-            "train_seconds": trained["wall_seconds"], "device": trained["device"],
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+    row |= {
+        "status": "ok",
+        "value": evaluated["metrics"][spec.metric],
+        "steps": trained["steps"],
+        "train_seconds": trained["wall_seconds"],
+        "device": trained["device"],
+        "seconds": time.perf_counter() - t0,
+        "peak_mb": peak_mb(),
+    }
     pictures = out / "pictures"
     curves = pictures / f"{name}-curves.png"
     if plot_curves(run_dir / "log.jsonl", curves, demo.name):
@@ -171,7 +179,13 @@ def run_demo(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     return row
 
 
-def isolated(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MiB (the tour runs each demo in its own)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(kib / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def isolated(demo: Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     """`run_demo` in a fresh child process, so that all the memory a demo used (its data, its
     libraries, the allocator's cache) returns to the system before the next one starts. Spawned,
     not forked: a child forked after OpenMP ran in this process can hang in its first parallel
@@ -195,142 +209,14 @@ def isolated(demo: registry.Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:
     return row
 
 
-def _child(send, demo: registry.Demo, cfg: TourConfig, out: Path) -> None:
+def _child(send, demo: Demo, cfg: TourConfig, out: Path) -> None:
     send.send(run_demo(demo, cfg, out))
     send.close()
 
 
-def plot_curves(log: Path, path: Path, title: str) -> bool:
-    """Training loss and evaluated metrics over steps, from a run's log.jsonl; False if none."""
-    from matplotlib.figure import Figure
-
-    if not log.is_file():
-        return False
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    skip = {"kind", "step", "time", "lr", "samples_per_s", "epsilon"}
-    panels = {"train": {}, "eval": {}}
-    for r in records:
-        for key, value in r.items():
-            if key not in skip and isinstance(value, int | float) and r.get("kind") in panels:
-                panels[r["kind"]].setdefault(key, ([], []))
-                panels[r["kind"]][key][0].append(r["step"])
-                panels[r["kind"]][key][1].append(value)
-    shown = [(kind, series) for kind, series in panels.items() if series]
-    if not shown:
-        return False
-    fig = Figure(figsize=(4.5 * len(shown), 3.2))
-    for i, (kind, series) in enumerate(shown):
-        ax = fig.add_subplot(1, len(shown), i + 1)
-        for key, (steps, values) in list(series.items())[:4]:
-            ax.plot(steps, values, label=key, marker="o" if len(steps) < 12 else None)
-        ax.set_xlabel("step")
-        ax.set_title(f"{title}: {kind}")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return True
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def summary(row: dict, mode: str, where: str = "BENCHMARKS.md") -> str:
-    """One finished demo in words: this run's number beside the full configuration's, e.g.
-    `quick: test_acc 0.9942 after 13 s of training (500 steps); full configuration: 0.9952
-    (BENCHMARKS.md); chance 0.1, target 0.995`."""
-    said = (f"{mode}: {row['metric']} {fmt(row['value'])} after {row['train_seconds']:.0f} s of "
-            f"training ({row['steps']} steps)")  # fmt: skip
-    if row["full"] is not None:
-        said += f"; full configuration: {fmt(row['full'])} ({where})"
-    return said + f"; chance {fmt(row['chance'])}, target {fmt(row['target'])}"
-
-
-def table(rows: list[dict]) -> list[list[str]]:
-    """Header and one line per demo: application, dataset, metric, measured, training seconds,
-    the full configuration's measured value, chance, target, device, status."""
-    lines = [["application", "dataset", "metric", "measured", "train s",
-              "full config (BENCHMARKS.md)", "chance", "target (full config)", "device",
-              "status"]]  # fmt: skip
-    for r in rows:
-        sign = "<=" if r["lower_is_better"] else ">="
-        status = (
-            r["status"] if r["status"] == "ok" else f"{r['status']}: {r['note']} (log: {r['log']})"
-        )
-        lines.append([r["demo"], r["dataset"], r["metric"], fmt(r.get("value")),
-                      fmt(r.get("train_seconds")), fmt(r["full"]),
-                      f"{fmt(r['chance'])} ({r['chance_is']})", f"{sign} {fmt(r['target'])}",
-                      r.get("device", "-"), status])  # fmt: skip
-    return lines
-
-
-def sentence(row: dict, mode: str) -> str:
-    """The report's line under a finished demo's command: its summary and, where the full
-    configuration's number comes from, the benchmark that measured it."""
-    where = "BENCHMARKS.md"
-    if row["full_source"]:
-        name, key = row["full_source"].split()
-        where += f": python -m benchmarks {name}, {key}"
-    said = summary(row, mode, where)
-    return said[0].upper() + said[1:] + "."
-
-
-def write_markdown(report: dict, path: Path) -> None:
-    lines = table(report["rows"])
-    text = [f"# torch-showcase tour ({report['mode']})", "",
-            f"{report['finished']}, {report['seconds']:.0f} s in all. Each row: `train` then `eval` of one "
-            "application; the target is the full configuration's, the chance level what guessing scores.", "",
-            "| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]  # fmt: skip
-    text += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines[1:]]
-    for r in report["rows"]:
-        text += ["", f"## {r['demo']}", "", f"    {r['command']}", ""]
-        if r["status"] == "ok":
-            text += [sentence(r, report["mode"]), ""]
-        text += [f"![{Path(p).stem}]({p})" for p in r["pictures"]]
-    write_text(path, "\n".join(text) + "\n")
-
-
-def write_html(report: dict, out: Path) -> None:
-    """index.html with every picture embedded as a data URI: one file to open or send."""
-    e = html.escape
-    lines = table(report["rows"])
-    head = "".join(f"<th>{e(c)}</th>" for c in lines[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{e(c)}</td>" for c in line) + "</tr>" for line in lines[1:]
-    )
-    sections = []
-    for r in report["rows"]:
-        images = []
-        for p in r["pictures"]:
-            kind = "gif" if p.endswith(".gif") else "png"
-            data = base64.b64encode((out / p).read_bytes()).decode()
-            images.append(f'<img alt="{e(Path(p).stem)}" src="data:image/{kind};base64,{data}">')
-        said = sentence(r, report["mode"]) if r["status"] == "ok" else ""
-        sections.append(f"<h2>{e(r['demo'])}</h2><pre>{e(r['command'])}</pre><p>{e(said)}</p>"
-                        + "".join(images))  # fmt: skip
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>torch-showcase tour</title>
-<link rel="icon" href="data:,">
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; }}
-th {{ background: #f3f3f3; }} img {{ max-width: 100%; margin: 0.5em 0.5em 0 0; vertical-align: top; }}
-pre {{ background: #f6f6f6; padding: 0.5em; overflow-x: auto; }}
-</style></head><body>
-<h1>torch-showcase tour ({e(report["mode"])})</h1>
-<p>{e(report["finished"])}, {report["seconds"]:.0f} s in all. Each row: <code>train</code> then <code>eval</code> of one
-application; the target is the full configuration's, the chance level what guessing scores.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-{"".join(sections)}
-</body></html>
-"""
-    write_text(out / "index.html", page)
-
-
 def main(cfg: TourConfig) -> dict:
     """Run the tour; return the report (`rows`: one per demo, with `status` ok/skipped/failed)."""
-    demos = select(registry.all_demos(), cfg.only)
+    demos = select(catalog.all_demos(), cfg.only)
     out = Path(cfg.out_dir)
     prepare(out, cfg.force)
     mode = "full" if cfg.full else "quick"

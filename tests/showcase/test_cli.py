@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from core import registry
-from core.cli import main
+from core.demo import Demo
+from core.errors import UsageError
+from showcase import catalog
+from showcase.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-m", "showcase", *args], capture_output=True, text=True, cwd=ROOT, env=env
     )
 
 
@@ -26,10 +28,10 @@ def test_list_prints_catalog(capsys):
 
 
 def test_every_demo_package_is_registered():
-    registered = {(d.domain, d.task) for d in registry.all_demos() if d.status == "ready"}
+    registered = {(d.domain, d.task) for d in catalog.all_demos() if d.status == "ready"}
     on_disk = {(p.parent.parent.name, p.parent.name) for p in ROOT.glob("*/*/train.py")}
     assert on_disk and on_disk == registered
-    for demo in registry.all_demos():
+    for demo in catalog.all_demos():
         if demo.module:
             commands = importlib.import_module(demo.module).COMMANDS
             assert {"train", "eval"} <= set(commands)
@@ -59,10 +61,10 @@ def test_bad_input_is_one_line(args, code, message, tmp_path):
 
 
 def test_a_planned_demo_says_so():
-    demo = registry.Demo("audio", "tts", "text to speech", "LJSpeech", "MOS")
+    demo = Demo("audio", "tts", "text to speech", "LJSpeech", "MOS")
     assert demo.status == "planned"
-    with pytest.raises(registry.UsageError, match="planned but not implemented"):
-        demo.commands()
+    with pytest.raises(UsageError, match="planned but not implemented"):
+        catalog.commands(demo)
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")

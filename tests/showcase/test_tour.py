@@ -11,25 +11,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import registry, tour
-from core.cli import main as cli
+from core.command import config_class
 from core.config import build
+from core.demo import Demo, Tour
 from core.errors import UsageError
 from core.logger import progress_to
-from core.registry import Demo, Tour
+from showcase import catalog, tour, tour_report
+from showcase.cli import main as cli
 from tests.browser import chromium
-from tests.core.tour_fakes import LEAKED, FakeConfig, fake_train
+from tests.showcase.tour_fakes import LEAKED, FakeConfig, fake_train
 
 
 def test_every_ready_demo_declares_its_tour():
-    folders = [registry.run_folder(d) for d in registry.all_demos()]
+    folders = [catalog.run_folder(d, "runs") for d in catalog.all_demos()]
     assert len(set(folders)) == len(folders)  # the tour's runs/ and the app's --runs share them
-    for demo in registry.all_demos():
+    for demo in catalog.all_demos():
         spec = demo.tour
         assert spec is not None, f"{demo.name} has no tour spec"
         assert spec.pictures and spec.metric
         assert (spec.target < spec.chance) if spec.lower_is_better else (spec.target > spec.chance)
-        train_cls = registry.config_class(demo.commands()["train"])
+        train_cls = config_class(catalog.commands(demo)["train"])
         build(train_cls, **spec.quick)  # the quick configuration is a valid config
 
 
@@ -49,7 +50,7 @@ def benchmark_results() -> dict[str, list[dict]]:
 def test_full_results_are_benchmarks_md_latest():
     results = benchmark_results()
     assert len(results["vision-classify"]) > 3  # the rows were found
-    for demo in registry.all_demos():
+    for demo in catalog.all_demos():
         spec = demo.tour
         assert spec.full is not None, f"{demo.name} declares no full-configuration result"
         name, key = spec.full_source.split()
@@ -71,13 +72,13 @@ def synthetic_tour(tmp_path_factory):
 
 def test_tour_writes_report_with_table_and_pictures(synthetic_tour):
     out, report = synthetic_tour
-    demos = [d for d in registry.all_demos() if d.status == "ready"]
+    demos = [d for d in catalog.all_demos() if d.status == "ready"]
     assert [r["demo"] for r in report["rows"]] == [d.name for d in demos]
     for row in report["rows"]:
         assert row["status"] == "ok", row
         assert isinstance(row["value"], float) and row["train_seconds"] > 0
         assert (out / row["log"]).read_text().startswith(f"$ showcase {row['demo']} train")
-        spec = registry.find(*row["demo"].split()).tour
+        spec = catalog.find(*row["demo"].split()).tour
         assert len(row["pictures"]) == len(spec.pictures) + 1  # the learning curves too
         for picture in row["pictures"]:
             path = out / picture
@@ -89,8 +90,8 @@ def test_tour_writes_report_with_table_and_pictures(synthetic_tour):
     page = (out / "index.html").read_text()
     for row in report["rows"]:
         assert f"| {row['demo']} | {row['dataset']} | {row['metric']} |" in markdown
-        spec = registry.find(*row["demo"].split()).tour
-        full = f"; full configuration: {tour.fmt(spec.full)} (BENCHMARKS.md: python -m benchmarks "
+        spec = catalog.find(*row["demo"].split()).tour
+        full = f"; full configuration: {tour_report.fmt(spec.full)} (BENCHMARKS.md: python -m benchmarks "
         assert f"{full}{spec.full_source.replace(' ', ', ')});" in markdown
         assert f"{full}{spec.full_source.replace(' ', ', ')});" in page
         for picture in row["pictures"]:
@@ -124,20 +125,22 @@ def test_report_opens_in_headless_chromium(synthetic_tour, tmp_path):
 
 def register(monkeypatch, tmp_path, trains: dict[str, str]) -> list[Demo]:
     """Made-up demos `fake <task>`, each a module on disk whose `train` is the named function of
-    `tests.core.tour_fakes`; the only ones registered."""
+    `tests.showcase.tour_fakes`; the only ones registered."""
     folder = tmp_path / "fakes"
     folder.mkdir(exist_ok=True)
     monkeypatch.syspath_prepend(str(folder))  # the tour's child processes get sys.path too
     demos = []
     for task, train in trains.items():
         (folder / f"fake_{task}.py").write_text(
-            f"from tests.core.tour_fakes import fake_eval, {train}\n"
+            f"from tests.showcase.tour_fakes import fake_eval, {train}\n"
             f"COMMANDS = {{'train': {train}, 'eval': fake_eval}}\n"
         )
         spec = Tour(metric="score", target=0.9, chance=0.5, chance_is="a coin",
                     quick={"max_steps": 5}, full=0.875, full_source="fake score")  # fmt: skip
-        demos.append(Demo("fake", task, "a fake", "made up", "score", f"fake_{task}", spec))
-    monkeypatch.setattr(registry, "all_demos", lambda: demos)
+        demos.append(
+            Demo("fake", task, "a fake", "made up", "score", "runs/fake", f"fake_{task}", spec)
+        )
+    monkeypatch.setattr(catalog, "all_demos", lambda: demos)
     return demos
 
 

@@ -14,10 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core import app, registry
-from core.cli import main as cli
+from core.command import config_class
 from core.config import build
+from core.demo import Widget
 from core.errors import ShowcaseError
+from showcase import app, catalog
+from showcase.cli import main as cli
 from tests.browser import chromium
 from tests.conftest import real_data
 from tests.console import free_port, showcase_app
@@ -25,7 +27,7 @@ from tests.console import free_port, showcase_app
 if not os.environ.get("CI"):
     pytest.importorskip("gradio")
 
-APPS = [d for d in registry.all_demos() if d.status == "ready" and d.app]
+APPS = [d for d in catalog.all_demos() if d.status == "ready" and d.app]
 
 
 def tone_wav(folder):
@@ -67,11 +69,11 @@ BAD = {
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     for demo in APPS:
-        train = demo.commands()["train"]
-        out_dir = str(app.run_dir(demo, str(root)))
+        train = catalog.commands(demo)["train"]
+        out_dir = str(catalog.run_folder(demo, root))
         train(
             build(
-                registry.config_class(train),
+                config_class(train),
                 synthetic=True,
                 max_steps=3,
                 out_dir=out_dir,
@@ -87,7 +89,7 @@ def test_every_app_demo_has_test_inputs():
 
 @pytest.mark.parametrize("demo", APPS, ids=[d.name for d in APPS])
 def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
-    tab, folder = app.tab_of(demo), app.run_dir(demo, str(runs))
+    tab, folder = catalog.tab(demo), catalog.run_folder(demo, runs)
     sessions = app.Sessions(torch.device("cpu"))
     run = app.handler(demo.name, tab, folder, sessions, app.AppConfig().max_text_chars)
     session = sessions.get(demo.name, tab, folder)
@@ -106,13 +108,13 @@ def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
 
 
 def test_long_text_is_refused_with_a_message(runs):
-    demo = registry.find("translation", "seq2seq")
-    tab, folder = app.tab_of(demo), app.run_dir(demo, str(runs))
+    demo = catalog.find("translation", "seq2seq")
+    tab, folder = catalog.tab(demo), catalog.run_folder(demo, runs)
     run = app.handler(demo.name, tab, folder, app.Sessions(torch.device("cpu")), max_text_chars=50)
     *outputs, status = run("Ein Hund rennt. " * 4, 1)
     assert status.startswith("**error:** German") and "64 characters" in status, status
     assert "more than this page takes (50" in status and all(o is None for o in outputs)
-    text = app.Widget("text", "German")
+    text = Widget("text", "German")
     assert app.prepare(text, "x" * 50, max_text_chars=50) == "x" * 50  # at the cap: taken
     with pytest.raises(Exception, match="--max-text-chars must be > 0"):
         app.AppConfig(max_text_chars=0)
@@ -123,7 +125,7 @@ def test_missing_run_says_how_to_train_it(tmp_path):
     text = str(page.config)
     for demo in APPS:
         assert (
-            f"showcase {demo.name} train --out-dir {app.run_dir(demo, str(tmp_path / 'none'))}"
+            f"showcase {demo.name} train --out-dir {catalog.run_folder(demo, tmp_path / 'none')}"
             in text
         )
     page.close()

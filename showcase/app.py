@@ -4,7 +4,7 @@
     showcase app [--runs runs] [--host 127.0.0.1] [--port 7860] [--device auto]
                  [--max-upload-mb 20] [--max-text-chars 2000]
 
-The app knows demos only through the registry: a demo's `Demo.app` names a function returning its
+The app knows demos only through the catalog: a demo's `Demo.app` names a function returning its
 `Tab` (the widgets it takes and shows, how to load a finished run, and `infer`, which reuses the
 demo's own predict/decode code). Models load once, lazily, on the first request, and run without
 a gradient. A tab whose run is missing says which command trains it. Uploads stay in Gradio's temp
@@ -14,7 +14,6 @@ message in the page, naming an upload by its file name only, and the server keep
 """
 
 import dataclasses
-import importlib
 import os
 import re
 import sys
@@ -23,45 +22,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from core import registry
 from core.config import positive
+from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
 from core.run import WEIGHTS
-
-
-@dataclasses.dataclass(frozen=True)
-class Widget:
-    """An input or output of a tab; the app turns it into a Gradio component.
-
-    Inputs: `image` (a file path), `sketch` (a PIL image, dark ink on white), `audio` (a file path),
-    `text`, `slider` (options: minimum, maximum, value), `choice` (options: choices, value).
-    Outputs: `label` (a {class: probability} dict), `image` (a PIL image or a file path, GIFs
-    animate), `table` (rows; options: headers), `text`."""
-
-    kind: Literal["image", "sketch", "audio", "text", "slider", "choice", "label", "table"]
-    label: str
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class Tab:
-    """What a demo shows in the app. `load(run_dir, device)` returns a session (model, tokenizer,
-    ...), once; `infer(session, *inputs)` returns one value per output and raises ShowcaseError
-    with a message for the page on bad input; `examples(data_dir)` gives example inputs from the
-    real data (rows of input values), or [] where the data is absent."""
-
-    inputs: list[Widget]
-    outputs: list[Widget]
-    load: Callable[[str, torch.device], Any]
-    infer: Callable[..., tuple]
-    examples: Callable[[str | None], list[list]] = lambda data_dir: []
-    button: str = "Run"
-    about: str = ""
+from showcase import catalog
 
 
 @dataclasses.dataclass
@@ -86,16 +56,6 @@ class AppConfig:
         positive(self, "max_text_chars")
         if not 1 <= self.port <= 65535:
             raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
-
-
-def tab_of(demo: registry.Demo) -> Tab:
-    module, _, name = demo.app.partition(":")
-    return getattr(importlib.import_module(module), name)()
-
-
-def run_dir(demo: registry.Demo, runs: str) -> Path:
-    """Where the demo's `train` writes by default, under --runs (`runs/vision-classify`, ...)."""
-    return Path(runs) / registry.run_folder(demo)
 
 
 class Sessions:
@@ -231,16 +191,16 @@ def component(gr, widget: Widget, output: bool):
 
 
 def build_page(cfg: AppConfig):
-    """The Gradio Blocks page: one tab per ready demo with an app, in registry order."""
+    """The Gradio Blocks page: one tab per ready demo with an app, in catalog order."""
     import gradio as gr
 
     sessions = Sessions(pick_device(cfg.device))
     with gr.Blocks(title="torch-showcase", delete_cache=(3600, 3600)) as page:
         gr.Markdown("# torch-showcase\nTry each trained application by hand.")
-        for demo in registry.all_demos():
+        for demo in catalog.all_demos():
             if demo.status != "ready" or demo.app is None:
                 continue
-            tab, folder = tab_of(demo), run_dir(demo, cfg.runs)
+            tab, folder = catalog.tab(demo), catalog.run_folder(demo, cfg.runs)
             name = f"{demo.domain}-{demo.task}"
             with gr.Tab(f"{demo.domain} {demo.task}", elem_id=f"tab-{name}"):
                 gr.Markdown(f"**{demo.description}** on {demo.dataset}. {tab.about}")

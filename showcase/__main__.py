@@ -1,0 +1,5 @@
+import sys
+
+from showcase.cli import main
+
+sys.exit(main())
