@@ -38,7 +38,7 @@ DETECT = Demo(
         chance_is="boxes placed at random",
         quick={"max_steps": 800, "eval_every": 0},
         pictures=("detections.png",),
-        full=0.8711,
+        full=0.8692,
         full_source="vision-detect map",
     ),
     app="vision.detect.predict:app_tab",
