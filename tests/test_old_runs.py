@@ -1,6 +1,6 @@
 """Runs trained before the redesign still serve: `tests/fixtures/before-redesign` holds a tiny synthetic run
 of every demo, written by main at 1de4791 (before `core` and the front were split; weights,
-config and reports only). Every command besides `train` runs on a copy of each, as a user runs
+config and reports only; the folder each was written to is recorded as `runs/<demo>`). Every command besides `train` runs on a copy of each, as a user runs
 `eval` and `predict` on a run folder they already have, and the app loads each tab from them."""
 
 import shutil
