@@ -153,14 +153,15 @@ def evaluate_and_keep(q_net: nn.Module, protocol: SolveProtocol, run: Run, cfg: 
         extra.update(solved_step=step, solved_seconds=run.seconds() - protocol.eval_seconds)
 
 
-FRESH = {
-    "updates": 0,
-    "curve": [],
-    "solved_step": None,
-    "solved_seconds": None,
-    "eval_seconds": 0.0,
-}
-"""What a run keeps beside its step (restored on --resume)."""
+def fresh_extra() -> dict:
+    """What a run keeps beside its step (restored on --resume), at its start."""
+    return {
+        "updates": 0,
+        "curve": [],
+        "solved_step": None,
+        "solved_seconds": None,
+        "eval_seconds": 0.0,
+    }
 
 
 def main(cfg: DQNConfig) -> dict:
@@ -182,8 +183,8 @@ def main(cfg: DQNConfig) -> dict:
     }
     run = Run(cfg, nn.ModuleDict({"q": q_net, "target": target}), optimizer)
     state, extra = run.state, run.state.extra
-    for key, value in FRESH.items():
-        extra.setdefault(key, list(value) if isinstance(value, list) else value)
+    for key, value in fresh_extra().items():
+        extra.setdefault(key, value)
 
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, device)
     envs = make_envs(cfg.env, cfg.num_envs)
