@@ -117,6 +117,19 @@ def test_greedy_and_beam_decoding_on_hand_made_emissions():
     assert LexiconDecoder(["tw", "onne"])(e, lengths) == ["tw onne"]  # another lexicon
 
 
+def test_error_rates_match_torchmetrics():
+    from torchmetrics.functional.text import char_error_rate, word_error_rate
+
+    from speech.ctc.scoring import wer_cer
+
+    refs = ["one two three", "nine", "five five six seven", "zero"]
+    hyps = ["one too three", "", "five six seven seven eight", "zero"]
+    ours = wer_cer(hyps, refs)
+    assert ours["wer"] == pytest.approx(float(word_error_rate(hyps, refs)), abs=1e-6)
+    assert ours["cer"] == pytest.approx(float(char_error_rate(hyps, refs)), abs=1e-6)
+    assert wer_cer(refs, refs) == {"wer": 0.0, "cer": 0.0}
+
+
 def test_forced_alignment_times_fall_inside_the_utterance():
     path = [0] * 5 + ids("t") * 3 + ids("w") * 2 + ids("o") * 3 + [0] * 4 + ids(" ") + ids("s") * 2 + \
         ids("i") * 2 + ids("x") * 3 + [0] * 6  # fmt: skip

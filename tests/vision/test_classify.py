@@ -154,3 +154,10 @@ def test_truncated_or_missing_mnist_file_is_named(tmp_path, monkeypatch):
         ShowcaseError, match="t10k-labels-idx1-ubyte is damaged or not the expected"
     ):
         load_mnist(str(tmp_path))
+
+
+def test_confusion_counts_true_rows_and_predicted_columns():
+    from vision.classify.plots import confusion
+
+    cm = confusion(torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

@@ -7,16 +7,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
 
 from core.files import save_figure
+
+
+def confusion(targets: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(num_classes, num_classes) counts: row the true class, column the predicted one."""
+    pairs = targets.long() * num_classes + preds.long()
+    return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
 
 
 def plot_confusion(
     targets: torch.Tensor, preds: torch.Tensor, path: str, num_classes: int = 10
 ) -> None:
     """A confusion-matrix heat map with counts (rows: true class, columns: predicted)."""
-    cm = multiclass_confusion_matrix(preds, targets, num_classes=num_classes)
+    cm = confusion(targets, preds, num_classes)
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(cm.log1p(), cmap="Blues")
     for i in range(num_classes):
