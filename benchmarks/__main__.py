@@ -27,9 +27,9 @@ from typing import Literal
 import torch
 from tyro.conf import Positional
 
-from core.config import parse
 from core.errors import UsageError
 from core.files import write_text
+from core.parse import parse
 
 BENCHMARKS = {
     "core-overhead": "benchmarks.core_overhead",

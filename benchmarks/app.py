@@ -30,7 +30,7 @@ def run(args) -> dict:
     from selenium.webdriver.common.by import By
 
     from core.command import config_class
-    from core.config import build
+    from core.parse import build
     from showcase import app, catalog
     from vision.mnist import load_mnist
 

@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from core.config import build
 from core.data import data_root
 from core.loop import setup
+from core.parse import build
 from recsys.mf.data import Ratings, load_ratings
 from recsys.mf.model import predict_ratings, rmse_mae
 from recsys.mf.train import MFTrainConfig, main, train_model

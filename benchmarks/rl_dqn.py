@@ -1,5 +1,5 @@
 """rl-dqn: our Double DQN vs Stable-Baselines3 DQN (rl-baselines3-zoo CartPole-v1 hyperparameters)
-under one protocol (`rl.dqn.predict.SolveProtocol`, Gymnasium's definition of solved): every
+under one protocol (`rl.dqn.scoring.SolveProtocol`, Gymnasium's definition of solved): every
 1,000 environment steps the greedy policy plays 100 seeded episodes; a run is solved at the first
 evaluation whose mean reaches the env's reward threshold (CartPole-v1: 475); the kept (best
 evaluated) policy then plays 100 episodes on fresh seeds. Seconds to solve exclude evaluation
@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from core.config import build
-from rl.dqn.predict import SolveProtocol, evaluate_policy
+from core.parse import build
+from rl.dqn.scoring import SolveProtocol, evaluate_policy
 from rl.dqn.train import ENV_DEFAULTS, DQNConfig, main
 
 SEEDS, OTHER_SEEDS = range(10), range(5)

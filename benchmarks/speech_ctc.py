@@ -17,9 +17,9 @@ import soundfile
 import torch
 from torch import nn
 
-from core.config import build
 from core.data import data_root
 from core.device import pick_device
+from core.parse import build
 from core.seed import seed_everything
 from speech.ctc.data import SAMPLE_RATE, load_fsdd
 from speech.ctc.decode import LexiconDecoder

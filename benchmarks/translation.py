@@ -15,9 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.config import build, to_dict
+from core.config import to_dict
+from core.parse import build
 from translation.seq2seq.data import load_multi30k
-from translation.seq2seq.predict import bleu_chrf, load_translator
+from translation.seq2seq.predict import load_translator
+from translation.seq2seq.scoring import bleu_chrf
 from translation.seq2seq.train import TranslationConfig, main
 
 

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from core.config import build
 from core.data import data_root
 from core.device import pick_device
+from core.parse import build
 from vision.classify.model import build_model
 from vision.classify.train import ClassifyConfig, main
 

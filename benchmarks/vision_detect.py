@@ -30,8 +30,8 @@ from torchvision.models.detection import FCOS, ssdlite320_mobilenet_v3_large
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from core.config import build
 from core.device import pick_device
+from core.parse import build
 from core.seed import seed_everything
 from vision.detect.data import make_data
 from vision.detect.predict import detect, load_trained

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.checkpoint import read_meta
-from core.config import parse
 from core.errors import ShowcaseError, UsageError
+from core.parse import parse
 from core.run import CHECKPOINT
 
 

@@ -10,7 +10,6 @@ non-finite-loss guard, DDP, logging and checkpoints that resume bit-exactly.
 
 import contextlib
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from core.logger import RunLogger
 from core.metrics import Mean
 from core.run import BEST, CHECKPOINT, REPORT, WEIGHTS, Run, RunState, check_run_dir
 from core.seed import seed_everything
+from core.watch import LossWatch, Samples
 
 __all__ = ["BEST", "CHECKPOINT", "REPORT", "WEIGHTS", "FitResult", "fit", "setup"]
 
@@ -201,37 +201,6 @@ def keep_weights(run: Run, model: nn.Module, final: nn.Module, best: bool) -> in
     return weights_step
 
 
-class LossWatch:
-    """Stops on a non-finite loss, checked one step late so that the GPU never waits on the CPU
-    (the value is copied to pinned memory asynchronously and read at the next step). Under
-    torchrun the losses are summed over ranks first: one rank's NaN stops every rank together."""
-
-    def __init__(self, device: torch.device, last_checkpoint: Callable[[], str]) -> None:
-        self.cuda = device.type == "cuda"
-        self.value = torch.zeros((), pin_memory=self.cuda)
-        self.event = torch.cuda.Event() if self.cuda else None
-        self.step: int | None = None
-        self.last_checkpoint = last_checkpoint
-
-    def push(self, step: int, loss: torch.Tensor) -> None:
-        self.check()
-        self.value.copy_(distributed.all_reduce_sum(loss.detach().float()), non_blocking=self.cuda)
-        if self.event is not None:
-            self.event.record()
-        self.step = step
-
-    def check(self) -> None:
-        if self.step is None:
-            return
-        if self.event is not None:
-            self.event.synchronize()
-        value, step, self.step = self.value.item(), self.step, None
-        if not math.isfinite(value):
-            raise ShowcaseError(
-                f"loss is {value} at step {step}; last good checkpoint: {self.last_checkpoint()}"
-            )
-
-
 def out_of_time(run: Run, max_seconds: float) -> bool:
     """True once this segment of the run (since its start or --resume) has trained `max_seconds`
     (rank 0's clock decides for every rank)."""
@@ -288,23 +257,3 @@ def track(metrics: dict, state: RunState, monitor: str | None, mode: str, patien
     if patience and state.bad_evals >= patience:
         state.stopped = True
     return False
-
-
-class Samples:
-    """Counts the samples of the batches really drawn (over all ranks) for samples/s."""
-
-    def __init__(self) -> None:
-        self.count, self.time = 0, time.perf_counter()
-
-    def add(self, batch) -> None:
-        first = batch
-        while isinstance(first, tuple | list | dict):
-            first = next(iter(first.values() if isinstance(first, dict) else first))
-        self.count += len(first) * distributed.world_size()
-
-    def rate(self) -> float:
-        """Samples per second since the last call; resets the count."""
-        now = time.perf_counter()
-        rate = self.count / max(now - self.time, 1e-9)
-        self.count, self.time = 0, now
-        return rate

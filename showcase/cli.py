@@ -12,8 +12,8 @@ Bad input ends with one line on stderr: exit 2 for usage errors, 1 for everythin
 import sys
 
 from core.command import fail, run
-from core.config import parse
 from core.errors import ShowcaseError, UsageError
+from core.parse import parse
 from showcase import catalog
 
 USAGE = (

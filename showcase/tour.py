@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from core.command import config_class
-from core.config import build, to_dict
+from core.config import to_dict
 from core.demo import Demo
 from core.errors import MissingData, UsageError
 from core.files import copy_file, write_text
 from core.logger import progress_to
+from core.parse import build
 from showcase import catalog
 from showcase.tour_report import plot_curves, summary, write_html, write_markdown
 

@@ -27,7 +27,7 @@ def test_rl_quartiles_count_an_unsolved_run_as_slower_than_any_solved_one():
 
 def test_vision_detect_peers_train_and_score_on_the_same_scenes():
     from benchmarks.vision_detect import PEERS, peer_detect, score, train_peer
-    from core.config import build
+    from core.parse import build
     from vision.detect.data import make_data
     from vision.detect.train import DetectConfig
 
@@ -46,7 +46,7 @@ def test_vision_detect_peers_train_and_score_on_the_same_scenes():
 
 def test_speech_cnn_peer_trains_and_scores_the_single_test_clips():
     from benchmarks.speech_ctc import DigitCNN, cnn_peer
-    from core.config import build
+    from core.parse import build
     from speech.ctc.train import SpeechConfig
 
     assert DigitCNN()(torch.randn(3, 40, 101)).shape == (3, 10)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.checkpoint import read_file
 from core.command import config_class
-from core.config import build
+from core.parse import build
 from core.run import WEIGHTS
 from showcase import catalog
 

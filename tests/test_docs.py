@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.__main__ import BENCHMARKS
 from core.command import config_class
-from core.config import parse
+from core.parse import parse
 from showcase import catalog
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ the prediction averages the kept draws. That average is again a biased MF, with 
 factors side by side, so one `BiasedMF` serves both methods.
 """
 
-import dataclasses
 import warnings
 
 import torch
@@ -22,6 +21,7 @@ from core.loop import FitResult
 from core.run import WEIGHTS, Run
 from recsys.mf.data import Ratings, carve_validation
 from recsys.mf.model import BiasedMF, MFConfig, predict_ratings, rmse_mae
+from recsys.mf.observed import Observed, observe
 
 # torch flags its sparse CSR tensors as beta on first use; the sampler relies on the stable subset.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -122,80 +122,6 @@ def draw_bias(residual_sum, count, noise_precision, prior_precision) -> torch.Te
     return (
         noise_precision * residual_sum / precision + torch.randn_like(precision) * precision.rsqrt()
     )
-
-
-@dataclasses.dataclass
-class Observed:
-    """The fitted ratings in the forms one Gibbs sweep needs (all on the device), sorted by user;
-    `by_item` reorders them by item."""
-
-    users: torch.Tensor  # (N,)
-    items: torch.Tensor  # (N,)
-    ratings: torch.Tensor  # (N,) minus the global mean
-    user_rows: torch.Tensor  # (U + 1,) CSR row starts of the (U, I) rating matrix
-    item_rows: torch.Tensor  # (I + 1,) and of its transpose
-    by_item: torch.Tensor  # (N,) permutation: the ratings in item order
-    item_cols: torch.Tensor  # (N,) users[by_item]
-    user_count: torch.Tensor  # (U,)
-    item_count: torch.Tensor  # (I,)
-    user_rated: torch.Tensor | None = None  # (U, I) sparse 0/1: who rated what
-    item_rated: torch.Tensor | None = None  # (I, U) its transpose
-    user_implicit: torch.Tensor | None = None  # (U, I) sparse, row u = 1{j rated by u} / |N(u)|^1/2
-    item_implicit: torch.Tensor | None = None  # (I, U) sparse, row i = 1{v rated i} / |R(i)|^1/2
-    user_basis: tuple | None = None  # thin SVD of user_implicit
-    item_basis: tuple | None = None
-
-    def per_user(self, values: torch.Tensor) -> torch.Tensor:
-        """The (U, I) sparse matrix holding `values` (N,) at the rated entries."""
-        shape = (len(self.user_count), len(self.item_count))
-        return torch.sparse_csr_tensor(
-            self.user_rows, self.items, values, shape, check_invariants=False
-        )
-
-    def per_item(self, values: torch.Tensor) -> torch.Tensor:
-        """The (I, U) sparse matrix holding `values` (N,) at the rated entries."""
-        shape = (len(self.item_count), len(self.user_count))
-        return torch.sparse_csr_tensor(
-            self.item_rows,
-            self.item_cols,
-            values.index_select(0, self.by_item),
-            shape,
-            check_invariants=False,
-        )
-
-
-def observe(data: Ratings, global_mean: float, implicit: bool, device) -> Observed:
-    num_users, num_items = data.num_users, data.num_items
-    users, items, ratings = (t.to(device) for t in (data.users, data.items, data.ratings))
-    order = torch.argsort(users * num_items + items)
-    users, items, ratings = users[order], items[order], ratings[order]
-    by_item = torch.argsort(items * num_users + users)
-    user_count = torch.bincount(users, minlength=num_users)
-    item_count = torch.bincount(items, minlength=num_items)
-    starts = [torch.cat([c.new_zeros(1), c.cumsum(0)]) for c in (user_count, item_count)]
-    obs = Observed(users, items, ratings - global_mean, *starts, by_item, users[by_item],
-                   user_count.float(), item_count.float())  # fmt: skip
-    ones = torch.ones_like(ratings)
-    obs.user_rated, obs.item_rated = obs.per_user(ones), obs.per_item(ones)
-    if implicit:
-        obs.user_implicit = obs.per_user(obs.user_count.clamp(min=1).rsqrt()[users] * ones)
-        obs.item_implicit = obs.per_item(obs.item_count.clamp(min=1).rsqrt()[items] * ones)
-        obs.user_basis = thin_svd(obs.user_implicit.to_dense())
-        obs.item_basis = thin_svd(obs.item_implicit.to_dense())
-    return obs
-
-
-def thin_svd(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(U, S, Vh, Vh^T) of x (N, F), all contiguous, through the eigenvectors of the smaller Gram
-    matrix (faster than an SVD); directions with a negligible singular value are dropped."""
-    flip = x.shape[0] > x.shape[1]
-    x = x.T if flip else x  # (small, large)
-    eigenvalues, vectors = torch.linalg.eigh(x @ x.T)
-    keep = eigenvalues > eigenvalues.max() * 1e-6
-    s = eigenvalues[keep].sqrt()
-    u, vh = vectors[:, keep], (vectors[:, keep].T @ x) / s[:, None]
-    u, vh = (vh.T, u.T) if flip else (u, vh)
-    return u.contiguous(), s, vh.contiguous(), vh.T.contiguous()
 
 
 def at(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

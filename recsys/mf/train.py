@@ -39,7 +39,8 @@ from recsys.mf.model import (
     rating_loss,
     rmse_mae,
 )
-from recsys.mf.predict import load_run, plot_items, recommend, test_metrics
+from recsys.mf.predict import load_run, recommend
+from recsys.mf.scoring import plot_items, test_metrics
 
 TASK = "recsys.mf"
 

@@ -12,8 +12,6 @@ not saved: it refills (for --learning-starts steps) before updates continue.
 """
 
 import dataclasses
-import time
-from pathlib import Path
 from typing import ClassVar
 
 import gymnasium as gym
@@ -23,21 +21,19 @@ from torch import nn
 
 from core import distributed
 from core.checkpoint import save_weights
-from core.config import EvalConfig, TrainConfig, non_negative, positive, to_dict
-from core.device import pick_device
+from core.config import TrainConfig, non_negative, positive, to_dict
 from core.errors import UsageError
-from core.files import copy_file, save_figure
+from core.files import copy_file
 from core.logger import RunLogger
 from core.loop import setup
-from core.report import report_eval, write_report
-from core.run import BEST, WEIGHTS, Run, run_step
+from core.report import write_report
+from core.run import BEST, WEIGHTS, Run
 from rl import DQN
 from rl.dqn.agent import act, collect, epsilon, learn, update_target
 from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
 from rl.dqn.model import q_network
-from rl.dqn.predict import SolveProtocol, evaluate_policy, load_policy, play, write_gif
-
-TASK = "rl.dqn"
+from rl.dqn.predict import play
+from rl.dqn.scoring import TASK, SolveProtocol, evaluate, evaluate_policy, load_policy, plot_curve
 
 # Per-environment defaults; flags still override them. Other environments get the class defaults.
 ENV_DEFAULTS: dict[str, dict] = {
@@ -105,8 +101,6 @@ class DQNConfig(TrainConfig):
     """Fraction of --max-steps over which epsilon decays linearly."""
     eval_every: int = 1000
     """Greedy evaluation every N environment steps (the kept policy is the best evaluated one)."""
-    ckpt_every: int = 0
-    """Write a checkpoint every N environment steps (0: only at the end)."""
     eval_episodes: int = 100
     """Episodes per evaluation (100: Gymnasium's definition of solved)."""
     final_episodes: int = 100
@@ -245,73 +239,6 @@ def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
     print(f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
           f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s")  # fmt: skip
     return report
-
-
-def plot_curve(curve: list, path: Path, env_id: str, threshold: float | None) -> None:
-    """The learning curve: greedy evaluation return against environment steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if curve:
-        steps, returns = zip(*curve, strict=True)
-        ax.plot(steps, returns, marker="o", markersize=3)
-    if threshold is not None:
-        ax.axhline(threshold, color="gray", linestyle="--", label=f"threshold {threshold:g}")
-        ax.legend()
-    ax.set(xlabel="environment steps", ylabel="greedy return (mean)", title=f"DQN on {env_id}")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-@dataclasses.dataclass
-class DQNEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {"out_dir": DQN.run_dir}
-    env: str | None = None
-    """Environment id (default: the one it was trained on)."""
-    episodes: int = 100
-    """Greedy episodes."""
-    seed: int = 100_000
-    """Seed of the first episode."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        positive(self, "episodes")
-
-
-def evaluate(cfg: DQNEvalConfig) -> dict:
-    """Mean and std of greedy returns of the kept policy over --episodes seeded episodes, and
-    whether the mean meets the environment's reward threshold; saves episode.gif (the first
-    episode) in the run dir."""
-    t0 = time.perf_counter()
-    device = pick_device(cfg.device)
-    q_net, env_id = load_policy(cfg.out_dir, cfg.env, device)
-    returns = evaluate_policy(q_net, env_id, cfg.episodes, cfg.seed)
-    metrics = {
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "episodes": len(returns),
-    }
-    threshold = gym.spec(env_id).reward_threshold  # solved: a mean of at least this (None: no bar)
-    metrics |= {
-        "threshold": threshold,
-        "solved": threshold is not None and metrics["return_mean"] >= threshold,
-    }
-    gif = Path(cfg.out_dir) / "episode.gif"
-    write_gif(q_net, env_id, cfg.seed, str(gif))
-    verdict = (
-        "no threshold"
-        if threshold is None
-        else f"{'meets' if metrics['solved'] else 'below'} the threshold {threshold:g}"
-    )
-    summary = (f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
-               f"episodes ({verdict}); wrote {gif}")  # fmt: skip
-    return report_eval(
-        cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
-    )
 
 
 COMMANDS = {"train": main, "eval": evaluate, "play": play}

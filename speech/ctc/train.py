@@ -18,10 +18,11 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, setup
+from core.parse import from_run
 from core.report import report_eval, write_report
 from core.seq_data import LengthLoader
 from speech import CTC

@@ -29,7 +29,7 @@ if __name__ == "__main__":
     out_dir, domain, task = sys.argv[1:4]
     core.loop.fit = counting_fit  # before the demo's train module imports it
     from core.command import config_class
-    from core.config import build
+    from core.parse import build
     from showcase import catalog
 
     train = catalog.commands(catalog.find(domain, task))["train"]

@@ -5,8 +5,9 @@ from typing import ClassVar
 
 import pytest
 
-from core.config import TrainConfig, build, coerce, parse, save
+from core.config import TrainConfig, save
 from core.errors import UsageError
+from core.parse import build, coerce, parse
 
 
 @dataclasses.dataclass

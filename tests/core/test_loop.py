@@ -186,7 +186,7 @@ def test_loader_shards_over_two_ranks(monkeypatch):
 
 
 def test_single_process_jobs_refuse_torchrun(monkeypatch, tmp_path):
-    from core.config import build
+    from core.parse import build
     from recsys.mf.train import MFTrainConfig
     from recsys.mf.train import main as mf_main
     from rl.dqn.train import DQNConfig

@@ -15,10 +15,11 @@ from core.command import resume_hint
 from core.config import TrainConfig
 from core.errors import ShowcaseError
 from core.files import atomic_write
-from core.loop import Samples, fit, setup
+from core.loop import fit, setup
 from core.models import MLP
 from core.run import Run
 from core.tensor_data import TensorLoader
+from core.watch import Samples
 from tests.core.test_loop import blobs, crashes_at, step, train
 
 

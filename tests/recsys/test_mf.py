@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import build
 from core.errors import MissingData, ShowcaseError
-from recsys.mf.bayes import draw_link, draw_rows, thin_svd
+from core.parse import build
+from recsys.mf.bayes import draw_link, draw_rows
 from recsys.mf.data import kfold, load_ratings, synthetic_ratings
 from recsys.mf.model import (
     BiasedMF,
@@ -17,7 +17,9 @@ from recsys.mf.model import (
     rating_loss,
     rmse_mae,
 )
-from recsys.mf.predict import RecommendConfig, item_map, load_run, recommend
+from recsys.mf.observed import thin_svd
+from recsys.mf.predict import RecommendConfig, load_run, recommend
+from recsys.mf.scoring import item_map
 from recsys.mf.train import MFTrainConfig, main
 from tests.conftest import real_data
 

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import build
 from core.errors import ShowcaseError
 from core.logger import RunLogger
+from core.parse import build
 from rl.dqn.data import ReplayBuffer, check_env, env_step, make_envs
 from rl.dqn.model import ObsScale, double_dqn_targets, q_network, td_loss
-from rl.dqn.predict import PlayConfig, SolveProtocol, evaluate_policy, play
-from rl.dqn.train import ENV_DEFAULTS, DQNConfig, DQNEvalConfig, evaluate, main
+from rl.dqn.predict import PlayConfig, play
+from rl.dqn.scoring import DQNEvalConfig, SolveProtocol, evaluate, evaluate_policy
+from rl.dqn.train import ENV_DEFAULTS, DQNConfig, main
 
 
 def test_replay_buffer_wraps_around_and_samples():
@@ -87,8 +88,8 @@ def test_env_checks():
 
 
 def test_any_env_id_gets_the_plain_defaults_and_a_bad_one_a_clear_error():
-    from core.config import parse
     from core.errors import UsageError
+    from core.parse import parse
 
     cfg = parse(DQNConfig, ["--env", "CartPole-v0"], "showcase rl dqn train")  # not in the table
     assert cfg.env == "CartPole-v0" and cfg.max_steps == DQNConfig.max_steps

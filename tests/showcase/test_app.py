@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from core.command import config_class
-from core.config import build
 from core.demo import Widget
 from core.errors import ShowcaseError
+from core.parse import build
 from showcase import app, catalog
 from showcase.cli import main as cli
 from tests.browser import chromium

@@ -90,7 +90,8 @@ def test_resume_with_a_tuple_flag_the_saved_run_lacks_is_one_line(tmp_path, caps
     from torch import nn
 
     from core.checkpoint import save_checkpoint
-    from core.config import build, to_dict
+    from core.config import to_dict
+    from core.parse import build
     from translation.seq2seq.train import TranslationConfig
 
     run_dir = tmp_path / "run"

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from core.command import config_class
-from core.config import build
 from core.demo import Demo, Tour
 from core.errors import UsageError
 from core.logger import progress_to
+from core.parse import build
 from showcase import catalog, tour, tour_report
 from showcase.cli import main as cli
 from tests.browser import chromium

@@ -12,8 +12,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from core.checkpoint import read_meta
-from core.config import build
 from core.errors import MissingData, ShowcaseError
+from core.parse import build
 from speech.ctc.data import VOCAB, WORDS, encode, load_fsdd, synthetic_clips
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.features import Features

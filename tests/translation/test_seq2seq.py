@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from core.checkpoint import load_weights, save_weights
-from core.config import build
 from core.errors import DataError, ShowcaseError
+from core.parse import build
 from tests.conftest import real_data
 from translation.seq2seq.data import (
     BOS,
@@ -27,7 +27,8 @@ from translation.seq2seq.data import (
 )
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model, seq2seq_loss
-from translation.seq2seq.predict import TranslateConfig, Translator, bleu_chrf, translate
+from translation.seq2seq.predict import TranslateConfig, Translator, translate
+from translation.seq2seq.scoring import bleu_chrf
 from translation.seq2seq.train import TranslationConfig, TranslationEvalConfig, evaluate, main
 
 SHAPE = {

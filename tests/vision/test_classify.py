@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from core.config import build
 from core.errors import ShowcaseError
+from core.parse import build
 from tests.conftest import real_data
 from vision.classify.model import CNN, Net
 from vision.classify.predict import PredictConfig, predict, to_mnist
@@ -157,7 +157,7 @@ def test_truncated_or_missing_mnist_file_is_named(tmp_path, monkeypatch):
 
 
 def test_confusion_counts_true_rows_and_predicted_columns():
-    from vision.classify.plots import confusion
+    from vision.classify.scoring import confusion
 
     cm = confusion(torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2]), 3)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

@@ -9,8 +9,9 @@ from torchvision.ops import box_iou
 
 from core import distributed
 from core.checkpoint import save_weights
-from core.config import build, to_dict
+from core.config import to_dict
 from core.errors import DataError, ShowcaseError
+from core.parse import build
 from tests.conftest import real_data
 from vision.detect import predict as predict_mod
 from vision.detect.coco import load_coco, save_coco

@@ -22,9 +22,10 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.errors import ShowcaseError, UsageError
 from core.loop import fit, setup
+from core.parse import from_run
 from core.report import report_eval, write_report
 from core.run import REPORT, run_step
 from core.seq_data import LengthLoader
@@ -40,13 +41,8 @@ from translation.seq2seq.data import (
     train_tokenizer,
 )
 from translation.seq2seq.model import build_model, seq2seq_loss
-from translation.seq2seq.predict import (
-    Translator,
-    bleu_chrf,
-    load_translator,
-    plot_attention,
-    translate,
-)
+from translation.seq2seq.predict import Translator, load_translator, translate
+from translation.seq2seq.scoring import bleu_chrf, plot_attention
 
 TASK = "translation.seq2seq"
 

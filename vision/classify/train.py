@@ -154,7 +154,7 @@ class ClassifyEvalConfig(EvalConfig):
 
 def evaluate(cfg: ClassifyEvalConfig) -> dict:
     """Test accuracy and per-class accuracy; saves confusion.png and mistakes.png in the run dir."""
-    from vision.classify.plots import (  # matplotlib: only eval needs it
+    from vision.classify.scoring import (  # matplotlib: only eval needs it
         plot_confusion,
         plot_mistakes,
     )

@@ -24,11 +24,12 @@ from typing import ClassVar
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, from_run, non_negative, positive
+from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
 from core.files import write_text
 from core.loop import fit, setup
+from core.parse import from_run
 from core.report import report_eval, write_report
 from core.tensor_data import TensorLoader
 from vision import DETECT

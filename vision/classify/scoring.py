@@ -1,4 +1,5 @@
-"""Pictures that `eval` leaves in the run directory."""
+"""How the classifier is scored and shown: its confusion matrix and the pictures `eval` leaves
+in the run directory."""
 
 from pathlib import Path
 
