@@ -7,6 +7,7 @@ python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
 python -m benchmarks tour [--device cuda] [--keep-runs DIR]
 python -m benchmarks app [--device cpu]
+python -m benchmarks deploy [--keep-runs DIR]
 
 The peers come from the bench extra: pip install -e ".[bench]".
 """
@@ -41,6 +42,7 @@ BENCHMARKS = {
     "translation": "benchmarks.translation",
     "tour": "benchmarks.tour",
     "app": "benchmarks.app",
+    "deploy": "benchmarks.deploy",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "| date | machine | command | results |\n|---|---|---|---|\n"

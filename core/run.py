@@ -15,6 +15,7 @@ every rank's RNG states, the loader position and this state), `best.safetensors`
 
 import contextlib
 import dataclasses
+import json
 import signal
 import threading
 import time
@@ -192,3 +193,17 @@ def run_config(run_dir: Path) -> dict:
 def run_step(run_dir: Path) -> int:
     """The training step a finished run's weights come from (0 for weights that do not say)."""
     return read_meta(finished_weights(run_dir)).get("step", 0)
+
+
+def check_task(run_dir: Path, task: str) -> None:
+    """Refuse, in one line, a folder without a finished run or with another demo's run (as its
+    metrics.json names it; a run without one is taken as asked)."""
+    finished_weights(run_dir)
+    try:
+        found = json.loads((Path(run_dir) / REPORT).read_text()).get("task")
+    except (OSError, json.JSONDecodeError):
+        return
+    if found and found != task:
+        raise ShowcaseError(
+            f"{run_dir} holds a {found} run, not {task}: pass that demo's --out-dir"
+        )

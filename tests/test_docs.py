@@ -41,7 +41,9 @@ def commands(page: Path) -> list[list[str]]:
 
 def test_every_application_has_a_page():
     names = {f"{d.domain}-{d.task}.md" for d in catalog.all_demos()}
-    assert names | {"core.md", "README.md"} == {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert names | {"core.md", "export.md", "README.md"} == {
+        p.name for p in (ROOT / "docs").glob("*.md")
+    }
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "python")], ids=lambda p: p.name)

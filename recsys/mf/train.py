@@ -30,6 +30,7 @@ from core.tensor_data import TensorLoader
 from recsys import MF
 from recsys.mf.bayes import sample_model
 from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
+from recsys.mf.export import export_model
 from recsys.mf.model import (
     BiasedMF,
     MFConfig,
@@ -215,4 +216,4 @@ def evaluate(cfg: MFEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend}
+COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend, "export": export_model}

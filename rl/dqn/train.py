@@ -31,6 +31,7 @@ from core.run import BEST, WEIGHTS, Run
 from rl import DQN
 from rl.dqn.agent import act, collect, epsilon, learn, update_target
 from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
+from rl.dqn.export import export_model
 from rl.dqn.model import q_network
 from rl.dqn.predict import play
 from rl.dqn.scoring import TASK, SolveProtocol, evaluate, evaluate_policy, load_policy, plot_curve
@@ -241,4 +242,4 @@ def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
     return report
 
 
-COMMANDS = {"train": main, "eval": evaluate, "play": play}
+COMMANDS = {"train": main, "eval": evaluate, "play": play, "export": export_model}

@@ -25,6 +25,7 @@ from core.run import load_run_weights, run_config
 from core.tensor_data import TensorLoader
 from vision import CLASSIFY
 from vision.classify.data import normalize, random_affine, split_validation
+from vision.classify.export import export_model
 from vision.classify.model import build_model
 from vision.classify.predict import predict, predict_logits
 from vision.mnist import load_mnist, synthetic_mnist
@@ -188,4 +189,4 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "predict": predict}
+COMMANDS = {"train": main, "eval": evaluate, "predict": predict, "export": export_model}

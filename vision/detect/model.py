@@ -135,20 +135,26 @@ def detection_loss(
     return {"cls": cls_loss, "box": box_loss, "ctr": ctr_loss}
 
 
+def boxes_and_scores(logits, ltrb, centerness, points, size: tuple[int, int] | None = None):
+    """Every location's box (B, L, 4), clipped to `size` (H, W) when given, and its score per
+    class (B, L, C): the geometric mean of the class probability and the centerness. The part of
+    decoding an exported graph holds."""
+    scores = (logits.sigmoid() * centerness.sigmoid().unsqueeze(-1)).sqrt()  # (B, L, C)
+    boxes = to_boxes(points, ltrb)  # (B, L, 4)
+    return (boxes if size is None else clip_boxes_to_image(boxes, size)), scores
+
+
 @torch.no_grad()
-def decode(logits, ltrb, centerness, points, score_thresh: float = 0.05, nms_iou: float = 0.6,
-           max_det: int = 100, pre_nms: int = 1000, size: tuple[int, int] | None = None
-           ) -> list[dict[str, torch.Tensor]]:  # fmt: skip
-    """Per image the boxes (clipped to `size` (H, W) when given), scores and labels kept by
-    class-wise NMS, batched over the images."""
-    b, n_loc, n_cls = logits.shape
-    scores = (logits.sigmoid() * centerness.sigmoid().unsqueeze(-1)).sqrt().flatten(1)  # (B, L*C)
-    top, idx = scores.topk(min(pre_nms, scores.shape[1]), dim=1)  # (B, k)
+def select(boxes, scores, score_thresh: float = 0.05, nms_iou: float = 0.6, max_det: int = 100,
+           pre_nms: int = 1000) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+    """Per image the detections kept from `boxes_and_scores`: the best `pre_nms` (location,
+    class) pairs above `score_thresh`, class-wise NMS at `nms_iou`, at most `max_det`; batched
+    over the images. The post-processing after an exported graph."""
+    b, n_loc, n_cls = scores.shape
+    top, idx = scores.flatten(1).topk(min(pre_nms, n_loc * n_cls), dim=1)  # (B, k)
     loc, label = idx // n_cls, idx % n_cls
-    boxes = to_boxes(points[loc], ltrb.gather(1, loc.unsqueeze(-1).expand(-1, -1, 4)))  # (B, k, 4)
-    if size is not None:
-        boxes = clip_boxes_to_image(boxes, size)
-    image = torch.arange(b, device=logits.device).unsqueeze(1).expand_as(label)
+    boxes = boxes.gather(1, loc.unsqueeze(-1).expand(-1, -1, 4))  # (B, k, 4)
+    image = torch.arange(b, device=scores.device).unsqueeze(1).expand_as(label)
     keep = top > score_thresh
     boxes, top, label, image = boxes[keep], top[keep], label[keep], image[keep]
     kept = batched_nms(
@@ -161,6 +167,16 @@ def decode(logits, ltrb, centerness, points, score_thresh: float = 0.05, nms_iou
             {"boxes": boxes[mine].float(), "scores": top[mine].float(), "labels": label[mine]}
         )
     return out
+
+
+@torch.no_grad()
+def decode(logits, ltrb, centerness, points, score_thresh: float = 0.05, nms_iou: float = 0.6,
+           max_det: int = 100, pre_nms: int = 1000, size: tuple[int, int] | None = None
+           ) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+    """Per image the boxes (clipped to `size` (H, W) when given), scores and labels kept by
+    class-wise NMS, batched over the images."""
+    boxes, scores = boxes_and_scores(logits, ltrb, centerness, points, size)
+    return select(boxes, scores, score_thresh, nms_iou, max_det, pre_nms)
 
 
 def one_per_object(det: dict[str, torch.Tensor], nms_iou: float = 0.6) -> dict[str, torch.Tensor]:

@@ -35,6 +35,7 @@ from core.tensor_data import TensorLoader
 from vision import DETECT
 from vision.detect.coco import load_coco
 from vision.detect.data import count, make_data
+from vision.detect.export import export_model
 from vision.detect.model import (
     DetectorConfig,
     build_model,
@@ -224,4 +225,4 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     return report_eval(cfg, TASK, metrics, step, time.perf_counter() - t0, device, summary)
 
 
-COMMANDS = {"train": main, "eval": evaluate, "predict": predict}
+COMMANDS = {"train": main, "eval": evaluate, "predict": predict, "export": export_model}

@@ -1,0 +1,233 @@
+"""A trained model leaves Python: an ONNX file (torch.onnx's dynamo exporter) or a torch.export
+program (`.pt2`), optionally int8 (ONNX Runtime's quantizer), each checked against the eager
+model on real inputs before it is kept, with a JSON sidecar that says how to feed it.
+
+    # a demo's export.py: what to export, on which real inputs, with what it needs to know
+    spec = ExportSpec("vision-classify", wrapped_model, (images,), ["images"], ["logits"],
+                      dynamic={"images": {0: "batch"}}, sidecar={"labels": [...]}, int8="static",
+                      calibration=[(batch,) for batch in training_batches])
+    written = export(spec, cfg)          # cfg: ExportConfig (--format, --quantize, --out)
+
+A file that fails its check is removed, never left behind as if valid.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.config import ChangesDefaults
+from core.errors import ShowcaseError, UsageError
+from core.files import write_text
+from core.onnx_files import feeds, quantize, session, write_onnx
+
+FLOAT_TOLERANCE = 1e-4
+"""Largest absolute difference between eager and exported float32 outputs."""
+INT8_AGREEMENT = 0.8
+"""Smallest share of check inputs on which an int8 file must give the eager model's answer (most:
+int8 moves scores a little, and a near tie may flip; a broken file agrees on few)."""
+
+
+@dataclasses.dataclass
+class ExportConfig(ChangesDefaults):
+    """Fields of every demo's `export` command; a demo changes the `out_dir` default."""
+
+    DEMO: ClassVar[str] = "this demo"
+    out_dir: str = "runs/default"
+    """Run directory of the trained model to export."""
+    format: Literal["onnx", "pt2"] = "onnx"
+    """onnx: an ONNX file for ONNX Runtime (or any ONNX runtime); pt2: a torch.export program."""
+    quantize: Literal["none", "int8"] = "none"
+    """int8: weights (and, for convolutional models, activations) in 8 bits; onnx only."""
+    out: str = "exported"
+    """Folder the model file and its JSON sidecar are written to."""
+    data_dir: str | None = None
+    """Data root for the real check and calibration inputs (default: $SHOWCASE_DATA, else the user
+    cache dir)."""
+    json: bool = False
+    """Print what was written as one JSON object."""
+
+    def __post_init__(self) -> None:
+        if self.quantize == "int8" and self.format != "onnx":
+            raise UsageError(
+                "--quantize int8 goes with --format onnx (a .pt2 program stays float32)"
+            )
+
+
+@dataclasses.dataclass
+class ExportSpec:
+    """What a demo exports: a module of tensors in and tensors out, real example inputs, and what a
+    user needs to feed it without this package."""
+
+    name: str
+    """File stem, e.g. `vision-classify`."""
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    """Real inputs (a few test samples): the trace's examples and the round-trip check."""
+    input_names: list[str]
+    output_names: list[str]
+    dynamic: dict[str, dict[int, str]]
+    """Input name -> {dimension: its name}, e.g. {"images": {0: "batch"}}."""
+    sidecar: dict[str, Any]
+    """Labels, vocabulary files, normalisation, post-processing: what the graph leaves out."""
+    int8: Literal["static", "dynamic"] | None = None
+    """How this model is quantized: static QDQ (convolutions: calibrated activations too), dynamic
+    (GRU, attention and linear layers: weights only); None: it is not."""
+    calibration: list[tuple[torch.Tensor, ...]] = dataclasses.field(default_factory=list)
+    """Real training inputs that fix the int8 activation ranges (static only)."""
+    answer: Callable[[list[np.ndarray]], np.ndarray] | None = None
+    """The model's answer per input row from its outputs (e.g. the top-1 class), for the int8
+    check; None: the first output's argmax over its last dimension."""
+
+
+def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
+    """Write `spec` in `cfg.format` (int8 if asked) to `cfg.out`, check it, and return what was
+    written: {"file", "sidecar", "check"}."""
+    if cfg.quantize == "int8" and spec.int8 is None:
+        raise UsageError(f"{cfg.DEMO} exports float32 only: leave out --quantize")
+    folder = Path(cfg.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec.module.eval()
+    with torch.no_grad():
+        expected = [t.detach().cpu().numpy() for t in as_tuple(spec.module(*spec.inputs))]
+    suffix = "-int8" if cfg.quantize == "int8" else ""
+    path = folder / f"{spec.name}{suffix}.{cfg.format}"
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+        tmp = Path(scratch) / path.name
+        if cfg.format == "pt2":
+            write_pt2(spec, tmp)
+            got = run_pt2(tmp, spec.inputs)
+        else:
+            names = (spec.input_names, spec.output_names)
+            write_onnx(spec.module, spec.inputs, names, dynamic_shapes(spec), tmp)
+            if cfg.quantize == "int8":
+                calibration = [feeds(spec.input_names, row) for row in spec.calibration]
+                quantize(tmp, Path(scratch) / "int8.onnx", spec.int8, calibration)
+                os.replace(Path(scratch) / "int8.onnx", tmp)
+            got = session(tmp).run(spec.output_names, feeds(spec.input_names, spec.inputs))
+        check = compare(spec, expected, got, int8=cfg.quantize == "int8")
+        os.replace(tmp, path)  # only a checked file reaches its name
+    sidecar = path.with_suffix(path.suffix + ".json")
+    write_text(sidecar, json.dumps(describe(spec, cfg, path, check), indent=2) + "\n")
+    written = {"file": str(path), "sidecar": str(sidecar), "check": check}
+    print(
+        json.dumps(written) if cfg.json else f"wrote {path} and {sidecar.name} ({summary(check)})"
+    )
+    return written
+
+
+def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
+    return outputs if isinstance(outputs, tuple | list) else (outputs,)
+
+
+def dynamic_shapes(spec: ExportSpec) -> tuple:
+    """torch.export's form of `spec.dynamic`: one {dim: Dim} per input (None: all static)."""
+    dims: dict[str, torch.export.Dim] = {}
+    shapes = []
+    for name in spec.input_names:
+        axes = spec.dynamic.get(name, {})
+        shapes.append({d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} or None)
+    return tuple(shapes)
+
+
+def write_pt2(spec: ExportSpec, path: Path) -> None:
+    program = torch.export.export(spec.module, spec.inputs, dynamic_shapes=dynamic_shapes(spec))
+    torch.export.save(program, str(path))
+
+
+def run_pt2(path: Path, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    program = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return [t.detach().cpu().numpy() for t in as_tuple(program(*inputs))]
+
+
+def compare(
+    spec: ExportSpec, expected: list[np.ndarray], got: list[np.ndarray], int8: bool
+) -> dict:
+    """The round-trip check: float32 outputs within FLOAT_TOLERANCE (integer ones equal); an int8
+    file gives the eager answer on at least INT8_AGREEMENT of the inputs. Raises when it fails."""
+    if int8:
+        answer = spec.answer or (lambda outs: outs[0].argmax(-1))
+        agree = float(np.mean(answer(expected) == answer(got)))
+        if agree < INT8_AGREEMENT:
+            raise ShowcaseError(
+                f"the int8 {spec.name} gives the float model's answer on only "
+                f"{agree:.0%} of the check inputs: not written"
+            )
+        return {"inputs": len(spec.inputs[0]), "agreement": round(agree, 4)}
+    worst = 0.0
+    for name, want, have in zip(spec.output_names, expected, got, strict=True):
+        if want.shape != have.shape:
+            raise ShowcaseError(
+                f"exported {spec.name}: output {name} has shape {have.shape}, "
+                f"eager {want.shape}: not written"
+            )
+        diff = float(np.abs(want.astype(np.float64) - have.astype(np.float64)).max(initial=0.0))
+        worst = max(worst, diff)
+    if worst > FLOAT_TOLERANCE:
+        raise ShowcaseError(
+            f"exported {spec.name} differs from the eager model by {worst:.2e} "
+            f"(> {FLOAT_TOLERANCE:g}): not written"
+        )
+    return {"inputs": len(spec.inputs[0]), "max_abs_diff": worst}
+
+
+def summary(check: dict) -> str:
+    if "agreement" in check:
+        return f"int8 gives the float answer on {check['agreement']:.0%} of {check['inputs']} real inputs"
+    return f"max |exported - eager| {check['max_abs_diff']:.1e} on {check['inputs']} real inputs"
+
+
+def describe(spec: ExportSpec, cfg: ExportConfig, path: Path, check: dict) -> dict[str, Any]:
+    """The sidecar: how to feed the file and read its outputs, and where it came from."""
+
+    batch = spec.dynamic.get(spec.input_names[0], {}).get(0)  # outputs share the first input's
+
+    def tensors(names, values, dynamic):
+        return [
+            {
+                "name": n,
+                "dtype": str(v.dtype).removeprefix("torch."),
+                "shape": [dynamic(n).get(d, s) for d, s in enumerate(v.shape)],
+            }
+            for n, v in zip(names, values, strict=True)
+        ]
+
+    with torch.no_grad():
+        outputs = as_tuple(spec.module(*spec.inputs))
+    return {
+        "file": path.name,
+        "format": cfg.format,
+        "quantize": cfg.quantize,
+        "inputs": tensors(spec.input_names, spec.inputs, lambda n: spec.dynamic.get(n, {})),
+        "outputs": tensors(spec.output_names, outputs, lambda n: {0: batch} if batch else {}),
+        **spec.sidecar,
+        "check": check,
+        "run": str(Path(cfg.out_dir).resolve()),
+        "commit": commit(),
+        "torch": torch.__version__,
+    }
+
+
+def commit() -> str | None:
+    """The git commit of this checkout (None outside one)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

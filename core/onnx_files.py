@@ -1,0 +1,108 @@
+"""ONNX files for `core.export`: written by torch.onnx's dynamo exporter, run and quantized by
+ONNX Runtime. `onnx`, `onnxscript` and `onnxruntime` come with the `export` extra."""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import ShowcaseError
+
+
+def write_onnx(
+    module: torch.nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    dynamic_shapes: tuple,
+    path: Path,
+) -> None:
+    """The dynamo exporter's ONNX file of `module` (input and output `names`), optimised, without
+    its per-node stack traces (a fifth of a small model's file, and the exporting machine's paths)."""
+    try:
+        import onnx
+
+        program = torch.onnx.export(
+            module,
+            inputs,
+            dynamo=True,
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+        )
+    except ImportError as exc:  # onnx and onnxscript come with the `export` extra
+        raise ShowcaseError(f"ONNX export needs {exc.name}: pip install -e '.[export]'") from None
+    program.optimize()
+    model = program.model_proto
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def session(path: Path):
+    """An ONNX Runtime CPU session of `path`."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ShowcaseError("ONNX Runtime is missing: pip install -e '.[export]'") from None
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def feeds(names: list[str], tensors: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+    """ONNX Runtime's inputs: each tensor as a numpy array under its name."""
+    return {n: t.detach().cpu().numpy() for n, t in zip(names, tensors, strict=True)}
+
+
+@contextlib.contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    """ONNX Runtime's quantizer warns on the root logger: keep those lines off the terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize(source: Path, target: Path, mode: str, calibration: list[dict]) -> None:
+    """int8 through ONNX Runtime: "static" QDQ with activation ranges from the `calibration`
+    feeds, one scale per tensor (a quick classifier's int8 file gave its float answer on more
+    MNIST training images per tensor than per channel); or "dynamic" (weights only) for
+    recurrent, attention and linear models."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = source.with_name("prepared.onnx")
+    with quiet_root_logger():
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        if mode == "dynamic":
+            quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
+            return
+
+        class Feeds(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.rows = iter(calibration)
+
+            def get_next(self):
+                return next(self.rows, None)
+
+        quantize_static(
+            str(prepared),
+            str(target),
+            Feeds(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=False,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+        )
