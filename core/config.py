@@ -48,7 +48,7 @@ class TrainConfig(ChangesDefaults):
     """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
         "out_dir", "data_dir", "config", "device", "max_steps", "max_seconds", "resume", "log_every",
-        "ckpt_every", "eval_every", "patience", "tensorboard", "compile",
+        "ckpt_every", "eval_every", "patience", "tensorboard", "compile", "init_from",
     )  # fmt: skip
     """Fields a resumed run may change; any other change (seed, batch size, model shape) is refused."""
 
@@ -101,6 +101,11 @@ class TrainConfig(ChangesDefaults):
     """Stop after this many evaluations without improvement (0: never)."""
     resume: bool = False
     """Continue the run in --out-dir from its last checkpoint."""
+    init_from: str | None = None
+    """Start from these weights wherever a name and shape match (transfer learning): a run's
+    folder, a model.safetensors file, or hf:owner/name; config.json records it."""
+    freeze: str | None = None
+    """Keep the parameters whose name matches this regular expression fixed (e.g. `^features`)."""
     tensorboard: bool = False
     """Also log to TensorBoard in the run directory."""
 

@@ -29,6 +29,7 @@ from core.logger import RunLogger
 from core.metrics import Mean
 from core.run import BEST, CHECKPOINT, REPORT, WEIGHTS, Run, RunState, check_run_dir
 from core.seed import seed_everything
+from core.transfer import freeze, init_from
 from core.watch import LossWatch, Samples
 
 __all__ = ["BEST", "CHECKPOINT", "REPORT", "WEIGHTS", "FitResult", "fit", "setup"]
@@ -108,6 +109,7 @@ def fit(
     Under torchrun every rank calls `evaluate`; wrap it in `distributed.on_main` for rank 0 alone.
     """
     check_loader(loader, cfg)
+    start_from(model, cfg)
     model.to(device)
     ddp = DistributedDataParallel(model) if distributed.world_size() > 1 else None  # rank 0's init
     if optimizer is None:
@@ -169,6 +171,14 @@ def fit(
         stopped_early=state.step < cfg.max_steps,
         weights_step=weights_step,
     )
+
+
+def start_from(model: nn.Module, cfg: TrainConfig) -> None:
+    """--init-from (a fresh run only: a resumed one has its checkpoint) and --freeze."""
+    if cfg.init_from and not cfg.resume:
+        init_from(model, cfg.init_from)
+    if cfg.freeze:
+        freeze(model, cfg.freeze)
 
 
 def moving_average(model: nn.Module, decay: float) -> AveragedModel | None:

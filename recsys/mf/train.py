@@ -47,7 +47,8 @@ TASK = "recsys.mf"
 
 
 GIBBS_UNUSED = ("lr", "weight_decay", "schedule", "warmup_steps", "grad_clip", "grad_accum", "ema",
-                "amp", "amp_dtype", "compile", "patience", "batch_size", "reg", "bias_reg")  # fmt: skip
+                "amp", "amp_dtype", "compile", "patience", "batch_size", "reg", "bias_reg",
+                "init_from", "freeze")  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ from core.config import TrainConfig, non_negative, positive, to_dict
 from core.errors import UsageError
 from core.files import copy_file
 from core.logger import RunLogger
-from core.loop import setup
+from core.loop import setup, start_from
 from core.report import write_report
 from core.run import BEST, WEIGHTS, Run
 from rl import DQN
@@ -167,6 +167,7 @@ def main(cfg: DQNConfig) -> dict:
     bounds = obs_bounds(cfg.env) if cfg.scale_obs else None
     q_net = q_network(obs_dim, num_actions, cfg.hidden, bounds).to(device)
     target = q_network(obs_dim, num_actions, cfg.hidden, bounds).to(device)
+    start_from(q_net, cfg)  # --init-from, --freeze
     target.load_state_dict(q_net.state_dict())
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.lr, fused=fused)
