@@ -41,7 +41,7 @@ class ClassifyExportConfig(ExportConfig):
 
 
 def spec_for(cfg: ClassifyExportConfig) -> ExportSpec:
-    """Export the run's classifier, checked on 256 real test images (int8: calibrated on 512
+    """What `export` writes of the run's classifier, checked on 256 real test images (int8: calibrated on 512
     training images)."""
     check_task(cfg.out_dir, TASK)
     train_cfg = run_config(cfg.out_dir)
