@@ -51,7 +51,8 @@ class MFExportConfig(ExportConfig):
 
 
 def spec_for(cfg: MFExportConfig) -> ExportSpec:
-    """What `export` writes of the run's scoring function, checked on the users of 256 test ratings."""
+    """What `export` writes of the run's scoring function, checked on the users of 256 test
+    ratings."""
     check_task(cfg.out_dir, TASK)
     model, train, test = load_run(cfg.out_dir, cfg.data_dir, torch.device("cpu"))
     return ExportSpec(

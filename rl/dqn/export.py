@@ -43,7 +43,8 @@ def observations(env_id: str, n: int, seed: int) -> torch.Tensor:
 
 
 def spec_for(cfg: DQNExportConfig) -> ExportSpec:
-    """What `export` writes of the run's kept Q-network, checked on 256 observations of its environment."""
+    """What `export` writes of the run's kept Q-network, checked on 256 observations of its
+    environment."""
     check_task(cfg.out_dir, TASK)
     q_net, env_id = load_policy(cfg.out_dir, None, torch.device("cpu"))
     actions = gym.make(env_id).action_space.n

@@ -41,8 +41,8 @@ class ClassifyExportConfig(ExportConfig):
 
 
 def spec_for(cfg: ClassifyExportConfig) -> ExportSpec:
-    """What `export` writes of the run's classifier, checked on 256 real test images (int8: calibrated on 512
-    training images)."""
+    """What `export` writes of the run's classifier, checked on 256 real test images (int8:
+    calibrated on 512 training images)."""
     check_task(cfg.out_dir, TASK)
     train_cfg = run_config(cfg.out_dir)
     model = build_model(train_cfg["model"], train_cfg["channels"], train_cfg["dropout"])

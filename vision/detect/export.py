@@ -57,8 +57,8 @@ class DetectExportConfig(ExportConfig):
 
 
 def spec_for(cfg: DetectExportConfig) -> ExportSpec:
-    """What `export` writes of the run's detector, checked on 64 test scenes (int8: calibrated on 256 scenes of
-    training digits)."""
+    """What `export` writes of the run's detector, checked on 64 test scenes (int8: calibrated on
+    256 scenes of training digits)."""
     from vision.detect.data import make_data  # the data module reads the train config's fields
     from vision.detect.train import DetectConfig  # train.py lists this command: import late
 
