@@ -27,9 +27,8 @@ from core.device import amp_dtype, pick_device
 from core.errors import ShowcaseError
 from core.logger import RunLogger
 from core.metrics import Mean
-from core.run import BEST, CHECKPOINT, REPORT, WEIGHTS, Run, RunState, check_run_dir
+from core.run import BEST, CHECKPOINT, REPORT, WEIGHTS, Run, RunState, check_run_dir, start_from
 from core.seed import seed_everything
-from core.transfer import freeze, init_from
 from core.watch import LossWatch, Samples
 
 __all__ = ["BEST", "CHECKPOINT", "REPORT", "WEIGHTS", "FitResult", "fit", "setup"]
@@ -171,14 +170,6 @@ def fit(
         stopped_early=state.step < cfg.max_steps,
         weights_step=weights_step,
     )
-
-
-def start_from(model: nn.Module, cfg: TrainConfig) -> None:
-    """--init-from (a fresh run only: a resumed one has its checkpoint) and --freeze."""
-    if cfg.init_from and not cfg.resume:
-        init_from(model, cfg.init_from)
-    if cfg.freeze:
-        freeze(model, cfg.freeze)
 
 
 def moving_average(model: nn.Module, decay: float) -> AveragedModel | None:

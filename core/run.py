@@ -29,6 +29,7 @@ from core import config as config_mod
 from core import distributed
 from core.checkpoint import load_checkpoint, load_weights, read_meta, rng_state, save_checkpoint
 from core.errors import ShowcaseError
+from core.transfer import freeze, init_from
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
@@ -207,3 +208,33 @@ def check_task(run_dir: Path, task: str) -> None:
         raise ShowcaseError(
             f"{run_dir} holds a {found} run, not {task}: pass that demo's --out-dir"
         )
+
+
+def source_weights(source: str) -> Path:
+    """The weights file `source` names: a run folder, a Hub-style model folder (`model.safetensors`
+    inside) or a `.safetensors` file; `hf:owner/name` is fetched from the Hugging Face Hub."""
+    if source.startswith("hf:"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(source[3:], allow_patterns=["*.safetensors", "*.json"])
+        except Exception as exc:  # offline, unknown repository, no access: one line
+            raise ShowcaseError(
+                f"--init-from {source}: cannot fetch it from the Hugging Face Hub "
+                f"({type(exc).__name__}); download the folder and pass its path"
+            ) from None
+        return Path(folder) / WEIGHTS
+    path = Path(source)
+    path = path / WEIGHTS if path.is_dir() else path
+    if not path.is_file():
+        raise ShowcaseError(f"--init-from {source}: no {WEIGHTS} there (a finished run's folder?)")
+    return path
+
+
+def start_from(model: nn.Module, cfg) -> None:
+    """--init-from (a fresh run only: a resumed one has its checkpoint) and --freeze, before the
+    optimizer's first step."""
+    if cfg.init_from and not cfg.resume:
+        init_from(model, source_weights(cfg.init_from), cfg.init_from)
+    if cfg.freeze:
+        freeze(model, cfg.freeze)

@@ -1,7 +1,7 @@
 """Start from a trained model (transfer learning): `--init-from` loads every weight of an earlier run
 whose name and shape match the new model's, and `--freeze` keeps matching parameters fixed.
 
-    report = init_from(model, "runs/vision-classify")   # loaded / re-initialised / skipped
+    report = init_from(model, path, "runs/vision-classify")   # loaded / re-initialised / skipped
     frozen = freeze(model, r"^features\\.")             # requires_grad off for these
 """
 
@@ -13,36 +13,15 @@ from safetensors.torch import load_file
 from torch import nn
 
 from core.errors import ShowcaseError, UsageError
-from core.run import WEIGHTS
 
 
-def source_weights(source: str) -> Path:
-    """The weights file `source` names: a run folder, a Hub-style model folder (`model.safetensors`
-    inside) or a `.safetensors` file; `hf:owner/name` is fetched from the Hugging Face Hub."""
-    if source.startswith("hf:"):
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = snapshot_download(source[3:], allow_patterns=["*.safetensors", "*.json"])
-        except Exception as exc:  # offline, unknown repository, no access: one line
-            raise ShowcaseError(
-                f"--init-from {source}: cannot fetch it from the Hugging Face Hub "
-                f"({type(exc).__name__}); download the folder and pass its path"
-            ) from None
-        return Path(folder) / WEIGHTS
-    path = Path(source)
-    path = path / WEIGHTS if path.is_dir() else path
-    if not path.is_file():
-        raise ShowcaseError(f"--init-from {source}: no {WEIGHTS} there (a finished run's folder?)")
-    return path
-
-
-def init_from(model: nn.Module, source: str) -> dict:
-    """Copy into `model` every tensor of `source` whose name and shape match; the model's other
-    tensors keep their fresh initialisation. Prints and returns what was loaded, re-initialised
-    (a name of both with another shape, e.g. a new class count's head) and skipped."""
+def init_from(model: nn.Module, path: Path, source: str) -> dict:
+    """Copy into `model` every tensor of the weights file `path` (what `source` named) whose name
+    and shape match; the model's other tensors keep their fresh initialisation. Prints and returns
+    what was loaded, re-initialised (a name of both with another shape, e.g. a new class count's
+    head) and skipped."""
     try:
-        found = load_file(str(source_weights(source)))
+        found = load_file(str(path))
     except (OSError, ValueError) as exc:
         raise ShowcaseError(f"--init-from {source}: not readable weights ({exc})") from None
     found = {k.removeprefix("_orig_mod."): v for k, v in found.items()}

@@ -25,9 +25,9 @@ from core.config import TrainConfig, non_negative, positive, to_dict
 from core.errors import UsageError
 from core.files import copy_file
 from core.logger import RunLogger
-from core.loop import setup, start_from
+from core.loop import setup
 from core.report import write_report
-from core.run import BEST, WEIGHTS, Run
+from core.run import BEST, WEIGHTS, Run, start_from
 from rl import DQN
 from rl.dqn.agent import act, collect, epsilon, learn, update_target
 from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds

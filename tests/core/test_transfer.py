@@ -10,6 +10,7 @@ from torch import nn
 
 from core.errors import ShowcaseError, UsageError
 from core.parse import build
+from core.run import source_weights
 from core.transfer import freeze, init_from
 from vision.classify.train import ClassifyConfig, main
 
@@ -21,12 +22,15 @@ def test_matching_tensors_load_and_a_new_head_is_reinitialised(tmp_path, capsys)
     save_file(source.state_dict(), tmp_path / "model.safetensors")
     target = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 5))  # 5 classes now
     head = target[2].weight.clone()
-    report = init_from(target, str(tmp_path))
+    report = init_from(target, tmp_path / "model.safetensors", "the source")
     assert report["loaded"] == 2 and report["reinitialised"] == ["2.weight", "2.bias"]
     assert torch.equal(target[0].weight, source[0].weight)
     assert torch.equal(target[2].weight, head)  # its fresh initialisation
     line = capsys.readouterr().out.strip()
-    assert "loaded 2 of 4 tensors; re-initialised 2.weight, 2.bias; skipped none" in line
+    assert (
+        line
+        == "--init-from the source: loaded 2 of 4 tensors; re-initialised 2.weight, 2.bias; skipped none"
+    )
 
 
 def test_a_run_starts_from_another_and_frozen_weights_stay_bit_identical(tmp_path, capsys):
@@ -48,15 +52,15 @@ def test_a_run_starts_from_another_and_frozen_weights_stay_bit_identical(tmp_pat
 def test_bad_sources_and_patterns_are_one_line(tmp_path, monkeypatch):
     model = nn.Sequential(nn.Linear(4, 8))
     with pytest.raises(ShowcaseError, match="no model.safetensors there"):
-        init_from(model, str(tmp_path / "nowhere"))
+        source_weights(str(tmp_path / "nowhere"))
     from safetensors.torch import save_file
 
     save_file({"encoder.weight": torch.zeros(3, 3)}, tmp_path / "other.safetensors")
     with pytest.raises(ShowcaseError, match="none of its 1 tensors fits this model"):
-        init_from(model, str(tmp_path / "other.safetensors"))
+        init_from(model, tmp_path / "other.safetensors", "other")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ShowcaseError, match="cannot fetch it from the Hugging Face Hub"):
-        init_from(model, "hf:nobody/nothing")
+        source_weights("hf:nobody/nothing")
     with pytest.raises(UsageError, match="matches no parameter"):
         freeze(model, "^head")
     with pytest.raises(UsageError, match="is not a regular expression"):
