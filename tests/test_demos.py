@@ -1,6 +1,7 @@
 """Every ready demo trains a few steps on synthetic data, in-process, then every other command of
 it runs on that run: none can be skipped silently."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -33,16 +34,33 @@ def digit_png(tmp_path):
 
 
 # The arguments of each command besides `train`, per demo (the run's --out-dir is added).
+def exported(tmp):
+    return {"out": str(tmp / "exported")}
+
+
 COMMAND_ARGS = {
-    ("vision", "classify"): {"eval": lambda tmp: {"synthetic": True}, "predict": digit_png},
-    ("vision", "detect"): {"eval": lambda tmp: {}, "predict": digit_png},
-    ("rl", "dqn"): {"eval": lambda tmp: {"episodes": 2},
-                    "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")}},
-    ("recsys", "mf"): {"eval": lambda tmp: {}, "recommend": lambda tmp: {"user": "3", "top": 5}},
+    ("vision", "classify"): {
+        "eval": lambda tmp: {"synthetic": True},
+        "predict": digit_png,
+        "export": exported,
+    },
+    ("vision", "detect"): {"eval": lambda tmp: {}, "predict": digit_png, "export": exported},
+    ("rl", "dqn"): {
+        "eval": lambda tmp: {"episodes": 2},
+        "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")},
+        "export": exported,
+    },
+    ("recsys", "mf"): {
+        "eval": lambda tmp: {},
+        "recommend": lambda tmp: {"user": "3", "top": 5},
+        "export": exported,
+    },
     ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav},
-    ("translation", "seq2seq"): {"eval": lambda tmp: {},
-                                 "translate": lambda tmp: {"sentences": ["eins zwei", ""]}},
-}  # fmt: skip
+    ("translation", "seq2seq"): {
+        "eval": lambda tmp: {},
+        "translate": lambda tmp: {"sentences": ["eins zwei", ""]},
+    },
+}
 
 
 def test_the_catalog_has_ready_demos():
@@ -67,8 +85,11 @@ def test_smoke(demo, tmp_path, capsys):
     assert (tmp_path / "run" / "metrics.json").exists()
     for name, make_args in COMMAND_ARGS[(demo.domain, demo.task)].items():
         command = commands[name]
-        args = {"out_dir": out_dir, "device": "cpu", **make_args(tmp_path)}
-        result = command(config_class(command)(**args))
+        cmd_cls = config_class(command)
+        args = {"out_dir": out_dir, **make_args(tmp_path)}
+        if "device" in {f.name for f in dataclasses.fields(cmd_cls)}:
+            args["device"] = "cpu"  # export has none: it runs on the CPU
+        result = command(cmd_cls(**args))
         assert result, f"{name} returned nothing"
     assert (tmp_path / "run" / "eval.json").exists()  # beside the training report, which stays
     weights_step = read_file(tmp_path / "run" / WEIGHTS)[1]["step"]
