@@ -27,7 +27,7 @@ from torch import nn
 from core.config import ChangesDefaults
 from core.errors import ShowcaseError, UsageError
 from core.files import write_text
-from core.onnx_files import feeds, quantize, session, write_onnx
+from core.onnx_files import feeds, quantize, session, write_onnx, write_onnx_chain
 
 FLOAT_TOLERANCE = 1e-4
 """Largest absolute difference between eager and exported float32 outputs."""
@@ -75,7 +75,9 @@ class ExportSpec:
     input_names: list[str]
     output_names: list[str]
     dynamic: dict[str, dict[int, str]]
-    """Input name -> {dimension: its name}, e.g. {"images": {0: "batch"}}."""
+    """Input name -> {dimension: its name}, e.g. {"images": {0: "batch"}}; an output named here
+    too has its own (by default an output's dimension 0 is the first input's batch, if it has
+    one)."""
     sidecar: dict[str, Any]
     """Labels, vocabulary files, normalisation, post-processing: what the graph leaves out."""
     int8: Literal["static", "dynamic"] | None = None
@@ -86,33 +88,51 @@ class ExportSpec:
     answer: Callable[[list[np.ndarray]], np.ndarray] | None = None
     """The model's answer per input row from its outputs (e.g. the top-1 class), for the int8
     check; None: the first output's argmax over its last dimension."""
+    more_inputs: list[tuple[torch.Tensor, ...]] = dataclasses.field(default_factory=list)
+    """Further real inputs of other sizes along the dynamic axes, checked too (a file that runs
+    only at its traced size fails)."""
+    parts: list[nn.Module] = dataclasses.field(default_factory=list)
+    """`module` as a chain of parts whose ONNX graphs are joined into one file (empty: one part):
+    for a model the exporter cannot trace in one piece."""
+    formats: tuple[str, ...] = ("onnx", "pt2")
+    """The --format values this model exports to."""
 
 
 def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
     """Write `spec` in `cfg.format` (int8 if asked) to `cfg.out`, check it, and return what was
     written: {"file", "sidecar", "check"}."""
+    if cfg.format not in spec.formats:
+        raise UsageError(f"{cfg.DEMO} exports --format {' or '.join(spec.formats)}")
     if cfg.quantize == "int8" and spec.int8 is None:
         raise UsageError(f"{cfg.DEMO} exports float32 only: leave out --quantize")
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
-    spec.module.eval()
+    for module in [spec.module, *spec.parts]:
+        module.eval()
+    checks = [spec.inputs, *spec.more_inputs]
     with torch.no_grad():
-        expected = [t.detach().cpu().numpy() for t in as_tuple(spec.module(*spec.inputs))]
+        expected = [numpy(spec.module(*inputs)) for inputs in checks]
     suffix = "-int8" if cfg.quantize == "int8" else ""
     path = folder / f"{spec.name}{suffix}.{cfg.format}"
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
         tmp = Path(scratch) / path.name
         if cfg.format == "pt2":
             write_pt2(spec, tmp)
-            got = run_pt2(tmp, spec.inputs)
+            program = torch.export.load(str(tmp)).module()
+            with torch.no_grad():
+                got = [numpy(program(*inputs)) for inputs in checks]
         else:
             names = (spec.input_names, spec.output_names)
-            write_onnx(spec.module, spec.inputs, names, dynamic_shapes(spec), tmp)
+            if spec.parts:
+                write_onnx_chain(spec.parts, spec.inputs, names, dynamic_shapes(spec), tmp)
+            else:
+                write_onnx(spec.module, spec.inputs, names, dynamic_shapes(spec), tmp)
             if cfg.quantize == "int8":
                 calibration = [feeds(spec.input_names, row) for row in spec.calibration]
                 quantize(tmp, Path(scratch) / "int8.onnx", spec.int8, calibration)
                 os.replace(Path(scratch) / "int8.onnx", tmp)
-            got = session(tmp).run(spec.output_names, feeds(spec.input_names, spec.inputs))
+            run = session(tmp).run
+            got = [run(spec.output_names, feeds(spec.input_names, inputs)) for inputs in checks]
         check = compare(spec, expected, got, int8=cfg.quantize == "int8")
         os.replace(tmp, path)  # only a checked file reaches its name
     sidecar = path.with_suffix(path.suffix + ".json")
@@ -126,6 +146,11 @@ def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
 
 def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
     return outputs if isinstance(outputs, tuple | list) else (outputs,)
+
+
+def numpy(outputs) -> list[np.ndarray]:
+    """A module's output tensor (or tuple of them) as numpy arrays."""
+    return [t.detach().cpu().numpy() for t in as_tuple(outputs)]
 
 
 def dynamic_shapes(spec: ExportSpec) -> tuple:
@@ -143,41 +168,39 @@ def write_pt2(spec: ExportSpec, path: Path) -> None:
     torch.export.save(program, str(path))
 
 
-def run_pt2(path: Path, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
-    program = torch.export.load(str(path)).module()
-    with torch.no_grad():
-        return [t.detach().cpu().numpy() for t in as_tuple(program(*inputs))]
-
-
 def compare(
-    spec: ExportSpec, expected: list[np.ndarray], got: list[np.ndarray], int8: bool
+    spec: ExportSpec, expected: list[list[np.ndarray]], got: list[list[np.ndarray]], int8: bool
 ) -> dict:
-    """The round-trip check: float32 outputs within FLOAT_TOLERANCE (integer ones equal); an int8
-    file gives the eager answer on at least INT8_AGREEMENT of the inputs. Raises when it fails."""
+    """The round-trip check over every check input (`spec.inputs`, then `spec.more_inputs`):
+    float32 outputs within FLOAT_TOLERANCE (integer ones equal); an int8 file gives the eager
+    answer on at least INT8_AGREEMENT of the input rows. Raises when it fails."""
+    count = sum(len(inputs[0]) for inputs in [spec.inputs, *spec.more_inputs])
     if int8:
         answer = spec.answer or (lambda outs: outs[0].argmax(-1))
-        agree = float(np.mean(answer(expected) == answer(got)))
+        same = [answer(want) == answer(have) for want, have in zip(expected, got, strict=True)]
+        agree = float(np.mean(np.concatenate([np.ravel(s) for s in same])))
         if agree < INT8_AGREEMENT:
             raise ShowcaseError(
                 f"the int8 {spec.name} gives the float model's answer on only "
                 f"{agree:.0%} of the check inputs: not written"
             )
-        return {"inputs": len(spec.inputs[0]), "agreement": round(agree, 4)}
+        return {"inputs": count, "agreement": round(agree, 4)}
     worst = 0.0
-    for name, want, have in zip(spec.output_names, expected, got, strict=True):
-        if want.shape != have.shape:
-            raise ShowcaseError(
-                f"exported {spec.name}: output {name} has shape {have.shape}, "
-                f"eager {want.shape}: not written"
-            )
-        diff = float(np.abs(want.astype(np.float64) - have.astype(np.float64)).max(initial=0.0))
-        worst = max(worst, diff)
+    for wants, haves in zip(expected, got, strict=True):
+        for name, want, have in zip(spec.output_names, wants, haves, strict=True):
+            if want.shape != have.shape:
+                raise ShowcaseError(
+                    f"exported {spec.name}: output {name} has shape {have.shape}, "
+                    f"eager {want.shape}: not written"
+                )
+            diff = np.abs(want.astype(np.float64) - have.astype(np.float64)).max(initial=0.0)
+            worst = max(worst, float(diff))
     if worst > FLOAT_TOLERANCE:
         raise ShowcaseError(
             f"exported {spec.name} differs from the eager model by {worst:.2e} "
             f"(> {FLOAT_TOLERANCE:g}): not written"
         )
-    return {"inputs": len(spec.inputs[0]), "max_abs_diff": worst}
+    return {"inputs": count, "max_abs_diff": worst}
 
 
 def summary(check: dict) -> str:
@@ -208,7 +231,9 @@ def describe(spec: ExportSpec, cfg: ExportConfig, path: Path, check: dict) -> di
         "format": cfg.format,
         "quantize": cfg.quantize,
         "inputs": tensors(spec.input_names, spec.inputs, lambda n: spec.dynamic.get(n, {})),
-        "outputs": tensors(spec.output_names, outputs, lambda n: {0: batch} if batch else {}),
+        "outputs": tensors(
+            spec.output_names, outputs, lambda n: spec.dynamic.get(n, {0: batch} if batch else {})
+        ),
         **spec.sidecar,
         "check": check,
         "run": str(Path(cfg.out_dir).resolve()),

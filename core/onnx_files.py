@@ -3,6 +3,7 @@ ONNX Runtime. `onnx`, `onnxscript` and `onnxruntime` come with the `export` extr
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +25,17 @@ def write_onnx(
     try:
         import onnx
 
-        program = torch.onnx.export(
-            module,
-            inputs,
-            dynamo=True,
-            input_names=names[0],
-            output_names=names[1],
-            dynamic_shapes=dynamic_shapes,
-            verbose=False,
-        )
+        with warnings.catch_warnings():  # the tracer's notes on torch internals
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                inputs,
+                dynamo=True,
+                input_names=names[0],
+                output_names=names[1],
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
     except ImportError as exc:  # onnx and onnxscript come with the `export` extra
         raise ShowcaseError(f"ONNX export needs {exc.name}: pip install -e '.[export]'") from None
     program.optimize()
@@ -41,6 +44,41 @@ def write_onnx(
         del node.metadata_props[:]
     del model.graph.value_info[:]
     onnx.save(model, str(path))
+
+
+def write_onnx_chain(
+    parts: list[torch.nn.Module],
+    inputs: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    dynamic_shapes: tuple,
+    path: Path,
+) -> None:
+    """One ONNX file of `parts` applied in turn, each exported alone and the graphs joined: a part
+    ends where the exporter loses a dimension (a GRU's time axis after a strided convolution).
+    Between parts every dimension but the last stays dynamic; outputs keep no fixed shape."""
+    import onnx
+    import onnx.compose
+
+    joined, x = None, inputs
+    for i, part in enumerate(parts):
+        ins = names[0] if i == 0 else [f"link{i}"]
+        outs = names[1] if i == len(parts) - 1 else [f"link{i + 1}"]
+        auto = {d: torch.export.Dim.AUTO for d in range(x[0].dim() - 1)}
+        piece = path.with_name(f"part{i}.onnx")
+        write_onnx(part, x, (ins, outs), dynamic_shapes if i == 0 else (auto,), piece)
+        graph = onnx.compose.add_prefix(
+            onnx.load(str(piece)), f"part{i}/", rename_inputs=False, rename_outputs=False
+        )
+        links = [(f"link{i}", f"link{i}")]
+        joined = graph if joined is None else onnx.compose.merge_models(joined, graph, links)
+        with torch.no_grad():
+            x = (part(*x),)
+    for output in joined.graph.output:
+        output.type.tensor_type.ClearField("shape")  # a part's trace may have fixed it
+    opsets = {o.domain: o.version for o in joined.opset_import}  # each part listed its own
+    del joined.opset_import[:]
+    joined.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets.items())
+    onnx.save(joined, str(path))
 
 
 def session(path: Path):
