@@ -19,7 +19,7 @@ import torch
 
 from core.command import config_class
 from core.parse import build, from_run
-from core.run import WEIGHTS
+from core.run import WEIGHTS, run_config
 from showcase import catalog
 
 WARMUP, CALLS, BATCH_CALLS = 20, 200, 10
@@ -48,7 +48,7 @@ def runtimes(spec, folder: Path, int8: bool) -> dict:
         ("onnx_int8", {"quantize": "int8"}),
         ("pt2", {"format": "pt2"}),
     ]:
-        if form == "onnx_int8" and not int8:
+        if form == "onnx_int8" and not int8 or form == "pt2" and "pt2" not in spec.formats:
             continue
         path = Path(export(spec, build(ExportConfig, out=str(folder), **fields))["file"])
         call = pt2_call(path) if form == "pt2" else onnx_call(path, spec.input_names)
@@ -195,10 +195,35 @@ def rl(args, folder: Path) -> dict:
     return measure("rl_dqn", spec, quality, (obs[:1],), (obs,), run_dir / WEIGHTS, False)
 
 
+def speech(args, folder: Path) -> dict:
+    from speech.ctc.decode import greedy
+    from speech.ctc.export import SpeechExportConfig, spec_for
+    from speech.ctc.scoring import wer_cer
+    from speech.ctc.train import SpeechConfig
+    from speech.ctc.utterances import assemble, make_split
+
+    run_dir = trained("speech ctc", args, folder)
+    spec = spec_for(build(SpeechExportConfig, out_dir=str(run_dir), data_dir=args.data_dir))
+    split = make_split(from_run(SpeechConfig, run_config(str(run_dir))), args.data_dir)
+    waves, samples = assemble(split.clips, split.test, torch.arange(len(split.test)))
+    utterances = [waves[i : i + 1, : int(n)] for i, n in enumerate(samples)]
+    refs = split.test.transcripts(split.clips)
+
+    def quality(call) -> dict:  # one utterance a call, decoded greedily
+        hyps = []
+        for wave in utterances:
+            log_probs = torch.from_numpy(call(wave)[0])
+            hyps += greedy(log_probs, torch.tensor([log_probs.shape[1]]))
+        return {k: round(v, 4) for k, v in wer_cer(hyps, refs, "test_").items()}
+
+    one = (utterances[0],)
+    return measure("speech_ctc", spec, quality, one, one, run_dir / WEIGHTS, False)
+
+
 def run(args) -> dict:
     folder = Path(args.keep_runs or tempfile.mkdtemp(prefix="deploy-runs-"))
     metrics = {"threads": torch.get_num_threads(), "onnxruntime": onnxruntime.__version__,
                "models": "the tour's quick configurations"}  # fmt: skip
-    for part in (classify, detect, recsys, rl):
+    for part in (classify, detect, speech, recsys, rl):
         metrics |= part(args, folder)
     return metrics

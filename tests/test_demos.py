@@ -55,12 +55,21 @@ COMMAND_ARGS = {
         "recommend": lambda tmp: {"user": "3", "top": 5},
         "export": exported,
     },
-    ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav},
+    ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav, "export": exported},
     ("translation", "seq2seq"): {
         "eval": lambda tmp: {},
         "translate": lambda tmp: {"sentences": ["eins zwei", ""]},
     },
 }
+
+
+def command_config(command, out_dir: str, args: dict):
+    """The config of a command run on `out_dir` with `args`, on the CPU (export has no device
+    field: it always runs there)."""
+    cls = config_class(command)
+    if "device" in {f.name for f in dataclasses.fields(cls)}:
+        args = {**args, "device": "cpu"}
+    return cls(out_dir=out_dir, **args)
 
 
 def test_the_catalog_has_ready_demos():
@@ -85,11 +94,7 @@ def test_smoke(demo, tmp_path, capsys):
     assert (tmp_path / "run" / "metrics.json").exists()
     for name, make_args in COMMAND_ARGS[(demo.domain, demo.task)].items():
         command = commands[name]
-        cmd_cls = config_class(command)
-        args = {"out_dir": out_dir, **make_args(tmp_path)}
-        if "device" in {f.name for f in dataclasses.fields(cmd_cls)}:
-            args["device"] = "cpu"  # export has none: it runs on the CPU
-        result = command(cmd_cls(**args))
+        result = command(command_config(command, out_dir, make_args(tmp_path)))
         assert result, f"{name} returned nothing"
     assert (tmp_path / "run" / "eval.json").exists()  # beside the training report, which stays
     weights_step = read_file(tmp_path / "run" / WEIGHTS)[1]["step"]

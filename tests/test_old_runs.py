@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.command import config_class
 from showcase import catalog
-from tests.test_demos import COMMAND_ARGS, IDS, READY
+from tests.test_demos import COMMAND_ARGS, IDS, READY, command_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "before-redesign"
 
@@ -29,8 +28,8 @@ def test_a_run_from_before_the_redesign_still_evaluates_and_predicts(demo, tmp_p
     commands = catalog.commands(demo)
     for name, make_args in COMMAND_ARGS[(demo.domain, demo.task)].items():
         command = commands[name]
-        args = {"out_dir": str(run), "device": "cpu", **make_args(tmp_path)}
-        assert command(config_class(command)(**args)), f"{name} returned nothing"
+        cfg = command_config(command, str(run), make_args(tmp_path))
+        assert command(cfg), f"{name} returned nothing"
     assert (run / "eval.json").is_file()
 
 

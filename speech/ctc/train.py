@@ -28,6 +28,7 @@ from core.seq_data import LengthLoader
 from speech import CTC
 from speech.ctc.data import SAMPLE_RATE
 from speech.ctc.decode import LexiconDecoder
+from speech.ctc.export import export_model
 from speech.ctc.features import Features, spec_augment, warp
 from speech.ctc.model import CTCConfig, build_model, ctc_loss
 from speech.ctc.predict import lexicon_words, load_trained, save_lexicon, transcribe
@@ -207,4 +208,4 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     return report_eval(cfg, TASK, metrics, run.step, time.perf_counter() - t0, device, summary)
 
 
-COMMANDS = {"train": main, "eval": evaluate, "transcribe": transcribe}
+COMMANDS = {"train": main, "eval": evaluate, "transcribe": transcribe, "export": export_model}

@@ -25,8 +25,15 @@ RUNS = {
     "recsys mf": {"max_steps": 3},
     "rl dqn": {"max_steps": 400, "learning_starts": 100, "eval_every": 400, "eval_episodes": 2,
                "final_episodes": 2},
+    "speech ctc": {"max_steps": 20, "eval_every": 20, "train_utterances": 200},
 }  # fmt: skip
-DATA = {"vision classify": "MNIST", "vision detect": "MNIST", "recsys mf": "ml-100k"}
+DATA = {
+    "vision classify": "MNIST",
+    "vision detect": "MNIST",
+    "recsys mf": "ml-100k",
+    "speech ctc": "fsdd",
+}
+BOTH_FORMATS = [name for name in RUNS if name != "speech ctc"]  # speech: ONNX only
 
 
 def commands(name: str) -> dict:
@@ -53,7 +60,7 @@ def export(name: str, run_dir, out, **fields) -> dict:
     return command(build(config_class(command), out_dir=str(run_dir), out=str(out), **fields))
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+@pytest.mark.parametrize("name", BOTH_FORMATS)
 def test_onnx_and_pt2_agree_with_the_eager_model(runs, tmp_path, name):
     onnx_file = export(name, runs[name], tmp_path)
     assert onnx_file["check"]["max_abs_diff"] <= core.export.FLOAT_TOLERANCE
@@ -78,6 +85,35 @@ def test_the_onnx_file_runs_from_its_sidecar_alone(runs, tmp_path):
     assert len({sidecar["labels"][k] for k in logits.argmax(1)}) == 1  # three alike images
 
 
+def test_the_speech_file_takes_any_length_and_transcribes_as_the_model_does(runs, tmp_path):
+    """Checked on test utterances of several lengths; then a real recording read with soundfile,
+    run with onnxruntime and decoded greedily from the sidecar, as a user without this package."""
+    import soundfile
+
+    from speech.ctc.data import fsdd_dir, to_8k
+    from speech.ctc.decode import greedy
+    from speech.ctc.export import Recognizer
+    from speech.ctc.predict import load_trained
+
+    written = export("speech ctc", runs["speech ctc"], tmp_path)
+    assert written["check"]["inputs"] == 8 and written["check"]["max_abs_diff"] <= 1e-4
+    sidecar = json.loads(Path(written["sidecar"]).read_text())
+    assert sidecar["inputs"][0]["shape"] == [1, "samples"]
+    assert sidecar["outputs"][0]["shape"] == [1, "frames", len(sidecar["vocabulary"])]
+    audio, rate = soundfile.read(fsdd_dir(None) / "7_jackson_32.wav", dtype="float32")
+    assert rate == sidecar["sample_rate"]
+    sess = onnxruntime.InferenceSession(written["file"])
+    (log_probs,) = sess.run(None, {"waves": audio[None]})
+    best = log_probs[0].argmax(-1)
+    keep = (best != sidecar["blank"]) & np.r_[True, best[1:] != best[:-1]]
+    text = "".join(sidecar["vocabulary"][k] for k in best[keep])
+    run = load_trained(str(runs["speech ctc"]), torch.device("cpu"))
+    with torch.no_grad():
+        eager = Recognizer(run.model, run.features)(to_8k(audio, rate)[None])
+    assert text == greedy(eager, torch.tensor([eager.shape[1]]))[0]
+    assert log_probs.shape == eager.shape
+
+
 def test_int8_files_are_smaller_and_give_the_same_answers(runs, tmp_path):
     for name in ("vision classify", "vision detect"):
         float32 = export(name, runs[name], tmp_path)
@@ -96,6 +132,8 @@ def test_bad_input_is_one_line_and_leaves_nothing_invalid(runs, tmp_path, monkey
                quantize="int8")  # fmt: skip
     with pytest.raises(UsageError, match="rl dqn exports float32 only"):
         export("rl dqn", runs["rl dqn"], tmp_path / "out", quantize="int8")
+    with pytest.raises(UsageError, match="speech ctc exports --format onnx"):
+        export("speech ctc", runs["speech ctc"], tmp_path / "out", format="pt2")
     monkeypatch.setattr(core.export, "FLOAT_TOLERANCE", -1.0)  # every file now fails its check
     with pytest.raises(ShowcaseError, match="differs from the eager model .*: not written"):
         export("recsys mf", runs["recsys mf"], tmp_path / "out")
