@@ -12,6 +12,7 @@ A file that fails its check is removed, never left behind as if valid.
 """
 
 import dataclasses
+import inspect
 import json
 import os
 import subprocess
@@ -96,6 +97,9 @@ class ExportSpec:
     for a model the exporter cannot trace in one piece."""
     formats: tuple[str, ...] = ("onnx", "pt2")
     """The --format values this model exports to."""
+    bounds: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """A dynamic dimension's name -> its (min, max), where the model limits it (e.g. a position
+    table's length)."""
 
 
 def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
@@ -154,12 +158,20 @@ def numpy(outputs) -> list[np.ndarray]:
 
 
 def dynamic_shapes(spec: ExportSpec) -> tuple:
-    """torch.export's form of `spec.dynamic`: one {dim: Dim} per input (None: all static)."""
-    dims: dict[str, torch.export.Dim] = {}
+    """torch.export's form of `spec.dynamic`: one {dim: Dim} per input (None: all static), the
+    inputs of a `*args` parameter as one tuple."""
+    dims = {
+        n: torch.export.Dim(n, **dict(zip(("min", "max"), b, strict=False)))
+        for n, b in spec.bounds.items()
+    }
     shapes = []
     for name in spec.input_names:
         axes = spec.dynamic.get(name, {})
         shapes.append({d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} or None)
+    params = inspect.signature(spec.module.forward).parameters.values()
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        named = sum(p.kind == p.POSITIONAL_OR_KEYWORD for p in params)
+        return (*shapes[:named], tuple(shapes[named:]))
     return tuple(shapes)
 
 

@@ -59,6 +59,7 @@ COMMAND_ARGS = {
     ("translation", "seq2seq"): {
         "eval": lambda tmp: {},
         "translate": lambda tmp: {"sentences": ["eins zwei", ""]},
+        "export": exported,
     },
 }
 

@@ -26,14 +26,18 @@ RUNS = {
     "rl dqn": {"max_steps": 400, "learning_starts": 100, "eval_every": 400, "eval_episodes": 2,
                "final_episodes": 2},
     "speech ctc": {"max_steps": 20, "eval_every": 20, "train_utterances": 200},
+    "translation seq2seq": {"max_steps": 20, "eval_every": 0, "d_model": 64, "layers": 1,
+                            "d_ff": 128, "vocab_size": 1000},
 }  # fmt: skip
 DATA = {
     "vision classify": "MNIST",
     "vision detect": "MNIST",
     "recsys mf": "ml-100k",
     "speech ctc": "fsdd",
+    "translation seq2seq": "multi30k",
 }
-BOTH_FORMATS = [name for name in RUNS if name != "speech ctc"]  # speech: ONNX only
+# speech: ONNX only; the translator: two files (its own test)
+BOTH_FORMATS = [name for name in RUNS if name not in ("speech ctc", "translation seq2seq")]
 
 
 def commands(name: str) -> dict:
@@ -112,6 +116,26 @@ def test_the_speech_file_takes_any_length_and_transcribes_as_the_model_does(runs
         eager = Recognizer(run.model, run.features)(to_8k(audio, rate)[None])
     assert text == greedy(eager, torch.tensor([eager.shape[1]]))[0]
     assert log_probs.shape == eager.shape
+
+
+def test_the_translator_exports_an_encoder_and_a_step_that_translate_as_the_model_does(
+    runs, tmp_path
+):
+    run = runs["translation seq2seq"]
+    for fields in ({}, {"format": "pt2"}):
+        written = export("translation seq2seq", run, tmp_path, **fields)
+        for part in ("encoder", "step"):
+            assert written[part]["check"]["max_abs_diff"] <= core.export.FLOAT_TOLERANCE
+    written = export("translation seq2seq", run, tmp_path)
+    assert written["greedy_agreement"] == 1.0  # 32 test sentences, translated alike
+    assert (tmp_path / "tokenizer.json").is_file()
+    step = json.loads(Path(written["step"]["sidecar"]).read_text())
+    assert [i["shape"][2] for i in step["inputs"] if i["name"] == "k0"] == ["past"]
+    int8 = export("translation seq2seq", run, tmp_path, quantize="int8")
+    assert int8["greedy_agreement"] >= 0.8
+    for part in ("encoder", "step"):
+        float_size = Path(written[part]["file"]).stat().st_size
+        assert Path(int8[part]["file"]).stat().st_size < float_size / 2
 
 
 def test_int8_files_are_smaller_and_give_the_same_answers(runs, tmp_path):

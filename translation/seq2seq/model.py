@@ -143,7 +143,7 @@ class Transformer(nn.Module):
 
     def start(self, memory: torch.Tensor, pad: torch.Tensor) -> dict[str, torch.Tensor]:
         state = {"mask": ~pad[:, None, None, :]}
-        b, h = len(memory), self.cfg.heads
+        b, h = memory.shape[0], self.cfg.heads  # shape, not len(): export keeps the batch dynamic
         for i, block in enumerate(self.decoder):
             state[f"ck{i}"], state[f"cv{i}"] = block.cross.keys_values(memory)  # computed once
             empty = memory.new_zeros(b, h, 0, self.cfg.d_model // h)

@@ -40,6 +40,7 @@ from translation.seq2seq.data import (
     split_sources,
     train_tokenizer,
 )
+from translation.seq2seq.export import export_model
 from translation.seq2seq.model import build_model, seq2seq_loss
 from translation.seq2seq.predict import Translator, load_translator, translate
 from translation.seq2seq.scoring import bleu_chrf, plot_attention
@@ -247,4 +248,4 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "translate": translate}
+COMMANDS = {"train": main, "eval": evaluate, "translate": translate, "export": export_model}
