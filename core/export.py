@@ -15,7 +15,6 @@ import dataclasses
 import inspect
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from core.config import ChangesDefaults
 from core.errors import ShowcaseError, UsageError
 from core.files import write_text
 from core.onnx_files import feeds, quantize, session, write_onnx, write_onnx_chain
+from core.sidecar import describe
 
 FLOAT_TOLERANCE = 1e-4
 """Largest absolute difference between eager and exported float32 outputs."""
@@ -219,52 +219,3 @@ def summary(check: dict) -> str:
     if "agreement" in check:
         return f"int8 gives the float answer on {check['agreement']:.0%} of {check['inputs']} real inputs"
     return f"max |exported - eager| {check['max_abs_diff']:.1e} on {check['inputs']} real inputs"
-
-
-def describe(spec: ExportSpec, cfg: ExportConfig, path: Path, check: dict) -> dict[str, Any]:
-    """The sidecar: how to feed the file and read its outputs, and where it came from."""
-
-    batch = spec.dynamic.get(spec.input_names[0], {}).get(0)  # outputs share the first input's
-
-    def tensors(names, values, dynamic):
-        return [
-            {
-                "name": n,
-                "dtype": str(v.dtype).removeprefix("torch."),
-                "shape": [dynamic(n).get(d, s) for d, s in enumerate(v.shape)],
-            }
-            for n, v in zip(names, values, strict=True)
-        ]
-
-    with torch.no_grad():
-        outputs = as_tuple(spec.module(*spec.inputs))
-    return {
-        "file": path.name,
-        "format": cfg.format,
-        "quantize": cfg.quantize,
-        "inputs": tensors(spec.input_names, spec.inputs, lambda n: spec.dynamic.get(n, {})),
-        "outputs": tensors(
-            spec.output_names, outputs, lambda n: spec.dynamic.get(n, {0: batch} if batch else {})
-        ),
-        **spec.sidecar,
-        "check": check,
-        "run": str(Path(cfg.out_dir).resolve()),
-        "commit": commit(),
-        "torch": torch.__version__,
-    }
-
-
-def commit() -> str | None:
-    """The git commit of this checkout (None outside one)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
