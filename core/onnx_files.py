@@ -52,33 +52,44 @@ def write_onnx_chain(
     names: tuple[list[str], list[str]],
     dynamic_shapes: tuple,
     path: Path,
-) -> None:
+) -> list[Path]:
     """One ONNX file of `parts` applied in turn, each exported alone and the graphs joined: a part
     ends where the exporter loses a dimension (a GRU's time axis after a strided convolution).
-    Between parts every dimension but the last stays dynamic; outputs keep no fixed shape."""
+    Between parts every dimension but the last stays dynamic; outputs keep no fixed shape.
+    Returns each part's own file (beside `path`)."""
     import onnx
     import onnx.compose
 
-    joined, x = None, inputs
+    joined, x, pieces = None, inputs, []
     for i, part in enumerate(parts):
         ins = names[0] if i == 0 else [f"link{i}"]
         outs = names[1] if i == len(parts) - 1 else [f"link{i + 1}"]
         auto = {d: torch.export.Dim.AUTO for d in range(x[0].dim() - 1)}
         piece = path.with_name(f"part{i}.onnx")
+        pieces.append(piece)
         write_onnx(part, x, (ins, outs), dynamic_shapes if i == 0 else (auto,), piece)
+        model = onnx.load(str(piece))
         graph = onnx.compose.add_prefix(
-            onnx.load(str(piece)), f"part{i}/", rename_inputs=False, rename_outputs=False
+            model, f"part{i}/", rename_inputs=False, rename_outputs=False
         )
+        onnx.save(free_outputs(model), str(piece))
         links = [(f"link{i}", f"link{i}")]
         joined = graph if joined is None else onnx.compose.merge_models(joined, graph, links)
         with torch.no_grad():
             x = (part(*x),)
-    for output in joined.graph.output:
-        output.type.tensor_type.ClearField("shape")  # a part's trace may have fixed it
+    free_outputs(joined)
     opsets = {o.domain: o.version for o in joined.opset_import}  # each part listed its own
     del joined.opset_import[:]
     joined.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets.items())
     onnx.save(joined, str(path))
+    return pieces
+
+
+def free_outputs(model):
+    """`model` with no fixed output shapes (a part's trace may have fixed a dynamic one)."""
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return model
 
 
 def session(path: Path):
