@@ -30,7 +30,7 @@ WARMUP, CALLS, BATCH_CALLS = 20, 200, 10
 def trained(name: str, args, folder: Path) -> Path:
     """The run of demo `name` (its quick configuration): reused when finished, else trained."""
     demo = next(d for d in catalog.all_demos() if d.name == name)
-    run_dir = folder / demo.name.replace(" ", "-")
+    run_dir = folder / Path(demo.run_dir).name  # the tour's name for it
     if not (run_dir / WEIGHTS).exists():
         train = catalog.commands(demo)["train"]
         quick = {**demo.tour.quick, **({"max_steps": 5} if args.quick else {})}
