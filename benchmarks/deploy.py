@@ -97,8 +97,8 @@ def timing(call, one: tuple, batch: tuple) -> dict:
             t0 = time.perf_counter()
             call(*batch)
             seconds.append(time.perf_counter() - t0)
-    return {"latency_ms": round(statistics.median(ms), 3),
-            "rows_per_s": round(len(batch[0]) / statistics.median(seconds), 1)}  # fmt: skip
+    rows_per_s = len(batch[0]) / statistics.median(seconds)
+    return {"latency_ms": round(statistics.median(ms), 3), "rows_per_s": round(rows_per_s, 1)}
 
 
 def measure(name: str, spec, quality, one: tuple, batch: tuple, weights: Path, int8: bool) -> dict:
@@ -224,8 +224,11 @@ def speech(args, folder: Path) -> dict:
 
 def run(args) -> dict:
     folder = Path(args.keep_runs or tempfile.mkdtemp(prefix="deploy-runs-"))
-    metrics = {"threads": torch.get_num_threads(), "onnxruntime": onnxruntime.__version__,
-               "models": "the tour's quick configurations"}  # fmt: skip
+    metrics = {
+        "threads": torch.get_num_threads(),
+        "onnxruntime": onnxruntime.__version__,
+        "models": "the tour's quick configurations",
+    }
     from benchmarks.deploy_translation import translation  # it builds on this file
 
     for part in (classify, detect, speech, translation, recsys, rl):

@@ -31,15 +31,23 @@ def init_from(model: nn.Module, path: Path, source: str) -> dict:
     fresh = [k for k in own if k not in found]
     skipped = [k for k in found if k not in own]
     if not loaded:
-        raise ShowcaseError(f"--init-from {source}: none of its {len(found)} tensors fits this "
-                            "model (another demo's run?)")  # fmt: skip
+        raise ShowcaseError(
+            f"--init-from {source}: none of its {len(found)} tensors fits this "
+            "model (another demo's run?)"
+        )
     with torch.no_grad():
         for name in loaded:
             own[name].copy_(found[name])
-    report = {"source": source, "loaded": len(loaded), "reinitialised": reshaped + fresh,
-              "skipped": skipped}  # fmt: skip
-    print(f"--init-from {source}: loaded {len(loaded)} of {len(own)} tensors; "
-          f"re-initialised {names(reshaped + fresh)}; skipped {names(skipped)}")  # fmt: skip
+    report = {
+        "source": source,
+        "loaded": len(loaded),
+        "reinitialised": reshaped + fresh,
+        "skipped": skipped,
+    }
+    print(
+        f"--init-from {source}: loaded {len(loaded)} of {len(own)} tensors; "
+        f"re-initialised {names(reshaped + fresh)}; skipped {names(skipped)}"
+    )
     return report
 
 

@@ -23,12 +23,23 @@ RUNS = {
     "vision classify": {"max_steps": 30},
     "vision detect": {"max_steps": 3, "batch_size": 8, "val_scenes": 16, "test_scenes": 64},
     "recsys mf": {"max_steps": 3},
-    "rl dqn": {"max_steps": 400, "learning_starts": 100, "eval_every": 400, "eval_episodes": 2,
-               "final_episodes": 2},
+    "rl dqn": {
+        "max_steps": 400,
+        "learning_starts": 100,
+        "eval_every": 400,
+        "eval_episodes": 2,
+        "final_episodes": 2,
+    },
     "speech ctc": {"max_steps": 20, "eval_every": 20, "train_utterances": 200},
-    "translation seq2seq": {"max_steps": 20, "eval_every": 0, "d_model": 64, "layers": 1,
-                            "d_ff": 128, "vocab_size": 1000},
-}  # fmt: skip
+    "translation seq2seq": {
+        "max_steps": 20,
+        "eval_every": 0,
+        "d_model": 64,
+        "layers": 1,
+        "d_ff": 128,
+        "vocab_size": 1000,
+    },
+}
 DATA = {
     "vision classify": "MNIST",
     "vision detect": "MNIST",
@@ -152,8 +163,13 @@ def test_bad_input_is_one_line_and_leaves_nothing_invalid(runs, tmp_path, monkey
     with pytest.raises(ShowcaseError, match="holds a recsys.mf run, not vision.classify"):
         export("vision classify", runs["recsys mf"], tmp_path / "out")
     with pytest.raises(UsageError, match="--quantize int8 goes with --format onnx"):
-        export("vision classify", runs["vision classify"], tmp_path / "out", format="pt2",
-               quantize="int8")  # fmt: skip
+        export(
+            "vision classify",
+            runs["vision classify"],
+            tmp_path / "out",
+            format="pt2",
+            quantize="int8",
+        )
     with pytest.raises(UsageError, match="rl dqn exports float32 only"):
         export("rl dqn", runs["rl dqn"], tmp_path / "out", quantize="int8")
     with pytest.raises(UsageError, match="speech ctc exports --format onnx"):
@@ -167,8 +183,10 @@ def test_bad_input_is_one_line_and_leaves_nothing_invalid(runs, tmp_path, monkey
 def test_export_from_the_command_line_is_one_line_on_bad_flags(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "vision.classify", "export", "--format", "tflite"],
-        capture_output=True, text=True, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "tflite" in result.stderr
 

@@ -37,13 +37,25 @@ def test_a_run_starts_from_another_and_frozen_weights_stay_bit_identical(tmp_pat
     first = tmp_path / "first"
     main(build(ClassifyConfig, out_dir=str(first), max_steps=3, synthetic=True, device="cpu"))
     second = tmp_path / "second"
-    main(build(ClassifyConfig, out_dir=str(second), max_steps=3, synthetic=True, device="cpu",
-               init_from=str(first), freeze=r"^features\.0\."))  # fmt: skip
+    main(
+        build(
+            ClassifyConfig,
+            out_dir=str(second),
+            max_steps=3,
+            synthetic=True,
+            device="cpu",
+            init_from=str(first),
+            freeze=r"^features\.0\.",
+        )
+    )
     said = capsys.readouterr().out
     assert f"--init-from {first}: loaded" in said and "--freeze" in said
     before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
-    frozen = [k for k in before if k.startswith("features.0.") and "running" not in k
-              and "num_batches" not in k]  # fmt: skip
+    frozen = [
+        k
+        for k in before
+        if k.startswith("features.0.") and "running" not in k and "num_batches" not in k
+    ]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert not torch.equal(before["head.weight"], after["head.weight"])  # the rest trained on
     assert json.loads((second / "config.json").read_text())["init_from"] == str(first)

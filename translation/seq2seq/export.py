@@ -106,8 +106,14 @@ def specs_for(cfg: TranslationExportConfig) -> tuple[ExportSpec, ExportSpec, dic
         _, grown = model.step(torch.full((len(src),), BOS), {**start, **empty_caches(model, src)})
         two = {n: torch.cat([grown[n]] * 2, 2) for n in caches}  # a cache of two steps
     tokens = torch.full((len(src),), BOS)
-    shared = {"vocabulary_size": len(translator.tokenizer), "tokenizer": "tokenizer.json",
-              "bos": BOS, "eos": EOS, "pad": PAD, "max_len": max_len}  # fmt: skip
+    shared = {
+        "vocabulary_size": len(translator.tokenizer),
+        "tokenizer": "tokenizer.json",
+        "bos": BOS,
+        "eos": EOS,
+        "pad": PAD,
+        "max_len": max_len,
+    }
     bounds = {"source": (1, max_len), "past": (0, max_len - 1)}
     enc = ExportSpec(
         name="translation-seq2seq-encoder",
@@ -204,9 +210,12 @@ def export_model(cfg: TranslationExportConfig) -> dict:
             for path in files:
                 path.unlink()
                 path.with_suffix(path.suffix + ".json").unlink()
-            raise ShowcaseError(f"greedy translation through the exported files matches the "
-                                f"eager model on {same:.0%} of {len(got)} test sentences: not written")  # fmt: skip
+            share = f"{same:.0%} of {len(got)} test sentences"
+            raise ShowcaseError(
+                f"greedy translation through the exported files matches the eager model on "
+                f"{share}: not written"
+            )
         written["greedy_agreement"] = same
-        print(f"greedy translations through the two files match the eager model's on {same:.0%} "
-              f"of {len(got)} test sentences")  # fmt: skip
+        share = f"{same:.0%} of {len(got)} test sentences"
+        print(f"greedy translations through the two files match the eager model's on {share}")
     return written

@@ -65,8 +65,9 @@ def spec_for(cfg: DetectExportConfig) -> ExportSpec:
     check_task(cfg.out_dir, TASK)
     model, names, train_cfg, _ = load_trained(cfg.out_dir, torch.device("cpu"))
     if train_cfg.get("coco"):
-        raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: its export is not "
-                            "supported yet")  # fmt: skip
+        raise ShowcaseError(
+            f"{cfg.out_dir} was trained on a COCO folder: its export is not supported yet"
+        )
     run_cfg = from_run(DetectConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir"))
     data = make_data(run_cfg)
     digits, classes = data.pool
