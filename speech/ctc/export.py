@@ -34,6 +34,14 @@ from speech.ctc.utterances import EDGE_SILENCE, assemble, make_split
 TASK = "speech.ctc"
 
 
+def features_of(features: Features, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Recognition's edge silence around whole waveforms (N, S), then their features and frame
+    counts."""
+    waves = nn.functional.pad(waves, (EDGE_SILENCE, EDGE_SILENCE))  # (N, S + 2 * pad)
+    samples = torch.full((waves.shape[0],), waves.shape[1], dtype=torch.long)
+    return features(waves, samples)  # (N, F, T), (N,)
+
+
 class Recognizer(nn.Module):
     """One waveform -> log-probs, through the model's own forward (the eager reference)."""
 
@@ -42,9 +50,7 @@ class Recognizer(nn.Module):
         self.model, self.features = model, features
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:  # waves: (1, S) float32
-        waves = nn.functional.pad(waves, (EDGE_SILENCE, EDGE_SILENCE))  # (1, S + 2 * pad)
-        samples = torch.full((waves.shape[0],), waves.shape[1], dtype=torch.long)
-        return self.model(*self.features(waves, samples))[0]  # (1, frames, V)
+        return self.model(*features_of(self.features, waves))[0]  # (1, frames, V)
 
 
 class Frontend(nn.Module):
@@ -55,9 +61,7 @@ class Frontend(nn.Module):
         self.model, self.features = recognizer.model, recognizer.features
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:  # waves: (1, S)
-        waves = nn.functional.pad(waves, (EDGE_SILENCE, EDGE_SILENCE))
-        samples = torch.full((waves.shape[0],), waves.shape[1], dtype=torch.long)
-        x, _ = self.features(waves, samples)  # (1, F, T)
+        x, _ = features_of(self.features, waves)  # (1, F, T)
         x = self.model.conv(x.unsqueeze(1))  # (1, C, F/2, T/s)
         x = x.flatten(1, 2).transpose(1, 2)  # (1, T/s, C * F/2)
         return self.model.norm(self.model.proj(x))  # (1, T/s, H)
