@@ -8,6 +8,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from core.demo import Demo
 from core.errors import UsageError
 from core.files import write_text
 
@@ -15,13 +16,19 @@ from core.files import write_text
 class ChangesDefaults:
     """A config subclass changes inherited defaults in one place, without restating a field:
     `DEFAULTS = {"max_steps": 1300, "schedule": "cosine"}` become the subclass's field defaults,
-    with the parent's type and `--help` line."""
+    with the parent's type and `--help` line. A subclass that names its demo (`DEMO = CLASSIFY`)
+    gets the demo's run folder as its `out_dir` default."""
 
+    DEMO: ClassVar[Demo | str] = "this demo"
+    """The demo's declaration (messages name it as `vision classify`)."""
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         changed = cls.__dict__.get("DEFAULTS", {})
+        demo = cls.__dict__.get("DEMO")
+        if isinstance(demo, Demo) and "out_dir" not in changed:
+            changed = {"out_dir": demo.run_dir, **changed}
         inherited = typing.get_type_hints(cls.__mro__[1])
         own = cls.__dict__.get("__annotations__", {})
         wrong = sorted(k for k in changed if k not in inherited or k in own)
@@ -30,8 +37,12 @@ class ChangesDefaults:
                 f"{cls.__name__}.DEFAULTS: {', '.join(wrong)} not inherited or restated"
             )
         cls.__annotations__ = {**own, **{k: inherited[k] for k in changed}}
+        parent = cls.__mro__[1]
+        fields = dataclasses.fields(parent) if dataclasses.is_dataclass(parent) else ()
+        kw_only = {f.name for f in fields if f.kw_only}
         for name, value in changed.items():
-            setattr(cls, name, value)
+            keyword = dataclasses.field(default=value, kw_only=True)
+            setattr(cls, name, keyword if name in kw_only else value)
 
 
 @dataclasses.dataclass
@@ -42,8 +53,6 @@ class TrainConfig(ChangesDefaults):
     PRESET_FIELD: ClassVar[str] = "recipe"
     PRESETS_OPEN: ClassVar[bool] = False
     """True: a value of PRESET_FIELD without a preset keeps the plain defaults (else: an error)."""
-    DEMO: ClassVar[str] = "this demo"
-    """How messages name the demo, e.g. `rl dqn`."""
     UNUSED: ClassVar[tuple[str, ...]] = ()
     """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -203,3 +212,16 @@ class EvalConfig(ChangesDefaults):
 
     def __post_init__(self) -> None:
         positive(self, "batch_size")
+
+
+@dataclasses.dataclass(kw_only=True)
+class InferenceConfig(ChangesDefaults):
+    """Fields every command that uses a trained model shares (`predict`, `transcribe`,
+    `translate`, `recommend`, `play`); a domain adds its own, positional inputs first."""
+
+    out_dir: str = "runs/default"
+    """Run directory of the trained model."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N | mps."""
+    json: bool = False
+    """Print JSON (one object per input) instead of text."""

@@ -63,6 +63,9 @@ class Demo:
     def name(self) -> str:
         return f"{self.domain} {self.task}"
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def status(self) -> str:
         return "ready" if self.module else "planned"

@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +41,6 @@ int8 moves scores a little, and a near tie may flip; a broken file agrees on few
 class ExportConfig(ChangesDefaults):
     """Fields of every demo's `export` command; a demo changes the `out_dir` default."""
 
-    DEMO: ClassVar[str] = "this demo"
     out_dir: str = "runs/default"
     """Run directory of the trained model to export."""
     format: Literal["onnx", "pt2"] = "onnx"

@@ -46,3 +46,23 @@ def report_eval(
     report = write_report(cfg, task, metrics, steps, wall_seconds, device, name="eval.json")
     print(json.dumps(report) if cfg.json else summary)
     return report
+
+
+def report_train(
+    cfg: Any,
+    task: str,
+    metrics: dict,
+    result: Any,
+    device,
+    shown: list[str],
+    notes: tuple[str, ...] = (),
+) -> dict:
+    """`write_report` for a `train` command (`result`: the loop's steps and seconds), then print
+    the `shown` metrics with the steps and time it took, and one line per note (rank 0)."""
+    report = write_report(cfg, task, metrics, result.steps, result.wall_seconds, device)
+    if distributed.is_main():
+        values = " ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+        print(f"{values} after {result.steps} steps in {result.wall_seconds:.1f}s")
+        for note in notes:
+            print(f"  {note}")
+    return report

@@ -9,7 +9,6 @@ sidecar maps rows to the dataset's user and item ids and the items to their titl
 """
 
 import dataclasses
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -46,8 +45,7 @@ class Scorer(nn.Module):
 
 @dataclasses.dataclass
 class MFExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "recsys mf"
-    DEFAULTS: ClassVar[dict] = {"out_dir": MF.run_dir}
+    DEMO = MF
 
 
 def spec_for(cfg: MFExportConfig) -> ExportSpec:

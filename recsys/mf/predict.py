@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from core.config import positive
+from core.config import InferenceConfig, positive
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError
@@ -18,9 +18,11 @@ from recsys.mf.model import BiasedMF, MFConfig
 
 
 @dataclasses.dataclass
-class RecommendConfig:
-    out_dir: str = MF.run_dir
-    """Run directory of the trained model."""
+class RecommendConfig(InferenceConfig):
+    """Print a user's top movies, or the movies nearest a title (--json: one object)."""
+
+    DEMO = MF
+
     user: str | None = None
     """Raw user id (as in the dataset) to recommend for."""
     similar: str | None = None
@@ -29,10 +31,6 @@ class RecommendConfig:
     """How many movies to print."""
     data_dir: str | None = None
     """Data root (default: the run's, else $SHOWCASE_DATA)."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
-    json: bool = False
-    """Print one JSON object."""
 
     def __post_init__(self) -> None:
         positive(self, "top")

@@ -24,7 +24,7 @@ from core.config import EvalConfig, TrainConfig, fraction, non_negative, positiv
 from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, setup
-from core.report import report_eval, write_report
+from core.report import report_eval, report_train
 from core.run import run_config, run_step
 from core.tensor_data import TensorLoader
 from recsys import MF
@@ -53,7 +53,7 @@ GIBBS_UNUSED = ("lr", "weight_decay", "schedule", "warmup_steps", "grad_clip", "
 
 @dataclasses.dataclass
 class MFTrainConfig(TrainConfig):
-    DEMO: ClassVar[str] = "recsys mf"
+    DEMO = MF
     PRESET_FIELD: ClassVar[str] = "method"
     PRESETS: ClassVar[dict] = {
         "bayes": {},
@@ -61,7 +61,6 @@ class MFTrainConfig(TrainConfig):
         "bpr": {"dim": 64, "val_fraction": 0.05, "max_steps": 120, "reg": 1.0, "lr": 0.05},
     }
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": MF.run_dir,
         "lr": 3e-2,
         "schedule": "cosine",
         "eval_every": 20,
@@ -183,21 +182,14 @@ def main(cfg: MFTrainConfig) -> dict:
     model, result = train_model(cfg, train, device)
     metrics = {**result.best, "fit_seconds": result.wall_seconds}
     metrics.update(test_metrics(model.eval(), train, test, cfg.method, cfg.split, cfg.seed))
-    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
-    if distributed.is_main():
-        print(
-            " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_"))
-            + f" ({result.wall_seconds:.1f}s)"
-        )
-    return report
+    shown = [k for k in metrics if k.startswith("test_")]
+    return report_train(cfg, TASK, metrics, result, device, shown=shown)
 
 
 @dataclasses.dataclass
 class MFEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {
-        "out_dir": MF.run_dir,
-        "batch_size": 100_000,
-    }
+    DEMO = MF
+    DEFAULTS: ClassVar[dict] = {"batch_size": 100_000}
 
 
 def evaluate(cfg: MFEvalConfig) -> dict:

@@ -7,7 +7,6 @@ policy acts with their argmax.
 """
 
 import dataclasses
-from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -23,8 +22,7 @@ TASK = "rl.dqn"
 
 @dataclasses.dataclass
 class DQNExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "rl dqn"
-    DEFAULTS: ClassVar[dict] = {"out_dir": DQN.run_dir}
+    DEMO = DQN
 
 
 def observations(env_id: str, n: int, seed: int) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import positive
+from core.config import InferenceConfig, positive
 from core.demo import Tab, Widget
 from core.device import pick_device
 from rl import DQN
@@ -15,21 +15,19 @@ from rl.dqn.scoring import evaluate_policy, load_policy, write_gif
 
 
 @dataclasses.dataclass
-class PlayConfig:
-    out_dir: str = DQN.run_dir
-    """Run directory of the trained agent."""
+class PlayConfig(InferenceConfig):
+    """Play episodes with the trained agent and print their returns (--json: one object)."""
+
+    DEMO = DQN
+
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 5
     """Episodes to play."""
     seed: int = 1000
     """Seed of the first episode."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
     gif: str | None = None
     """Write an animation of the first episode to this file."""
-    json: bool = False
-    """Print the returns as one JSON object."""
 
     def __post_init__(self) -> None:
         positive(self, "episodes")

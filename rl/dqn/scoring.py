@@ -5,7 +5,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -96,7 +95,7 @@ def load_policy(out_dir: str, env_id: str | None, device: torch.device):
 
 @dataclasses.dataclass
 class DQNEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {"out_dir": DQN.run_dir}
+    DEMO = DQN
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100

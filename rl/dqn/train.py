@@ -55,14 +55,13 @@ ENV_DEFAULTS: dict[str, dict] = {
 
 @dataclasses.dataclass
 class DQNConfig(TrainConfig):
-    DEMO: ClassVar[str] = "rl dqn"
+    DEMO = DQN
     PRESET_FIELD: ClassVar[str] = "env"
     PRESETS: ClassVar[dict] = ENV_DEFAULTS
     PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
     UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "ema", "grad_accum",
                                          "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": DQN.run_dir,
         "batch_size": 256,
         "lr": 3e-3,
         "grad_clip": 10.0,

@@ -16,7 +16,6 @@ LSTM), so an int8 file would shrink little more than the projection and the head
 """
 
 import dataclasses
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -81,8 +80,7 @@ class Recurrent(nn.Module):
 
 @dataclasses.dataclass
 class SpeechExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "speech ctc"
-    DEFAULTS: ClassVar[dict] = {"out_dir": CTC.run_dir}
+    DEMO = CTC
 
 
 def check_waves(train_cfg: dict, data_dir: str | None, count: int) -> list[torch.Tensor]:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from tyro.conf import Positional
 
-from core.config import positive
+from core.config import InferenceConfig, positive
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
@@ -89,21 +89,20 @@ def load_trained(out_dir: str, device: torch.device) -> Trained:
 
 
 @dataclasses.dataclass
-class TranscribeConfig:
+class TranscribeConfig(InferenceConfig):
+    """Print the text of each audio file (--json: one object per file: {file, text, words:
+    [{word, start, end}]})."""
+
+    DEMO = CTC
+
     paths: Positional[list[str]]
     """Audio files (wav, flac, ...; any sample rate and channel count)."""
-    out_dir: str = CTC.run_dir
-    """Run directory of the trained model."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
     lexicon: str | None = None
     """Word list for the beam search (default: the run's, kept in its lexicon.txt)."""
     greedy: bool = False
     """Best-path decoding instead of the lexicon beam search."""
     chunk_seconds: float = 20.0
     """Long files are recognised in chunks of about this length, cut at the quietest moment."""
-    json: bool = False
-    """Print one JSON object per file: {file, text, words: [{word, start, end}]}."""
 
     def __post_init__(self) -> None:
         positive(self, "chunk_seconds")

@@ -23,7 +23,7 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.loop import fit, setup
 from core.parse import from_run
-from core.report import report_eval, write_report
+from core.report import report_eval, report_train
 from core.seq_data import LengthLoader
 from speech import CTC
 from speech.ctc.data import SAMPLE_RATE
@@ -43,11 +43,10 @@ TASK = "speech.ctc"
 
 @dataclasses.dataclass
 class SpeechConfig(TrainConfig):
-    DEMO: ClassVar[str] = "speech ctc"
+    DEMO = CTC
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {"gru": {}, "wav2letter": {"lr": 1e-3, "dropout": 0.0}}
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": CTC.run_dir,
         "max_steps": 1400,
         "batch_size": 32,
         "lr": 3e-3,
@@ -165,21 +164,14 @@ def main(cfg: SpeechConfig) -> dict:
                  evaluate=validate if val else None, monitor="val_wer" if val else None,
                  mode="min")  # fmt: skip
     metrics = {**result.best, **distributed.on_main(score)(model, features, split, decoder)}
-    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
-    if distributed.is_main():
-        shown = " ".join(
-            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("test_", "clip"))
-        )
-        print(f"{shown} after {result.steps} steps in {result.wall_seconds:.1f}s")
-    return report
+    shown = [k for k in metrics if k.startswith(("test_", "clip"))]
+    return report_train(cfg, TASK, metrics, result, device, shown=shown)
 
 
 @dataclasses.dataclass
 class SpeechEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {
-        "out_dir": CTC.run_dir,
-        "batch_size": 64,
-    }
+    DEMO = CTC
+    DEFAULTS: ClassVar[dict] = {"batch_size": 64}
 
 
 def evaluate(cfg: SpeechEvalConfig) -> dict:

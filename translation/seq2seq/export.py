@@ -15,7 +15,6 @@ the sidecar names the tokenizer file written beside the graphs.
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -64,8 +63,7 @@ class Step(nn.Module):
 
 @dataclasses.dataclass
 class TranslationExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "translation seq2seq"
-    DEFAULTS: ClassVar[dict] = {"out_dir": SEQ2SEQ.run_dir}
+    DEMO = SEQ2SEQ
 
 
 def state_names(layers: int) -> tuple[list[str], list[str]]:

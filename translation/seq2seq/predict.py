@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tyro.conf import Positional
 
-from core.config import non_negative, positive
+from core.config import InferenceConfig, non_negative, positive
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError
@@ -147,21 +147,20 @@ def load_translator(out_dir: str, model: str | None, device: str, batch_size: in
 
 
 @dataclasses.dataclass
-class TranslateConfig:
+class TranslateConfig(InferenceConfig):
+    """Translate German sentences to English (--json: one object per line: {"source",
+    "translation"})."""
+
+    DEMO = SEQ2SEQ
+
     sentences: Positional[list[str]] = dataclasses.field(default_factory=list)
     """German sentences (default: one per line from standard input)."""
-    out_dir: str = SEQ2SEQ.run_dir
-    """Run directory of the trained model."""
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
     beam: int = 0
     """Beam size (0: the run's; 1: greedy)."""
     batch_size: int = 64
     """Sentences decoded together."""
-    json: bool = False
-    """Print one JSON object per line: {"source", "translation"}."""
 
     def __post_init__(self) -> None:
         positive(self, "batch_size")

@@ -26,7 +26,7 @@ from core.config import EvalConfig, TrainConfig, fraction, non_negative, positiv
 from core.errors import ShowcaseError, UsageError
 from core.loop import fit, setup
 from core.parse import from_run
-from core.report import report_eval, write_report
+from core.report import report_eval, report_train
 from core.run import REPORT, run_step
 from core.seq_data import LengthLoader
 from translation import SEQ2SEQ
@@ -50,7 +50,7 @@ TASK = "translation.seq2seq"
 
 @dataclasses.dataclass
 class TranslationConfig(TrainConfig):
-    DEMO: ClassVar[str] = "translation seq2seq"
+    DEMO = SEQ2SEQ
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {
         "transformer": {},
@@ -62,7 +62,6 @@ class TranslationConfig(TrainConfig):
                      "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
     }  # fmt: skip
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": SEQ2SEQ.run_dir,
         "max_steps": 2400,
         "batch_size": 128,
         "weight_decay": 0.01,
@@ -180,20 +179,18 @@ def main(cfg: TranslationConfig) -> dict:
                "bleu_signature": scores["signature"]}  # fmt: skip
     sources = split_sources(cfg, texts)
     metrics |= {"val_pairs": sources["val"], "test_pairs": sources["test"]}
-    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
-    if distributed.is_main():
-        print(f"test_bleu {scores['bleu']:.2f} test_chrf {scores['chrf']:.2f} (beam {cfg.beam}; "
-              f"{scores['signature']}) after {result.steps} steps in {result.wall_seconds:.1f}s\n"
-              f"val: {sources['val']}; test: {sources['test']}")  # fmt: skip
-    return report
+    notes = (
+        f"beam {cfg.beam}; {scores['signature']}",
+        f"val: {sources['val']}; test: {sources['test']}",
+    )
+    shown = ["test_bleu", "test_chrf"]
+    return report_train(cfg, TASK, metrics, result, device, shown=shown, notes=notes)
 
 
 @dataclasses.dataclass
 class TranslationEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {
-        "out_dir": SEQ2SEQ.run_dir,
-        "batch_size": 128,
-    }
+    DEMO = SEQ2SEQ
+    DEFAULTS: ClassVar[dict] = {"batch_size": 128}
     model: str | None = None
     """hf:<name or folder>: a MarianMT model from the local Hugging Face cache instead of the run."""
     beam: int = 0

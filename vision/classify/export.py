@@ -8,7 +8,6 @@ makes them from any picture), normalises them and returns logits (N, 10). The te
 """
 
 import dataclasses
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -36,8 +35,7 @@ class Classifier(nn.Module):
 
 @dataclasses.dataclass
 class ClassifyExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "vision classify"
-    DEFAULTS: ClassVar[dict] = {"out_dir": CLASSIFY.run_dir}
+    DEMO = CLASSIFY
 
 
 def spec_for(cfg: ClassifyExportConfig) -> ExportSpec:

@@ -11,7 +11,6 @@ boxes; the sidecar gives the run's values).
 """
 
 import dataclasses
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -52,8 +51,7 @@ def best_class(outputs: list[np.ndarray]) -> np.ndarray:
 
 @dataclasses.dataclass
 class DetectExportConfig(ExportConfig):
-    DEMO: ClassVar[str] = "vision detect"
-    DEFAULTS: ClassVar[dict] = {"out_dir": DETECT.run_dir}
+    DEMO = DETECT
 
 
 def spec_for(cfg: DetectExportConfig) -> ExportSpec:
