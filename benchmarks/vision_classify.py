@@ -1,7 +1,8 @@
 """vision-classify: (a) one epoch of the classic recipe through showcase's tensor pipeline vs the
 textbook pipeline (torchvision MNIST + ToTensor/Normalize + DataLoader(num_workers=2)), same Net in
 the same (channels-last) memory format, batch 32, alternated, so the ratio measures the pipeline alone; (b) the classic recipe's test accuracy after 10 epochs; (c) the default
-config's test accuracy and training wall time."""
+config's test accuracy and training wall time; (d) the shift suite (`eval --shift`) of the default
+config, trained with and without the robust augmentation (`--no-robust`), on the test images."""
 
 import statistics
 import tempfile
@@ -16,8 +17,9 @@ from torchvision.datasets import MNIST
 from core.data import data_root
 from core.device import pick_device
 from core.parse import build
+from core.shift import shift_rows
 from vision.classify.model import build_model
-from vision.classify.train import ClassifyConfig, main
+from vision.classify.train import ClassifyConfig, ClassifyEvalConfig, evaluate, main
 
 EPOCH = 1875  # steps of batch 32 in 60,000 images
 
@@ -52,10 +54,29 @@ def textbook_epoch(root, device, seed: int) -> tuple[float, float]:
     return seconds, correct / 10_000
 
 
-def showcase_run(args, steps: int, recipe: str, seed: int) -> dict:
-    cfg = build(ClassifyConfig, recipe=recipe, out_dir=tempfile.mkdtemp(), data_dir=args.data_dir,
-                device=args.device, seed=seed, log_every=10**9, **({"max_steps": steps} if steps else {}))  # fmt: skip
+def showcase_run(args, steps: int, recipe: str, seed: int, **fields) -> dict:
+    if steps:
+        fields["max_steps"] = steps
+    cfg = build(
+        ClassifyConfig,
+        recipe=recipe,
+        out_dir=tempfile.mkdtemp(),
+        data_dir=args.data_dir,
+        device=args.device,
+        seed=seed,
+        log_every=10**9,
+        **fields,
+    )
     return main(cfg)
+
+
+def shift_table(args, report: dict) -> dict:
+    """The shift suite's accuracies of a finished run: clean, and per condition mild to strong."""
+    out = report["config"]["out_dir"]
+    cfg = build(
+        ClassifyEvalConfig, out_dir=out, data_dir=args.data_dir, device=args.device, shift=True
+    )
+    return shift_rows(evaluate(cfg)["metrics"]["shift"])
 
 
 def run(args) -> dict:
@@ -87,4 +108,13 @@ def run(args) -> dict:
         default_test_acc=round(default["metrics"]["test_acc"], 4),
         default_train_seconds=round(default["wall_seconds"], 1),
     )
+    plain = showcase_run(args, 200 if args.quick else 0, "default", 0, robust=False)
+    result.update(
+        plain_test_acc=round(plain["metrics"]["test_acc"], 4),
+        plain_train_seconds=round(plain["wall_seconds"], 1),
+        shift_default=shift_table(args, default),
+        shift_plain=shift_table(args, plain),
+    )
+    middle = [row[1] for name, row in result["shift_default"].items() if name != "clean"]
+    result["shift_default_worst_middle"] = min(middle)
     return result

@@ -15,7 +15,10 @@ the budget:
   (min_size = max_size = 128, no resize), with ours' score threshold 0.05; 10 sigmoid classes, as
   ours (a sigmoid detector has no background class).
 Reported per model: mAP@[.5:.95], mAP@.5, parameters, GMACs per image, training steps,
-inference images/s (batches of 100, NMS included)."""
+inference images/s (batches of 100, NMS included); for ours also the shift suite of `eval --shift`
+on the test scenes (mAP per condition, mild to strong) and the worst of its background and
+contrast conditions at the middle severity. The peers train on the clean scenes as their recipes
+do; ours trains with its default robust augmentation, so the clean comparison does not favour it."""
 
 import functools
 import math
@@ -33,10 +36,11 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from core.device import pick_device
 from core.parse import build
 from core.seed import seed_everything
+from core.shift import at_middle, shift_rows
 from vision.detect.data import make_data
 from vision.detect.predict import detect, load_trained
 from vision.detect.scenes import SceneLoader
-from vision.detect.scoring import coco_map
+from vision.detect.scoring import coco_map, score_shifts
 from vision.detect.train import DetectConfig, main
 
 
@@ -152,7 +156,7 @@ def run(args) -> dict:
     ours = main(cfg)
     budget = ours["wall_seconds"]
     device = pick_device(args.device)
-    model, _, _, _ = load_trained(cfg.out_dir, device)
+    model, names, train_cfg, _ = load_trained(cfg.out_dir, device)
     data = make_data(cfg)
     test = data.test
     result = {
@@ -166,6 +170,10 @@ def run(args) -> dict:
         "gmacs_per_image": gmacs(lambda x: detect(model, x), test.images[0]),
         "images_per_s": images_per_s(lambda x: detect(model, x), test.images),
     }
+    table = score_shifts(model, test, names, train_cfg, cfg.out_dir)
+    result["shift"] = shift_rows(table)
+    lighting = ("background", "gradient", "texture", "paper", "contrast")
+    result["shift_worst_lighting_middle"] = min(at_middle(table)[k] for k in lighting)
     for name in PEERS:
         peer, steps, stopped = train_peer(name, cfg, data.pool, budget, device)
         if args.keep_runs:

@@ -52,12 +52,14 @@ SMOKE = {
     "showcase vision classify train --recipe classic":
         "showcase vision classify train --recipe classic --synthetic --max-steps 2 --out-dir runs/classic",
     "showcase vision classify eval --json": "showcase vision classify eval --json --synthetic",
+    "showcase vision classify eval --shift": "showcase vision classify eval --shift --synthetic",
     "showcase vision classify predict digit.png folder/": "showcase vision classify predict digit.png folder/",
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
     "showcase vision detect train": "showcase vision detect train --synthetic --max-steps 2",
     "showcase vision detect train --coco DIR":
         "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
     "showcase vision detect eval --json": "showcase vision detect eval --json",
+    "showcase vision detect eval --shift": "showcase vision detect eval --shift",
     "showcase vision detect predict photo.jpg --json": "showcase vision detect predict photo.jpg --json",
     "showcase speech ctc train": "showcase speech ctc train --synthetic --max-steps 2",
     # FSDD's speakers: the real data (small), a few utterances
@@ -94,8 +96,9 @@ SMOKE = {
 # by side. The app runs last, on all of them.
 CHAINS = [
     ["showcase vision classify train --max-steps 3", "showcase vision classify eval --json",
-     "showcase vision classify predict digit.png folder/", "showcase vision classify export --out exported"],
-    ["showcase vision detect train", "showcase vision detect eval --json",
+     "showcase vision classify eval --shift", "showcase vision classify predict digit.png folder/",
+     "showcase vision classify export --out exported"],
+    ["showcase vision detect train", "showcase vision detect eval --json", "showcase vision detect eval --shift",
      "showcase vision detect predict photo.jpg --json", "showcase vision detect train --coco DIR"],
     ["showcase speech ctc train", "showcase speech ctc eval --json",
      "showcase speech ctc transcribe call.wav --json", "showcase speech ctc train --holdout-speaker theo"],

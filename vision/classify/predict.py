@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tyro.conf import Positional
 
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
@@ -28,17 +29,15 @@ from vision.images import collect, open_image
 
 
 @dataclasses.dataclass
-class PredictConfig:
+class PredictConfig(InferenceConfig):
+    """Print the likeliest digits of each image (--json: one object per image)."""
+
+    DEMO = CLASSIFY
+
     paths: Positional[list[str]]
     """Image files or folders of images."""
-    out_dir: str = CLASSIFY.run_dir
-    """Run directory of the trained model."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
     top: int = 3
     """How many classes to print per image."""
-    json: bool = False
-    """Print one JSON object per image."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.top <= 10:

@@ -10,6 +10,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from core.files import save_figure
+from core.metrics import accuracy
+from core.shift import Shift, plot_shifts, run_shifts, shift_generator
+from vision.classify.predict import predict_logits
+from vision.shifts import background, blur, contrast, move, rotate, scale, thicken, thin
+
+
+def image_shift(shift):
+    """A condition of the suite on (uint8 images (N, 28, 28), labels): `shift` works on floats."""
+
+    def apply(data, severity: float, generator: torch.Generator):
+        x, y = data
+        shifted = shift(x.float().div(255).unsqueeze(1), severity, generator)  # (N, 1, 28, 28)
+        return shifted.squeeze(1).mul(255).round().to(torch.uint8), y
+
+    return apply
+
+
+SHIFTS = [
+    Shift("rotation", (15, 30, 45), image_shift(rotate), "degrees"),
+    Shift("scale", (0.8, 0.65, 0.5), image_shift(scale), "zoom"),
+    Shift("position", (3, 5, 7), image_shift(move), "pixels"),
+    Shift("thick", (0.5, 1, 1.5), image_shift(thicken), "pixels grown"),
+    Shift("thin", (0.33, 0.67, 1), image_shift(thin), "of a 1-pixel erosion"),
+    Shift("blur", (0.75, 1.25, 1.75), image_shift(blur), "sigma, pixels"),
+    Shift("contrast", (0.6, 0.4, 0.2), image_shift(contrast), "ink level"),
+    Shift("background", (0.2, 0.4, 0.6), image_shift(background), "gray level"),
+]
+"""The classifier's shift suite: stroke width, scale, position, rotation, blur, contrast and
+background level, mild to strong (the middle one is the target's)."""
 
 
 def confusion(targets: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -51,6 +80,41 @@ def plot_mistakes(
         ax.set_title(f"{targets[i]}→{probs[i].argmax()} ({probs[i].max():.2f})", fontsize=8)
     fig.suptitle("worst mistakes: true→predicted (confidence)")
     _save(fig, path)
+
+
+def plot_shift_mistakes(shifted: dict, probs: dict, path: str, n: int = 8) -> None:
+    """For each condition at its middle severity (`shifted[name]`: images and labels;
+    `probs[name]`: the model's probabilities), its `n` worst mistakes."""
+    fig, axes = plt.subplots(len(shifted), n, figsize=(n * 1.2, len(shifted) * 1.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (name, (images, targets)) in zip(axes, shifted.items(), strict=True):
+        p = probs[name]
+        true_prob = p[torch.arange(len(targets)), targets]
+        wrong = (p.argmax(-1) != targets).nonzero().flatten()
+        worst = wrong[true_prob[wrong].argsort()][:n]
+        row[0].text(-0.1, 0.5, name, transform=row[0].transAxes, ha="right", va="center")
+        for ax, i in zip(row, worst.tolist(), strict=False):
+            ax.imshow(images[i].numpy(), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{targets[i]}→{p[i].argmax()}", fontsize=8)
+    fig.suptitle("worst mistakes under each shift (middle severity): true→predicted")
+    _save(fig, path)
+
+
+def score_shifts(model, test: tuple, train_cfg: dict, out_dir: str) -> dict:
+    """The shift suite's table on the test images; saves its curves and worst mistakes."""
+    mean, std, tta = train_cfg["mean"], train_cfg["std"], train_cfg.get("tta", False)
+
+    def probs(data) -> torch.Tensor:
+        return predict_logits(model, data[0], mean, std, tta=tta).softmax(-1).cpu()
+
+    table = run_shifts(SHIFTS, test, lambda data: accuracy(probs(data), data[1]).item())
+    middle = {s.name: s.apply(test, s.middle, shift_generator(0, i)) for i, s in enumerate(SHIFTS)}
+    plot_shifts(table, "test accuracy", f"{out_dir}/shift.png")
+    plot_shift_mistakes(
+        middle, {k: probs(v) for k, v in middle.items()}, f"{out_dir}/shift_mistakes.png"
+    )
+    return table
 
 
 def _save(fig, path: str) -> None:

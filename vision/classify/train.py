@@ -14,14 +14,14 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from core import distributed
 from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError
 from core.loop import fit, setup
 from core.metrics import Mean, accuracy
-from core.report import report_eval, write_report
+from core.report import report_eval, report_train
 from core.run import load_run_weights, run_config
+from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import CLASSIFY
 from vision.classify.data import normalize, random_affine, split_validation
@@ -29,13 +29,14 @@ from vision.classify.export import export_model
 from vision.classify.model import build_model
 from vision.classify.predict import predict, predict_logits
 from vision.mnist import load_mnist, synthetic_mnist
+from vision.shifts import augment
 
 TASK = "vision.classify"
 
 
 @dataclasses.dataclass
 class ClassifyConfig(TrainConfig):
-    DEMO: ClassVar[str] = "vision classify"
+    DEMO = CLASSIFY
     PRESETS: ClassVar[dict] = {
         "default": {},
         # pytorch/examples' Net with the recipe of the LeNet-style tutorials (not pytorch/examples' own
@@ -45,8 +46,7 @@ class ClassifyConfig(TrainConfig):
                         mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0, tta=False),
     }  # fmt: skip
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": CLASSIFY.run_dir,
-        "max_steps": 1300,
+        "max_steps": 2600,
         "batch_size": 256,
         "lr": 4e-3,
         "weight_decay": 5e-4,
@@ -70,7 +70,11 @@ class ClassifyConfig(TrainConfig):
     label_smoothing: float = 0.1
     """Label smoothing of the cross-entropy loss."""
     augment: bool = True
-    """Random shifts (2 px) and rotations (10 degrees) on the training device."""
+    """Augment on the training device: random shifts (2 px) and rotations (10 degrees), or with
+    --robust, the shift suite's conditions."""
+    robust: bool = True
+    """With --augment: random rotations, scales, moves, stroke widths, blur, contrast and gray
+    backgrounds (`vision/shifts.py:augment`), so the model holds up under `eval --shift`."""
     mean: float = 0.1307
     """Normalisation mean of pixel values in [0, 1]."""
     std: float = 0.3081
@@ -102,9 +106,11 @@ def make_step(cfg: ClassifyConfig):
 
     def step(model, batch):
         x, y = batch  # (B, 28, 28) uint8, (B,)
-        x = normalize(x, cfg.mean, cfg.std)  # (B, 1, 28, 28)
-        if cfg.augment:
-            x = random_affine(x)
+        if cfg.augment and cfg.robust:
+            x = (augment(x.float().div(255).unsqueeze(1)) - cfg.mean) / cfg.std  # (B, 1, 28, 28)
+        else:
+            x = normalize(x, cfg.mean, cfg.std)  # (B, 1, 28, 28)
+            x = random_affine(x) if cfg.augment else x
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
         return loss, {"acc": accuracy(logits.detach(), y)}
@@ -138,17 +144,16 @@ def main(cfg: ClassifyConfig) -> dict:
     )  # fmt: skip
     test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std, tta=cfg.tta)
     metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}
-    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
-    if distributed.is_main():
-        print(
-            f"test_acc {metrics['test_acc']:.4f} after {result.steps} steps in {result.wall_seconds:.1f}s"
-        )
-    return report
+    return report_train(cfg, TASK, metrics, result, device, shown=["test_acc"])
 
 
 @dataclasses.dataclass
 class ClassifyEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {"out_dir": CLASSIFY.run_dir}
+    DEMO = CLASSIFY
+    shift: bool = False
+    """Also score the shift suite (rotation, scale, position, stroke width, blur, contrast and
+    background, each at three severities, made from the test images); saves shift.png and
+    shift_mistakes.png."""
     synthetic: bool = False
     """Evaluate on tiny random data (smoke tests only)."""
 
@@ -158,6 +163,7 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     from vision.classify.scoring import (  # matplotlib: only eval needs it
         plot_confusion,
         plot_mistakes,
+        score_shifts,
     )
 
     t0 = time.perf_counter()
@@ -184,6 +190,10 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
         "per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()),
         f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png",
     ])  # fmt: skip
+    if cfg.shift:
+        metrics["shift"] = score_shifts(model, (x, y.cpu()), train_cfg, cfg.out_dir)
+        summary += "\n" + shift_summary(metrics["shift"], "test_acc")
+        summary += f"\nwrote {cfg.out_dir}/shift.png and {cfg.out_dir}/shift_mistakes.png"
     return report_eval(
         cfg, TASK, metrics, meta.get("step", 0), time.perf_counter() - t0, device, summary
     )

@@ -19,7 +19,7 @@ import torch
 from torchvision.utils import draw_bounding_boxes
 from tyro.conf import Positional
 
-from core.config import fraction
+from core.config import InferenceConfig, fraction
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import DataError, ShowcaseError
@@ -43,7 +43,9 @@ def load_trained(out_dir: str, device: torch.device):
         raise ShowcaseError(
             f"{out_dir}/{CLASSES} is missing or damaged: train the run again"
         ) from exc
-    model = build_model(DetectorConfig(info["in_channels"], len(info["names"]), cfg["width"]))
+    robust = cfg.get("robust", False) and not cfg.get("coco")
+    config = DetectorConfig(info["in_channels"], len(info["names"]), cfg["width"], robust)
+    model = build_model(config)
     meta = load_run_weights(model, out_dir)
     return model.to(device).eval(), info["names"], cfg, meta.get("step", 0)
 
@@ -66,17 +68,16 @@ def detect(model, images: torch.Tensor, score_thresh: float = 0.05, nms_iou: flo
 
 
 @dataclasses.dataclass
-class PredictConfig:
+class PredictConfig(InferenceConfig):
+    """Print the digits found in each image and draw them in the run's predictions/ folder
+    (--json: one object per image)."""
+
+    DEMO = DETECT
+
     paths: Positional[list[str]]
     """Image files or folders of images."""
-    out_dir: str = DETECT.run_dir
-    """Run directory of the trained model; the drawn images go to its predictions/ folder."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N | mps."""
     score_thresh: float = 0.3
     """Smallest score printed and drawn."""
-    json: bool = False
-    """Print one JSON object per image."""
 
     def __post_init__(self) -> None:
         fraction(self, "score_thresh")

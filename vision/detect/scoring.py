@@ -2,16 +2,57 @@
 numbers to the last digit, four times sooner) of its detections, and a grid of scenes with their
 drawn detections."""
 
+import dataclasses
 from pathlib import Path
 
 import torch
 from torchmetrics.detection import MeanAveragePrecision
+from torchvision.ops import box_iou
 from torchvision.utils import draw_bounding_boxes, make_grid
 
-from core.files import atomic_write
+from core.files import atomic_write, save_figure
+from core.shift import Shift, plot_shifts, run_shifts, shift_generator
+from vision.detect.data import shrink_scenes
 from vision.detect.model import one_per_object
 from vision.detect.predict import detect
 from vision.detect.scenes import Scenes
+from vision.shifts import background, blur, contrast, gradient, jpeg, noise, paper, texture
+
+
+def scene_shift(shift):
+    """A condition of the suite on scenes: `shift` restyles the pixels, the boxes stay."""
+
+    def apply(scenes: Scenes, severity: float, generator: torch.Generator) -> Scenes:
+        shifted = shift(scenes.images.float() / 255, severity, generator)
+        return dataclasses.replace(scenes, images=shifted.mul(255).round().to(torch.uint8))
+
+    return apply
+
+
+def canvas(scenes: Scenes, factor: float, generator: torch.Generator) -> Scenes:
+    """The scenes on a `factor` times larger black canvas, letterboxed back to the model's size:
+    digits `factor` times smaller in a random place, boxes following them."""
+    factors = torch.full((len(scenes),), float(factor))
+    x, boxes = shrink_scenes(scenes.images.float() / 255, scenes.boxes, factors, generator)
+    boxes = boxes * (scenes.labels >= 0).unsqueeze(-1)  # padding slots stay zero
+    images = x.mul(255).round().to(torch.uint8)
+    return dataclasses.replace(scenes, images=images, boxes=boxes)
+
+
+SHIFTS = [
+    Shift("background", (0.2, 0.4, 0.6), scene_shift(background), "gray level"),
+    Shift("gradient", (0.3, 0.5, 0.7), scene_shift(gradient), "brightest background"),
+    Shift("texture", (0.3, 0.5, 0.7), scene_shift(texture), "brightest blotch"),
+    Shift("paper", (0.1, 0.3, 0.5), scene_shift(paper), "dark ink; shade across white paper"),
+    Shift("contrast", (0.6, 0.4, 0.2), scene_shift(contrast), "ink level"),
+    Shift("noise", (0.05, 0.1, 0.15), scene_shift(noise), "sigma"),
+    Shift("blur", (0.75, 1.25, 1.75), scene_shift(blur), "sigma, pixels"),
+    Shift("jpeg", (50, 25, 10), scene_shift(jpeg), "quality"),
+    Shift("canvas", (1.5, 2, 3), canvas, "times larger canvas"),
+]
+"""The detector's shift suite, mild to strong (the middle one is the target's): backgrounds of a
+gray level, a gradient, blotches, dark ink on light paper, faint ink, noise, blur, JPEG, and
+canvases of other sizes."""
 
 
 def coco_map(dets: list[dict], scenes: Scenes, class_metrics: bool = False) -> dict:
@@ -39,23 +80,82 @@ def mean_ap(
 def plot_scenes(
     scenes: Scenes, dets: list[dict], names: list[str], path: Path, nms_iou: float, n: int = 16
 ) -> None:
-    """A grid of `n` scenes: ground truth in green, detections (score >= 0.3, one per object:
-    class-agnostic NMS at `nms_iou`) in red."""
+    """A grid of `n` scenes with their ground truth and detections (`drawn`)."""
     from PIL import Image
 
-    tiles = []
-    for i in range(min(n, len(scenes))):
-        image = scenes.images[i].expand(3, -1, -1)
-        truth = scenes.targets(i)
-        if len(truth["boxes"]):
-            image = draw_bounding_boxes(image, truth["boxes"], colors="lime")
-        det = one_per_object(dets[i], nms_iou)
-        shown = det["scores"] >= 0.3
-        labels = [f"{names[k]} {s:.2f}" for k, s in zip(det["labels"][shown].tolist(),
-                                                         det["scores"][shown].tolist(), strict=True)]  # fmt: skip
-        if labels:
-            image = draw_bounding_boxes(image, det["boxes"][shown], labels, colors="red")
-        tiles.append(image)
+    tiles = [drawn(scenes, i, dets[i], names, nms_iou) for i in range(min(n, len(scenes)))]
     grid = make_grid(torch.stack(tiles), nrow=4, padding=4, pad_value=128).permute(1, 2, 0).numpy()
     big = Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST)
     atomic_write(path, lambda tmp: big.save(tmp, format="PNG"))
+
+
+def drawn(scenes: Scenes, i: int, det: dict, names: list[str], nms_iou: float) -> torch.Tensor:
+    """Scene `i` (3, H, W) uint8 with its ground truth in green and its detections (score >= 0.3,
+    one per object: class-agnostic NMS at `nms_iou`) in red."""
+    image = scenes.images[i].expand(3, -1, -1)
+    truth = scenes.targets(i)
+    if len(truth["boxes"]):
+        image = draw_bounding_boxes(image, truth["boxes"], colors="lime")
+    det = one_per_object(det, nms_iou)
+    shown = det["scores"] >= 0.3
+    labels = [
+        f"{names[k]} {s:.2f}"
+        for k, s in zip(det["labels"][shown].tolist(), det["scores"][shown].tolist(), strict=True)
+    ]
+    if labels:
+        image = draw_bounding_boxes(image, det["boxes"][shown], labels, colors="red")
+    return image
+
+
+def scene_errors(det: dict, target: dict, nms_iou: float, score: float = 0.3) -> int:
+    """Misses plus false detections in one scene: a detection (score >= `score`, one per object)
+    is right when it has the class of a not yet matched box at IoU >= 0.5."""
+    det = one_per_object(det, nms_iou)
+    shown = det["scores"] >= score
+    boxes, labels = det["boxes"][shown], det["labels"][shown]
+    iou = box_iou(boxes, target["boxes"]) * (labels[:, None] == target["labels"][None])
+    matched = 0
+    for row in iou:  # detections in score order
+        best = row.argmax() if len(row) else None
+        if best is not None and row[best] >= 0.5:
+            matched += 1
+            iou[:, best] = 0
+    return len(boxes) + len(target["boxes"]) - 2 * matched
+
+
+def plot_shift_failures(model, shifted: dict, names, train_cfg: dict, path: Path, n: int = 4):
+    """For each condition at its middle severity (`shifted[name]`: scenes), the `n` scenes with the
+    most misses and false detections, ground truth green, detections red."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(shifted), n, figsize=(n * 2, len(shifted) * 2), squeeze=False)
+    for row, (name, scenes) in zip(axes, shifted.items(), strict=True):
+        dets = detect(model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"])
+        errors = [
+            scene_errors(d, scenes.targets(i), train_cfg["nms_iou"]) for i, d in enumerate(dets)
+        ]
+        worst = torch.tensor(errors).argsort(descending=True)[:n].tolist()
+        for ax, i in zip(row, worst, strict=False):
+            tile = drawn(scenes, i, dets[i], names, train_cfg["nms_iou"])  # (3, H, W)
+            ax.imshow(tile.permute(1, 2, 0).numpy())
+            ax.set_title(f"{errors[i]} wrong", fontsize=8)
+        row[0].text(-0.1, 0.5, name, transform=row[0].transAxes, ha="right", va="center")
+        for ax in row:
+            ax.axis("off")
+    fig.suptitle("most wrong scenes under each shift (middle severity)")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def score_shifts(model, scenes: Scenes, names, train_cfg: dict, out_dir: str) -> dict:
+    """The shift suite's table (test mAP) on the test scenes; saves shift.png and
+    shift_failures.png."""
+    thresh, nms_iou = train_cfg["score_thresh"], train_cfg["nms_iou"]
+    table = run_shifts(SHIFTS, scenes, lambda s: mean_ap(model, s, thresh, nms_iou)["map"])
+    middle = {
+        s.name: s.apply(scenes, s.middle, shift_generator(0, i)) for i, s in enumerate(SHIFTS)
+    }
+    plot_shifts(table, "test mAP", f"{out_dir}/shift.png")
+    plot_shift_failures(model, middle, names, train_cfg, Path(out_dir) / "shift_failures.png")
+    return table

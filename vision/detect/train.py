@@ -30,11 +30,12 @@ from core.errors import ShowcaseError, UsageError
 from core.files import write_text
 from core.loop import fit, setup
 from core.parse import from_run
-from core.report import report_eval, write_report
+from core.report import report_eval, report_train
+from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import DETECT
 from vision.detect.coco import load_coco
-from vision.detect.data import count, make_data
+from vision.detect.data import augment_scenes, count, make_data
 from vision.detect.export import export_model
 from vision.detect.model import (
     DetectorConfig,
@@ -44,16 +45,15 @@ from vision.detect.model import (
 )
 from vision.detect.predict import CLASSES, detect, load_trained, predict
 from vision.detect.scenes import SceneLoader, SceneOptions
-from vision.detect.scoring import coco_map, mean_ap, plot_scenes
+from vision.detect.scoring import coco_map, mean_ap, plot_scenes, score_shifts
 
 TASK = "vision.detect"
 
 
 @dataclasses.dataclass
 class DetectConfig(TrainConfig):
-    DEMO: ClassVar[str] = "vision detect"
+    DEMO = DETECT
     DEFAULTS: ClassVar[dict] = {
-        "out_dir": DETECT.run_dir,
         "max_steps": 5000,
         "batch_size": 32,
         "lr": 2e-3,
@@ -78,6 +78,11 @@ class DetectConfig(TrainConfig):
     """Largest standard deviation of the background noise (0: clean)."""
     clutter: int = 2
     """Most clutter strokes per scene (0: none)."""
+    robust: bool = True
+    """Train on scenes restyled as a person's images look (gray, graded and blotchy backgrounds,
+    faint ink, dark ink on light paper, blur, noise, smaller digits on a larger canvas:
+    `vision/detect/data.py:augment_scenes`), and standardize every input inside the model, so it
+    holds up under `eval --shift`. Gray digit scenes only (not --coco)."""
     val_digits: int = 5_000
     """MNIST training digits carved out for the validation scenes (0: no validation)."""
     val_scenes: int = 300
@@ -121,12 +126,16 @@ class DetectConfig(TrainConfig):
                             noise=self.noise, clutter=self.clutter)  # fmt: skip
 
 
-def make_step(points: torch.Tensor, stride: int):
-    """The training step: FCOS losses on a batch of uint8 images and padded boxes."""
+def make_step(points: torch.Tensor, stride: int, robust: bool = False):
+    """The training step: FCOS losses on a batch of uint8 images and padded boxes (restyled
+    first, with `robust`)."""
 
     def step(model, batch):
         images, boxes, labels = batch  # (B, C, H, W) uint8, (B, K, 4), (B, K)
-        x = (images.float() / 255).contiguous(memory_format=torch.channels_last)
+        x = images.float() / 255
+        if robust:
+            x, boxes = augment_scenes(x, boxes)
+        x = x.contiguous(memory_format=torch.channels_last)
         outputs = [o.float() for o in model(x)]  # the losses in float32 under --amp
         losses = detection_loss(*outputs, boxes, labels, points.to(images.device), stride)
         return sum(losses.values()), {k: v.detach() for k, v in losses.items()}
@@ -138,7 +147,8 @@ def main(cfg: DetectConfig) -> dict:
     """Train on fresh scenes (or a COCO folder), keep the best validation mAP, report test mAP."""
     device = setup(cfg)
     data = make_data(cfg)
-    model = build_model(DetectorConfig(data.channels, len(data.names), cfg.width))
+    robust = cfg.robust and data.pool is not None  # digit scenes, not a COCO folder
+    model = build_model(DetectorConfig(data.channels, len(data.names), cfg.width, robust))
     if distributed.is_main():
         info = {"names": data.names, "in_channels": data.channels}
         write_text(Path(cfg.out_dir) / CLASSES, json.dumps(info) + "\n")
@@ -154,31 +164,33 @@ def main(cfg: DetectConfig) -> dict:
             f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
         }
 
-    result = fit(model, make_step(points, model.stride), loader, cfg, device=device,
+    result = fit(model, make_step(points, model.stride, robust), loader, cfg, device=device,
                  evaluate=validate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
     t0 = time.perf_counter()
     test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
     metrics = {**result.best, **test_map}
     metrics["test_seconds"] = round(time.perf_counter() - t0, 2)
     metrics["splits"] = data.splits
-    report = write_report(cfg, TASK, metrics, result.steps, result.wall_seconds, device)
-    if distributed.is_main():
-        print(f"test map {metrics['map']:.4f} map_50 {metrics['map_50']:.4f} after {result.steps} steps "
-              f"in {result.wall_seconds:.1f}s")  # fmt: skip
-        names = {"train": "train", "val": "validation", "test": "test"}
-        for key, text in data.splits.items():
-            print(f"  {names[key]}: {text}")
-    return report
+    names = {"train": "train", "val": "validation", "test": "test"}
+    notes = tuple(f"{names[key]}: {text}" for key, text in data.splits.items())
+    return report_train(cfg, TASK, metrics, result, device, shown=["map", "map_50"], notes=notes)
 
 
 @dataclasses.dataclass
 class DetectEvalConfig(EvalConfig):
-    DEFAULTS: ClassVar[dict] = {
-        "out_dir": DETECT.run_dir,
-        "batch_size": 100,
-    }
+    DEMO = DETECT
+    DEFAULTS: ClassVar[dict] = {"batch_size": 100}
     coco: str | None = None
     """Evaluate on this COCO folder instead of the test scenes."""
+    shift: bool = False
+    """Also score the shift suite (backgrounds, dark ink on paper, faint ink, noise, blur, JPEG,
+    larger canvases, each at three severities, made from the test scenes); saves shift.png and
+    shift_failures.png."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.shift and self.coco:
+            raise UsageError("--shift restyles the digit test scenes: leave out --coco")
 
 
 def evaluate(cfg: DetectEvalConfig) -> dict:
@@ -222,6 +234,10 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
         "per-class map " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class.items()),
         f"wrote {picture}",
     ])  # fmt: skip
+    if cfg.shift:
+        metrics["shift"] = score_shifts(model, scenes, names, train_cfg, cfg.out_dir)
+        summary += "\n" + shift_summary(metrics["shift"], "map")
+        summary += f"\nwrote {cfg.out_dir}/shift.png and {cfg.out_dir}/shift_failures.png"
     return report_eval(cfg, TASK, metrics, step, time.perf_counter() - t0, device, summary)
 
 
