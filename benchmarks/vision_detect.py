@@ -173,7 +173,7 @@ def run(args) -> dict:
     table = score_shifts(model, test, names, train_cfg, cfg.out_dir)
     result["shift"] = shift_rows(table)
     lighting = ("background", "gradient", "texture", "paper", "contrast")
-    result["shift_worst_lighting_middle"] = min(at_middle(table)[k] for k in lighting)
+    result["shift_worst_lighting_middle"] = round(min(at_middle(table)[k] for k in lighting), 4)
     for name in PEERS:
         peer, steps, stopped = train_peer(name, cfg, data.pool, budget, device)
         if args.keep_runs:

@@ -53,6 +53,9 @@ class TrainConfig(ChangesDefaults):
     PRESET_FIELD: ClassVar[str] = "recipe"
     PRESETS_OPEN: ClassVar[bool] = False
     """True: a value of PRESET_FIELD without a preset keeps the plain defaults (else: an error)."""
+    LEGACY: ClassVar[dict[str, Any]] = {}
+    """What a run saved before a field existed meant by its absence (`{"robust": False}`): resume
+    and eval read a missing key as this value, not as today's default."""
     UNUSED: ClassVar[tuple[str, ...]] = ()
     """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -166,6 +169,7 @@ def refuse_unused(cfg: Any, names: tuple[str, ...] | None = None, who: str | Non
 def resume_mismatch(cfg: Any, saved: dict[str, Any]) -> str | None:
     """Why a run saved with config `saved` cannot be resumed with `cfg` (None: it can)."""
     free = set(getattr(type(cfg), "RESUMABLE", ()))
+    saved = {**getattr(type(cfg), "LEGACY", {}), **saved}
     for key, value in to_dict(cfg).items():
         if key in free or key not in saved:
             continue

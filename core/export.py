@@ -85,6 +85,9 @@ class ExportSpec:
     (GRU, attention and linear layers: weights only); None: it is not."""
     calibration: list[tuple[torch.Tensor, ...]] = dataclasses.field(default_factory=list)
     """Real training inputs that fix the int8 activation ranges (static only)."""
+    int8_ops: tuple[str, ...] = ()
+    """The ONNX op types int8 covers (static only; empty: ONNX Runtime's default set), e.g.
+    ("Conv",) to keep a model's arithmetic on raw pixels in float."""
     answer: Callable[[list[np.ndarray]], np.ndarray] | None = None
     """The model's answer per input row from its outputs (e.g. the top-1 class), for the int8
     check; None: the first output's argmax over its last dimension."""
@@ -133,7 +136,7 @@ def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
                 write_onnx(spec.module, spec.inputs, names, dynamic_shapes(spec), tmp)
             if cfg.quantize == "int8":
                 calibration = [feeds(spec.input_names, row) for row in spec.calibration]
-                quantize(tmp, Path(scratch) / "int8.onnx", spec.int8, calibration)
+                quantize(tmp, Path(scratch) / "int8.onnx", spec.int8, calibration, spec.int8_ops)
                 os.replace(Path(scratch) / "int8.onnx", tmp)
             run = session(tmp).run
             got = [run(spec.output_names, feeds(spec.input_names, inputs)) for inputs in checks]

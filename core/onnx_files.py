@@ -118,11 +118,14 @@ def quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize(source: Path, target: Path, mode: str, calibration: list[dict]) -> None:
+def quantize(
+    source: Path, target: Path, mode: str, calibration: list[dict], ops: tuple[str, ...] = ()
+) -> None:
     """int8 through ONNX Runtime: "static" QDQ with activation ranges from the `calibration`
     feeds, one scale per tensor (a quick classifier's int8 file gave its float answer on more
-    MNIST training images per tensor than per channel); or "dynamic" (weights only) for
-    recurrent, attention and linear models."""
+    MNIST training images per tensor than per channel), on the op types `ops` (empty: ONNX
+    Runtime's default set); or "dynamic" (weights only) for recurrent, attention and linear
+    models."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -154,4 +157,5 @@ def quantize(source: Path, target: Path, mode: str, calibration: list[dict]) -> 
             per_channel=False,
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
+            op_types_to_quantize=list(ops) or None,
         )

@@ -32,8 +32,10 @@ def build(cls: type[C], **overrides: Any) -> C:
 
 def from_run(cls: type[C], saved: dict[str, Any], **overrides: Any) -> C:
     """The config a run was trained with (its saved dict) rebuilt as `cls`, typed like a config
-    file; `resume` and `config` are cleared, keys the class lacks are ignored, `overrides` win."""
+    file; `resume` and `config` are cleared, keys the class lacks are ignored, keys the run lacks
+    take the class's LEGACY values, `overrides` win."""
     names = {f.name for f in dataclasses.fields(cls)} - {"resume", "config"}
+    saved = {**getattr(cls, "LEGACY", {}), **saved}
     return _instantiate(cls, {**{k: v for k, v in saved.items() if k in names}, **overrides})
 
 

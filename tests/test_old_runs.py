@@ -37,3 +37,24 @@ def test_a_run_from_before_the_redesign_still_evaluates_and_predicts(demo, tmp_p
 def test_the_app_loads_a_run_from_before_the_redesign(demo, tmp_path):
     session = catalog.tab(demo).load(str(old_run(demo, tmp_path)), torch.device("cpu"))
     assert session is not None
+
+
+def test_old_runs_keep_their_plain_training_and_model(tmp_path):
+    """A run from before `--robust` existed stays the plain model it was: eval and predict build
+    the detector without input standardization, and resuming it with today's robust default is
+    refused in one line rather than silently switching recipes."""
+    from core.config import resume_mismatch
+    from core.parse import from_run
+    from core.run import run_config
+    from vision.classify.train import ClassifyConfig
+    from vision.detect.predict import load_trained
+    from vision.detect.train import DetectConfig
+
+    detect = Path(shutil.copytree(FIXTURES / "vision-detect", tmp_path / "detect"))
+    model, *_ = load_trained(str(detect), torch.device("cpu"))
+    assert model.standardize_input is False
+    for cls, name in ((DetectConfig, "vision-detect"), (ClassifyConfig, "vision-classify")):
+        saved = run_config(FIXTURES / name)
+        assert "robust" not in saved and from_run(cls, saved).robust is False
+        today = from_run(cls, saved, robust=True)  # what a bare `train --resume` asks for
+        assert "--robust was False" in resume_mismatch(today, saved)

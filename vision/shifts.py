@@ -99,7 +99,8 @@ def background(x: torch.Tensor, level: float, g: torch.Generator | None = None) 
 
 
 def ramp(x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-    """(B, 1, H, W) in [0, 1]: a linear ramp across each image in a random direction."""
+    """(B, 1, H, W): a linear ramp across each image in a random direction, 0.5 at the centre; it
+    spans [0, 1] corner to corner on a diagonal, [0.15, 0.85] along an axis."""
     b, _, h, w = x.shape
     angle = _uniform(b, 0, 2 * math.pi, g, x.device).view(b, 1, 1, 1)
     ys = torch.linspace(-0.5, 0.5, h, device=x.device).view(1, 1, h, 1)
@@ -108,7 +109,8 @@ def ramp(x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
 
 
 def gradient(x: torch.Tensor, amount: float, g: torch.Generator | None = None) -> torch.Tensor:
-    """Uneven light: a background rising from black to `amount` across the image."""
+    """Uneven light: a background rising across the image in a random direction, by up to
+    `amount` (all of it corner to corner on a diagonal, 70% along an axis)."""
     return lay(x, amount * ramp(x, g))
 
 

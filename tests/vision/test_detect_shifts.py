@@ -6,6 +6,7 @@ from core.parse import build
 from vision import shifts
 from vision.detect.data import augment_scenes, shrink_scenes
 from vision.detect.model import standardize
+from vision.detect.predict import as_model_input
 from vision.detect.scenes import INK, SceneOptions, make_scenes
 from vision.detect.scoring import SHIFTS
 from vision.detect.train import DetectConfig, DetectEvalConfig, evaluate, main
@@ -109,3 +110,18 @@ def test_eval_shift_on_a_tiny_synthetic_run(tmp_path):
 def test_shift_is_refused_with_a_coco_folder():
     with pytest.raises(UsageError, match="--shift"):
         DetectEvalConfig(coco="somewhere", shift=True)
+
+
+def test_a_wide_photo_of_paper_reaches_the_model_as_light_ink_on_black(scenes):
+    """Dark ink on off-white paper, 4:3: inverted, letterboxed with its own background rather than
+    black bars, then standardized: the ink is bright and the padding dark."""
+    ink = scenes.images[0, 0].float() / 255  # (128, 128) light ink on black
+    paper = 0.8 * (1 - ink[:96])  # (96, 128): the scene's top rows, dark ink on paper
+    photo = (paper * 255).round().to(torch.uint8)[None]  # wider than tall
+    x, scale = as_model_input(photo, 128)
+    assert scale == 1.0 and x.shape == (1, 128, 128)
+    seen = standardize(x[None].float() / 255)[0, 0]  # (128, 128)
+    assert seen[96:].max() < 0.05  # the padding below the photo is background
+    digits = ink[:96] >= 0.5
+    assert digits.sum() > 50
+    assert seen[:96][digits].mean() > 0.5  # the ink is what stands out

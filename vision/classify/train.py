@@ -37,6 +37,7 @@ TASK = "vision.classify"
 @dataclasses.dataclass
 class ClassifyConfig(TrainConfig):
     DEMO = CLASSIFY
+    LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust
     PRESETS: ClassVar[dict] = {
         "default": {},
         # pytorch/examples' Net with the recipe of the LeNet-style tutorials (not pytorch/examples' own

@@ -139,16 +139,16 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
         raise DataError(f"{path}: not a readable image ({type(exc).__name__})") from exc
 
 
-def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
-    """uint8 (C, H, W) -> uint8 (C, size, size): scaled to fit, padded right and bottom with black.
-    Returns the scale, so boxes map back by dividing by it."""
+def letterbox(image: torch.Tensor, size: int, fill: int = 0) -> tuple[torch.Tensor, float]:
+    """uint8 (C, H, W) -> uint8 (C, size, size): scaled to fit, padded right and bottom with `fill`
+    (black). Returns the scale, so boxes map back by dividing by it."""
     c, h, w = image.shape
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     resized = F.interpolate(
         image[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
     )
-    out = torch.zeros(c, size, size, dtype=torch.uint8)
+    out = torch.full((c, size, size), fill, dtype=torch.uint8)
     out[:, :nh, :nw] = resized[0].round().clamp(0, 255).to(torch.uint8)
     return out, scale
 

@@ -119,7 +119,8 @@ def augment_scenes(x: torch.Tensor, boxes: torch.Tensor, p: float = 0.5):
     """Training augmentation against `eval --shift`'s conditions, on the training device: a random
     `p` of the scenes gets, each with its own draw, smaller digits on a larger canvas (boxes
     follow), a background (a gray level, a ramp of uneven light, blotches), fainter ink, dark ink
-    on light paper, blur and pixel noise. Scenes (B, 1, H, W) in [0, 1], boxes (B, K, 4)."""
+    on light paper, blur (one sigma per batch) and pixel noise. Scenes (B, 1, H, W) in [0, 1],
+    boxes (B, K, 4)."""
     b, device = len(x), x.device
     chosen = torch.rand(b, device=device) < p
 

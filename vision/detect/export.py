@@ -54,10 +54,21 @@ class DetectExportConfig(ExportConfig):
     DEMO = DETECT
 
 
+def preprocess_note(standardized: bool) -> str:
+    """How an image becomes the graph's input (the sidecar's `preprocess`), as `predict` does it."""
+    steps = (
+        "gray: invert when the border's median is above 127; letterbox into the square input "
+        "(scale to fit, pad right and bottom with the border's median)"
+    )
+    if standardized:
+        return steps + "; the graph itself standardizes background level, ink polarity and contrast"
+    return steps + "; the model expects light ink on a black background"
+
+
 def spec_for(cfg: DetectExportConfig) -> ExportSpec:
     """What `export` writes of the run's detector, checked on 64 test scenes (int8: calibrated on
     256 scenes of training digits)."""
-    from vision.detect.data import make_data  # the data module reads the train config's fields
+    from vision.detect.data import augment_scenes, make_data  # data reads the train config
     from vision.detect.train import DetectConfig  # train.py lists this command: import late
 
     check_task(cfg.out_dir, TASK)
@@ -70,6 +81,12 @@ def spec_for(cfg: DetectExportConfig) -> ExportSpec:
     data = make_data(run_cfg)
     digits, classes = data.pool
     calibration = make_scenes(digits, classes, 256, run_cfg.seed + 2, run_cfg.scene_options())
+    calibration_images = calibration.images
+    if model.standardize_input:  # calibrate on what a robust model meets: restyled scenes too
+        with torch.random.fork_rng():
+            torch.manual_seed(run_cfg.seed + 2)
+            x, _ = augment_scenes(calibration.images.float() / 255, calibration.boxes)
+        calibration_images = x.mul(255).round().to(torch.uint8)
     size = train_cfg["image_size"]
     model = model.to(memory_format=torch.contiguous_format).eval()
     return ExportSpec(
@@ -82,6 +99,7 @@ def spec_for(cfg: DetectExportConfig) -> ExportSpec:
         sidecar={
             "labels": names,
             "images": f"uint8 (batch, {model.stem[0].in_channels}, {size}, {size}), values 0-255",
+            "preprocess": preprocess_note(model.standardize_input),
             "postprocess": {
                 "score_thresh": train_cfg["score_thresh"],
                 "pre_nms": 1000,
@@ -91,7 +109,8 @@ def spec_for(cfg: DetectExportConfig) -> ExportSpec:
             },
         },
         int8="static",
-        calibration=[(calibration.images[i : i + 32].clone(),) for i in range(0, 256, 32)],
+        calibration=[(calibration_images[i : i + 32].clone(),) for i in range(0, 256, 32)],
+        int8_ops=("Conv",),  # the input standardization's sort, median and division stay float
         answer=best_class,
     )
 

@@ -36,18 +36,19 @@ class DetectorConfig:
     num_classes: int = 10
     width: int = 32
     """Channels of the stride-4 stage; the stride-8 and stride-16 stages have 2x and 4x."""
-    standardize: bool = False
+    standardize_input: bool = False
     """Bring every gray input to light ink on black at full contrast first (`standardize`)."""
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Gray scenes (B, 1, H, W) in [0, 1] of any background level and ink polarity -> light ink
     on black at full contrast: subtract the background (the median pixel), flip dark ink on light
-    paper (the pixels off the background lie mostly below it), divide by the ink's brightness (the
-    largest 3x3 mean), clamp to [0, 1]."""
-    b, n = len(x), x[0].numel()
-    pixels = x.flatten(1).sort(1).values  # (B, C*H*W); ONNX has sort, not median
-    background = pixels[:, (n - 1) // 2].view(b, 1, 1, 1)  # the median, as torch.median gives it
+    paper (the pixels' mean lies below the median), divide by the ink's brightness (the largest
+    3x3 mean), clamp to [0, 1]. A bar of another level (black letterbox padding on gray paper) can
+    outweigh the ink: pad with the background (`as_model_input` does)."""
+    n = x[0].numel()
+    pixels = x.flatten(1).sort(1).values  # (B, H*W); ONNX has sort, not median
+    background = pixels[:, (n - 1) // 2].view(-1, 1, 1, 1)  # the median, as torch.median gives it
     x = x - background
     x = x * torch.where(x.mean((1, 2, 3), keepdim=True) >= 0, 1.0, -1.0)
     ink = F.avg_pool2d(x, 3, stride=1, padding=1).amax((1, 2, 3), keepdim=True)
@@ -60,7 +61,7 @@ class Detector(nn.Module):
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__()
         c = cfg.width
-        self.standardize = cfg.standardize
+        self.standardize_input = cfg.standardize_input
         self.stem = ConvBN(cfg.in_channels, c // 2, 2)  # /2
         self.stage4 = nn.Sequential(ConvBN(c // 2, c, 2), ConvBN(c, c))  # /4
         self.stage8 = nn.Sequential(ConvBN(c, 2 * c, 2), ConvBN(2 * c, 2 * c))  # /8
@@ -76,7 +77,7 @@ class Detector(nn.Module):
         nn.init.constant_(self.classes.bias, -4.6)  # start at p = 0.01, as FCOS and RetinaNet do
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.standardize:
+        if self.standardize_input:
             x = standardize(x)  # (B, 1, H, W)
         x4 = self.stage4(self.stem(x))  # (B, c, H/4, W/4)
         x8 = self.stage8(x4)  # (B, 2c, H/8, W/8)

@@ -44,7 +44,9 @@ def load_trained(out_dir: str, device: torch.device):
             f"{out_dir}/{CLASSES} is missing or damaged: train the run again"
         ) from exc
     robust = cfg.get("robust", False) and not cfg.get("coco")
-    config = DetectorConfig(info["in_channels"], len(info["names"]), cfg["width"], robust)
+    config = DetectorConfig(
+        info["in_channels"], len(info["names"]), cfg["width"], standardize_input=robust
+    )
     model = build_model(config)
     meta = load_run_weights(model, out_dir)
     return model.to(device).eval(), info["names"], cfg, meta.get("step", 0)
@@ -84,13 +86,16 @@ class PredictConfig(InferenceConfig):
 
 
 def as_model_input(pixels: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
-    """uint8 (C, H, W) -> the letterboxed input and its scale; gray images with a light border
-    are inverted to the training scenes' light ink on black."""
-    if pixels.shape[0] == 1:
-        border = torch.cat([pixels[0, 0], pixels[0, -1], pixels[0, :, 0], pixels[0, :, -1]])
-        if border.float().median() > 127:
-            pixels = 255 - pixels
-    return letterbox(pixels, size)
+    """uint8 (C, H, W) -> the letterboxed input and its scale. Gray images with a light border are
+    inverted to the training scenes' light ink on black, and padded with their background (the
+    border's median), so that a photo of paper does not gain black bars brighter or darker than
+    both its paper and its ink."""
+    if pixels.shape[0] != 1:
+        return letterbox(pixels, size)
+    border = torch.cat([pixels[0, 0], pixels[0, -1], pixels[0, :, 0], pixels[0, :, -1]])
+    if border.float().median() > 127:
+        pixels, border = 255 - pixels, 255 - border
+    return letterbox(pixels, size, fill=int(border.median()))
 
 
 def detect_image(model, names: list[str], size: int, original: torch.Tensor, score_thresh: float,

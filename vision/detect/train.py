@@ -53,6 +53,7 @@ TASK = "vision.detect"
 @dataclasses.dataclass
 class DetectConfig(TrainConfig):
     DEMO = DETECT
+    LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust
     DEFAULTS: ClassVar[dict] = {
         "max_steps": 5000,
         "batch_size": 32,
@@ -148,7 +149,8 @@ def main(cfg: DetectConfig) -> dict:
     device = setup(cfg)
     data = make_data(cfg)
     robust = cfg.robust and data.pool is not None  # digit scenes, not a COCO folder
-    model = build_model(DetectorConfig(data.channels, len(data.names), cfg.width, robust))
+    config = DetectorConfig(data.channels, len(data.names), cfg.width, standardize_input=robust)
+    model = build_model(config)
     if distributed.is_main():
         info = {"names": data.names, "in_channels": data.channels}
         write_text(Path(cfg.out_dir) / CLASSES, json.dumps(info) + "\n")
