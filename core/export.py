@@ -86,8 +86,7 @@ class ExportSpec:
     calibration: list[tuple[torch.Tensor, ...]] = dataclasses.field(default_factory=list)
     """Real training inputs that fix the int8 activation ranges (static only)."""
     int8_ops: tuple[str, ...] = ()
-    """The ONNX op types int8 covers (static only; empty: ONNX Runtime's default set), e.g.
-    ("Conv",) to keep a model's arithmetic on raw pixels in float."""
+    """ONNX op types static int8 covers, e.g. ("Conv",) (empty: ONNX Runtime's default set)."""
     answer: Callable[[list[np.ndarray]], np.ndarray] | None = None
     """The model's answer per input row from its outputs (e.g. the top-1 class), for the int8
     check; None: the first output's argmax over its last dimension."""
@@ -100,8 +99,7 @@ class ExportSpec:
     formats: tuple[str, ...] = ("onnx", "pt2")
     """The --format values this model exports to."""
     bounds: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
-    """A dynamic dimension's name -> its (min, max), where the model limits it (e.g. a position
-    table's length)."""
+    """A dynamic dimension's name -> its (min, max), where the model limits it (a table's length)."""
 
 
 def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
