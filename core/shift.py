@@ -57,6 +57,12 @@ def run_shifts(
     return {"clean": score(data), "seed": seed, "conditions": conditions}
 
 
+def middle_sets(shifts: list[Shift], data: Any, seed: int = 0) -> dict[str, Any]:
+    """Each condition's shifted data at its middle severity, the same as `run_shifts` scored for
+    `seed` (for pictures of what goes wrong)."""
+    return {s.name: s.apply(data, s.middle, shift_generator(seed, i)) for i, s in enumerate(shifts)}
+
+
 def at_middle(table: dict[str, Any]) -> dict[str, float]:
     """Each condition's score at its middle severity."""
     return {

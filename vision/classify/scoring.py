@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from core.files import save_figure
 from core.metrics import accuracy
-from core.shift import Shift, plot_shifts, run_shifts, shift_generator
+from core.shift import Shift, middle_sets, plot_shifts, run_shifts
 from vision.classify.predict import predict_logits
 from vision.shifts import background, blur, contrast, move, rotate, scale, thicken, thin
 
@@ -109,7 +109,7 @@ def score_shifts(model, test: tuple, train_cfg: dict, out_dir: str) -> dict:
         return predict_logits(model, data[0], mean, std, tta=tta).softmax(-1).cpu()
 
     table = run_shifts(SHIFTS, test, lambda data: accuracy(probs(data), data[1]).item())
-    middle = {s.name: s.apply(test, s.middle, shift_generator(0, i)) for i, s in enumerate(SHIFTS)}
+    middle = middle_sets(SHIFTS, test)
     plot_shifts(table, "test accuracy", f"{out_dir}/shift.png")
     plot_shift_mistakes(
         middle, {k: probs(v) for k, v in middle.items()}, f"{out_dir}/shift_mistakes.png"

@@ -11,7 +11,7 @@ from torchvision.ops import box_iou
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from core.files import atomic_write, save_figure
-from core.shift import Shift, plot_shifts, run_shifts, shift_generator
+from core.shift import Shift, middle_sets, plot_shifts, run_shifts
 from vision.detect.data import shrink_scenes
 from vision.detect.model import one_per_object
 from vision.detect.predict import detect
@@ -153,9 +153,7 @@ def score_shifts(model, scenes: Scenes, names, train_cfg: dict, out_dir: str) ->
     shift_failures.png."""
     thresh, nms_iou = train_cfg["score_thresh"], train_cfg["nms_iou"]
     table = run_shifts(SHIFTS, scenes, lambda s: mean_ap(model, s, thresh, nms_iou)["map"])
-    middle = {
-        s.name: s.apply(scenes, s.middle, shift_generator(0, i)) for i, s in enumerate(SHIFTS)
-    }
+    middle = middle_sets(SHIFTS, scenes)
     plot_shifts(table, "test mAP", f"{out_dir}/shift.png")
     plot_shift_failures(model, middle, names, train_cfg, Path(out_dir) / "shift_failures.png")
     return table
