@@ -2,6 +2,8 @@
 
 python -m benchmarks core-overhead [--device cpu]
 python -m benchmarks vision-classify [--device cuda]
+python -m benchmarks rl-dqn [--device cpu]
+python -m benchmarks rl-steady [--device cpu]
 python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR] [--no-loso]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
@@ -36,6 +38,7 @@ BENCHMARKS = {
     "core-overhead": "benchmarks.core_overhead",
     "vision-classify": "benchmarks.vision_classify",
     "rl-dqn": "benchmarks.rl_dqn",
+    "rl-steady": "benchmarks.rl_steady",
     "recsys": "benchmarks.recsys_mf",
     "speech-ctc": "benchmarks.speech_ctc",
     "vision-detect": "benchmarks.vision_detect",

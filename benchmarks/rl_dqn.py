@@ -27,10 +27,12 @@ FINAL_SEED = 100_000  # + seed: the kept policy's 100 fresh episodes (evaluation
 NEEDS = ("stable_baselines3",)  # the peer's library (the bench extra)
 
 
-def ours(seed: int, device: str, env: str = "CartPole-v1", max_steps: int | None = None) -> dict:
+def ours(
+    seed: int, device: str, env: str = "CartPole-v1", max_steps: int | None = None, **overrides
+) -> dict:
     steps = max_steps or (MAX_STEPS if env == "CartPole-v1" else ENV_DEFAULTS[env]["max_steps"])
     cfg = build(DQNConfig, env=env, seed=seed, device=device, out_dir=tempfile.mkdtemp(), max_steps=steps,
-                eval_every=EVAL_EVERY, eval_episodes=EPISODES, final_episodes=EPISODES)  # fmt: skip
+                eval_every=EVAL_EVERY, eval_episodes=EPISODES, final_episodes=EPISODES, **overrides)  # fmt: skip
     m = main(cfg)["metrics"]
     return {"steps_to_solve": m["steps_to_solve"], "seconds_to_solve": m["seconds_to_solve"],
             "eval_seconds": m["eval_seconds"], "final_return_mean": m["return_mean"]}  # fmt: skip

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from core.errors import ShowcaseError
 from core.logger import RunLogger
@@ -210,3 +211,31 @@ def test_scaled_observations_train_save_and_evaluate(tmp_path):
     assert (
         scored["metrics"]["threshold"] == -110.0 and -200.0 <= scored["metrics"]["return_mean"] <= 0
     )
+
+
+def test_the_kept_policy_is_the_moving_average_with_ema(tmp_path, monkeypatch):
+    """With --ema, evaluations play (and keep) the moving average of the online weights, which
+    trails them; a resume restores it."""
+    from rl.dqn import train as dqn_train
+
+    played = []
+    real = dqn_train.evaluate_and_keep
+
+    def spy(q_net, *args, **kwargs):
+        played.append({k: v.clone() for k, v in q_net.state_dict().items()})
+        return real(q_net, *args, **kwargs)
+
+    monkeypatch.setattr(dqn_train, "evaluate_and_keep", spy)
+    small = {"eval_every": 600, "eval_episodes": 2, "final_episodes": 2, "learning_starts": 200}
+    cfg = build(DQNConfig, env="Acrobot-v1", out_dir=str(tmp_path / "a"), device="cpu",
+                max_steps=1200, stop_at_threshold=False, **small)  # fmt: skip
+    assert cfg.ema == 0.99  # Acrobot's default
+    main(cfg)
+    run = load_file(tmp_path / "a" / "checkpoint.safetensors")
+    online = {k[8:]: v for k, v in run.items() if k.startswith("model.q.")}
+    average = {k[10:]: v for k, v in run.items() if k.startswith("model.avg.")}
+    assert average and average.keys() == online.keys()
+    assert all(torch.equal(played[-1][k], average[k]) for k in average)
+    assert not all(torch.equal(online[k], average[k]) for k in average)
+    more = build(DQNConfig, **{**cfg.__dict__, "max_steps": 1800, "resume": True})
+    assert main(more)["steps"] == 1800
