@@ -1,5 +1,7 @@
 """speech-ctc: our conv + BiGRU CTC model on composed FSDD utterances (official split): training
-seconds, composed-test WER/CER (lexicon beam search), single-clip accuracy; the six
+seconds, composed-test WER/CER (lexicon beam search), single-clip accuracy, and the shift suite
+(`eval --shift`: single test recordings under noise, clipping, speed, pitch and reverberation) of
+the default (robust) model and of the same config with `--no-robust`; the six
 leave-one-speaker-out runs. Two peers: torchaudio's Wav2Letter (the model of torchaudio's CTC
 example), on the same features, data and wall-clock budget, decoded the same way; and what a user
 would pick for single digits, a small log-mel CNN classifier (published FSDD results on the
@@ -21,11 +23,12 @@ from core.data import data_root
 from core.device import pick_device
 from core.parse import build
 from core.seed import seed_everything
+from core.shift import shift_rows
 from speech.ctc.data import SAMPLE_RATE, load_fsdd
 from speech.ctc.decode import LexiconDecoder
 from speech.ctc.features import Features
 from speech.ctc.predict import load_trained, recognize_wave
-from speech.ctc.train import SpeechConfig, main
+from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
 from speech.ctc.utterances import make_split
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
@@ -168,8 +171,19 @@ def transcribe_seconds(run_dir: str, device: torch.device, data_dir) -> float:
     return statistics.median(times[1:])
 
 
+def shift_table(args, report: dict) -> dict:
+    """The shift suite's clip accuracies of a finished run on the single test recordings: clean,
+    and per condition mild to strong."""
+    out = report["config"]["out_dir"]
+    cfg = build(
+        SpeechEvalConfig, out_dir=out, data_dir=args.data_dir, device=args.device, shift=True
+    )
+    return shift_rows(evaluate(cfg)["metrics"]["shift"])
+
+
 def run(args) -> dict:
     ours = train(args, "default")
+    plain = train(args, "plain", robust=False)
     budget = ours["wall_seconds"]
     steps = peer_steps(args, budget)
     peer = train(args, "wav2letter", model="wav2letter", max_steps=steps, max_seconds=budget)
@@ -189,6 +203,9 @@ def run(args) -> dict:
         "test_cer": round(m["test_cer"], 4),
         "test_wer_greedy": round(m["test_wer_greedy"], 4),
         "clip_acc": round(m["clip_acc"], 4),
+        "plain_test_wer": round(plain["metrics"]["test_wer"], 4),
+        "plain_clip_acc": round(plain["metrics"]["clip_acc"], 4),
+        "plain_train_seconds": round(plain["wall_seconds"], 1),
         "wav2letter_test_wer": round(p["test_wer"], 4),
         "wav2letter_clip_acc": round(p["clip_acc"], 4),
         "wav2letter_steps": peer["steps"],
@@ -200,6 +217,8 @@ def run(args) -> dict:
         "transcribe_10s_seconds": round(transcribe_seconds(
             ours["config"]["out_dir"], torch.device(ours["device"]), str(data_root(args.data_dir))), 3),
     }  # fmt: skip
+    row["shift_default"] = shift_table(args, ours)
+    row["shift_plain"] = shift_table(args, plain)
     if loso:
         row |= {"loso_wer_mean": round(statistics.mean(loso.values()), 4), "loso_wer": loso}
     return row

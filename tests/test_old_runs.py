@@ -46,6 +46,7 @@ def test_old_runs_keep_their_plain_training_and_model(tmp_path):
     from core.config import resume_mismatch
     from core.parse import from_run
     from core.run import run_config
+    from speech.ctc.train import SpeechConfig
     from vision.classify.train import ClassifyConfig
     from vision.detect.predict import load_trained
     from vision.detect.train import DetectConfig
@@ -53,7 +54,11 @@ def test_old_runs_keep_their_plain_training_and_model(tmp_path):
     detect = Path(shutil.copytree(FIXTURES / "vision-detect", tmp_path / "detect"))
     model, *_ = load_trained(str(detect), torch.device("cpu"))
     assert model.standardize_input is False
-    for cls, name in ((DetectConfig, "vision-detect"), (ClassifyConfig, "vision-classify")):
+    for cls, name in (
+        (DetectConfig, "vision-detect"),
+        (ClassifyConfig, "vision-classify"),
+        (SpeechConfig, "speech-ctc"),
+    ):
         saved = run_config(FIXTURES / name)
         assert "robust" not in saved and from_run(cls, saved).robust is False
         today = from_run(cls, saved, robust=True)  # what a bare `train --resume` asks for

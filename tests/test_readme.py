@@ -67,6 +67,7 @@ SMOKE = {
         "showcase speech ctc train --holdout-speaker theo --max-steps 2 --train-utterances 16 "
         "--val-utterances 4 --test-utterances 4 --out-dir runs/theo",
     "showcase speech ctc eval --json": "showcase speech ctc eval --json",
+    "showcase speech ctc eval --shift": "showcase speech ctc eval --shift",
     "showcase speech ctc transcribe call.wav --json": "showcase speech ctc transcribe call.wav --json",
     # an untrained model decodes to --max-len: short sentences, greedy
     "showcase translation seq2seq train":
@@ -100,7 +101,7 @@ CHAINS = [
      "showcase vision classify export --out exported"],
     ["showcase vision detect train", "showcase vision detect eval --json", "showcase vision detect eval --shift",
      "showcase vision detect predict photo.jpg --json", "showcase vision detect train --coco DIR"],
-    ["showcase speech ctc train", "showcase speech ctc eval --json",
+    ["showcase speech ctc train", "showcase speech ctc eval --json", "showcase speech ctc eval --shift",
      "showcase speech ctc transcribe call.wav --json", "showcase speech ctc train --holdout-speaker theo"],
     ["showcase translation seq2seq train", "showcase translation seq2seq eval --json",
      'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',

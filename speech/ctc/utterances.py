@@ -165,13 +165,13 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
     ids = torch.arange(len(clips.lengths))
     is_test, is_val = clips.index < 5, clips.index >= 45
     if cfg.holdout_speaker:
-        if cfg.holdout_speaker not in clips.speaker_names:
-            raise UsageError(f"unknown speaker {cfg.holdout_speaker!r}: choose from "
-                             f"{', '.join(clips.speaker_names)}")  # fmt: skip
-        is_test = clips.speakers == clips.speaker_names.index(cfg.holdout_speaker)
+        is_test = clips.speakers == speaker_id(clips, cfg.holdout_speaker)
         is_val = ~is_test & (clips.index >= 45)
     if cfg.synthetic:
         is_val = ~is_test & (clips.index == 11)
+    if cfg.leave_out:
+        gone = clips.speakers == speaker_id(clips, cfg.leave_out)
+        ids, is_test, is_val = ids[~gone], is_test[~gone], is_val[~gone]
     is_val &= cfg.val_utterances > 0
     train_ids, val_ids, test_ids = ids[~is_test & ~is_val], ids[is_val], ids[is_test]
     words = cfg.max_words
@@ -191,6 +191,14 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
         single(clips, test_ids),
         single(clips, val_ids) if len(val_ids) else None,
     )
+
+
+def speaker_id(clips: Clips, name: str) -> int:
+    """The index of a speaker's name; an unknown one is a one-line error."""
+    if name not in clips.speaker_names:
+        known = ", ".join(clips.speaker_names)
+        raise UsageError(f"unknown speaker {name!r}: choose from {known}")
+    return clips.speaker_names.index(name)
 
 
 def make_collate(clips: Clips, plan: Plan, device: torch.device):
