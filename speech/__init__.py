@@ -23,7 +23,7 @@ CTC = Demo(
         quick={"max_steps": 400, "schedule": "constant", "warmup_steps": 20, "eval_every": 0},
         pictures=("alignment.png",),
         lower_is_better=True,
-        full=0.002,
+        full=0.0027,
         full_source="speech-ctc test_wer",
     ),
     app="speech.ctc.predict:app_tab",
