@@ -31,8 +31,17 @@ def ours(
     seed: int, device: str, env: str = "CartPole-v1", max_steps: int | None = None, **overrides
 ) -> dict:
     steps = max_steps or (MAX_STEPS if env == "CartPole-v1" else ENV_DEFAULTS[env]["max_steps"])
-    cfg = build(DQNConfig, env=env, seed=seed, device=device, out_dir=tempfile.mkdtemp(), max_steps=steps,
-                eval_every=EVAL_EVERY, eval_episodes=EPISODES, final_episodes=EPISODES, **overrides)  # fmt: skip
+    protocol = {"eval_every": EVAL_EVERY, "eval_episodes": EPISODES, "final_episodes": EPISODES}
+    cfg = build(
+        DQNConfig,
+        env=env,
+        seed=seed,
+        device=device,
+        out_dir=tempfile.mkdtemp(),
+        max_steps=steps,
+        **protocol,
+        **overrides,
+    )
     m = main(cfg)["metrics"]
     return {"steps_to_solve": m["steps_to_solve"], "seconds_to_solve": m["seconds_to_solve"],
             "eval_seconds": m["eval_seconds"], "final_return_mean": m["return_mean"]}  # fmt: skip

@@ -48,15 +48,20 @@ def run(args) -> dict:
     cap = 3000 if args.quick else None
     chosen = ENV_DEFAULTS[ENV]["ema"]
     arms = {"online": 0.0, "average": chosen}
-    workers = 1 if device != "cpu" else max(1, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = 1 if device != "cpu" else max(1, cores or 1)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         jobs = {}
         for seed in seeds:
             for name, ema in arms.items():
                 jobs[name, seed] = pool.submit(one_run, seed, device, cap, ema)
-        for (name, seed), job in jobs.items():
-            print(f"{name} seed {seed}: {job.result()}", file=sys.stderr)
+        try:
+            for (name, seed), job in jobs.items():
+                print(f"{name} seed {seed}: {job.result()}", file=sys.stderr)
+        except BaseException:  # a failed run or Ctrl-C: drop the queued runs, not wait for them
+            pool.shutdown(cancel_futures=True)
+            raise
     rows = {name: [jobs[name, seed].result() for seed in seeds] for name in arms}
     out = {"device": device, "env": ENV, "seeds": f"{seeds[0]}-{seeds[-1]}", "ema": chosen}
     return out | {"workers": workers} | {name: summary(rows[name]) for name in arms}

@@ -7,7 +7,7 @@ returns the same; samples past a length stay zero. A severity is a number (SNR i
 reverberation time); `generator` makes the random parts repeatable.
 
     waves, samples = noise(waves, samples, snr=10.0, kind="babble", generator=gen)
-    waves, samples = augment(waves, samples)        # training: a random mix of all of them
+    waves, samples = augment(waves, samples)        # training: a random mix of them (no pitch)
 """
 
 import math
@@ -34,6 +34,7 @@ def rand(shape, generator=None, device=None) -> torch.Tensor:
 
 
 def randn(shape, generator=None, device=None) -> torch.Tensor:
+    """Standard normal drawn on the host from `generator`."""
     return torch.randn(shape, generator=generator).to(device)
 
 
@@ -65,6 +66,10 @@ def noise(waves, samples, snr, kind: str = "white", generator=None, talkers: int
     """Add noise at `snr` dB (a number, or one a row) below each waveform's own power. kind:
     white, pink, or babble (the sum of `talkers` other utterances of the batch)."""
     b, t = waves.shape
+    if kind not in ("white", "pink", "babble"):
+        raise ValueError(f"unknown noise kind {kind!r}: white, pink or babble")
+    if kind == "babble" and b < 2:
+        raise ValueError("babble needs at least two recordings: each hears the others")
     if kind == "babble":
         sound = sum(others(waves, samples, generator) for _ in range(talkers))
     else:
@@ -91,7 +96,8 @@ def clipping(waves, samples, drive, generator=None):
 
 def resample_rows(waves, samples, factor):
     """Each waveform played `factor` times faster (a number or (B,)), tempo and pitch together
-    (linear interpolation, Kaldi's speed perturbation); lengths follow."""
+    (like Kaldi's speed perturbation, by linear interpolation, without its anti-alias filter);
+    lengths follow."""
     factor = torch.as_tensor(factor, dtype=torch.float32, device=waves.device).expand(len(waves))
     new = (samples / factor).floor().long().clamp(min=1)  # (B,)
     width = int(new.max())
@@ -181,7 +187,7 @@ def augment(waves: torch.Tensor, samples: torch.Tensor, p: float = 0.5, generato
         k = int(rows.sum())
         snr = 30 * rand(k, generator, device)
         sound = colored((k, waves.shape[1]), 2 * rand(k, generator, device), generator, device)
-        talkers = 1 + int(rand((), generator) * 3)  # white to brown noise above, babble here
+        talkers = 1 + int(rand((), generator) * 3)  # for the batch's babble
         babble = sum(others(waves, samples, generator) for _ in range(talkers))[rows]
         sound = torch.where(rand(k, generator, device)[:, None] < 1 / 3, babble, sound)
         # half of them noisy only where there is sound: a noisy recording between digital

@@ -1,5 +1,6 @@
 """How a trained recognizer is scored: hypotheses for every utterance of a plan, WER/CER,
-single-clip accuracy and per-speaker WER, and the alignment picture of `eval`."""
+single-clip accuracy and per-speaker WER, the alignment picture of `eval`, and the shift suite of
+`eval --shift` (clip accuracy on shifted single recordings)."""
 
 from typing import NamedTuple
 
@@ -118,7 +119,7 @@ def plot_alignment(model, features: Features, clips: Clips, plan: Plan, path: st
     fig, ax = plt.subplots(figsize=(9, 3.5))
     seconds = frames[0].item() / 100
     ax.imshow(
-        x[0, :, : frames[0]].cpu(),
+        x[0, :, : frames[0]].cpu().numpy(),
         origin="lower",
         aspect="auto",
         extent=(0, seconds, 0, x.shape[1]),
@@ -168,15 +169,15 @@ SHIFTS = [
     Shift("reverb", (0.3, 0.6, 1.0), audio_shift(reverb), "RT60, seconds"),
 ]
 """The recognizer's shift suite on single recordings: noise (white, pink, babble of other
-recordings) at falling SNR, clipping, speed, pitch and room reverberation, mild to strong (the
-middle one is the target's)."""
+recordings) at falling SNR, clipping, speed, pitch and room reverberation, mild to strong."""
 
 
-def score_shifts(model, features, data: Takes, decoder, out_dir: str) -> dict:
+def score_shifts(model, features, data: Takes, decoder, out_dir: str, batch_size: int = 64) -> dict:
     """The suite's table of clip accuracy on `data`; saves its curves and failures."""
 
     def found(d: Takes) -> list[str]:
-        return recognize_waves(model, features, d.waves, d.samples, {"beam": decoder})["beam"]
+        beam = {"beam": decoder}
+        return recognize_waves(model, features, d.waves, d.samples, beam, batch_size)["beam"]
 
     def accuracy(d: Takes) -> float:
         return sum(h == r for h, r in zip(found(d), d.texts, strict=True)) / len(d.texts)

@@ -101,9 +101,9 @@ class SpeechConfig(TrainConfig):
     """Stretch each training utterance's spectrum and tempo by random factors in [1 - warp,
     1 + warp] (0: off; 0.1 with --single-clips: val WER 2.6% vs 1.8% in 800 steps)."""
     robust: bool = True
-    """Mix speed, reverberation, clipping and noise (white to brown, babble of other utterances)
-    into half the training utterances (`speech/shifts.py:augment`), so the model holds up under
-    `eval --shift`."""
+    """Shift the training utterances (`speech/shifts.py:augment`): speed and noise (white to brown,
+    or babble of other utterances) each on half of them, reverberation on a quarter, clipping on a
+    tenth, so the model holds up under `eval --shift`."""
     batch_seconds: float = 240.0
     """Most seconds of padded audio per optimizer step (long utterances make smaller batches)."""
     synthetic: bool = False
@@ -194,6 +194,11 @@ class SpeechEvalConfig(EvalConfig):
     """The recordings the shift suite shifts: the test takes, or the validation takes (for
     choosing training settings without the test set)."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.split != "test" and not self.shift:
+            raise UsageError("--split chooses the recordings of --shift: add --shift")
+
 
 def evaluate(cfg: SpeechEvalConfig) -> dict:
     """Test WER/CER, clip accuracy and a per-speaker WER table; saves alignment.png (one test
@@ -222,9 +227,10 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
         plan = split.test_clips if cfg.split == "test" else split.val_clips
         if plan is None:
             raise UsageError(f"--shift needs single {cfg.split} recordings; this run has none")
-        table = score_shifts(model, features, takes(clips, plan), decoder, cfg.out_dir)
-        metrics["shift"] = table
-        summary += f"\n{shift_summary(table, f'{cfg.split} clip_acc')}"
+        suite = takes(clips, plan)
+        shifted = score_shifts(model, features, suite, decoder, cfg.out_dir, cfg.batch_size)
+        metrics["shift"] = {**shifted, "split": cfg.split}
+        summary += f"\n{shift_summary(shifted, f'{cfg.split} clip_acc')}"
         summary += f"\nwrote {cfg.out_dir}/shift.png and {cfg.out_dir}/shift_failures.png"
     return report_eval(cfg, TASK, metrics, run.step, time.perf_counter() - t0, device, summary)
 

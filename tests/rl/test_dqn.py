@@ -226,9 +226,15 @@ def test_the_kept_policy_is_the_moving_average_with_ema(tmp_path, monkeypatch):
         return real(q_net, *args, **kwargs)
 
     monkeypatch.setattr(dqn_train, "evaluate_and_keep", spy)
-    small = {"eval_every": 600, "eval_episodes": 2, "final_episodes": 2, "learning_starts": 200}
-    cfg = build(DQNConfig, env="Acrobot-v1", out_dir=str(tmp_path / "a"), device="cpu",
-                max_steps=1200, stop_at_threshold=False, **small)  # fmt: skip
+    small = {
+        "eval_every": 600,
+        "eval_episodes": 2,
+        "final_episodes": 2,
+        "learning_starts": 200,
+        "stop_at_threshold": False,
+    }
+    out = str(tmp_path / "a")
+    cfg = build(DQNConfig, env="Acrobot-v1", out_dir=out, device="cpu", max_steps=1200, **small)
     assert cfg.ema == 0.99  # Acrobot's default
     main(cfg)
     run = load_file(tmp_path / "a" / "checkpoint.safetensors")
@@ -237,5 +243,11 @@ def test_the_kept_policy_is_the_moving_average_with_ema(tmp_path, monkeypatch):
     assert average and average.keys() == online.keys()
     assert all(torch.equal(played[-1][k], average[k]) for k in average)
     assert not all(torch.equal(online[k], average[k]) for k in average)
-    more = build(DQNConfig, **{**cfg.__dict__, "max_steps": 1800, "resume": True})
+    # resumed, the first evaluation falls in the replay buffer's refill, before any update: it
+    # plays the restored average
+    resumed = len(played)
+    more = build(
+        DQNConfig, **{**cfg.__dict__, "max_steps": 1800, "eval_every": 100, "resume": True}
+    )
     assert main(more)["steps"] == 1800
+    assert all(torch.equal(played[resumed][k], average[k]) for k in average)

@@ -159,9 +159,11 @@ def trained(tmp_path_factory):
     to reach the plain model's accuracy)."""
     root = real_data("fsdd", "recordings")
     out = tmp_path_factory.mktemp("speech") / "run"
-    cfg = build(SpeechConfig, data_dir=str(root.parent.parent), out_dir=str(out), device="cpu",
-                max_steps=600, val_utterances=0, test_utterances=200, log_every=200,
-                robust=False)  # fmt: skip
+    short = {"max_steps": 600, "val_utterances": 0, "test_utterances": 200, "log_every": 200}
+    data_dir = str(root.parent.parent)
+    cfg = build(
+        SpeechConfig, data_dir=data_dir, out_dir=str(out), device="cpu", robust=False, **short
+    )
     return cfg, main(cfg)
 
 

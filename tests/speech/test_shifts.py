@@ -47,6 +47,27 @@ def test_noise_is_added_at_the_asked_snr_and_only_within_each_recording(kind):
     assert silent_past_lengths(noisy, samples)
 
 
+def test_noise_kinds_differ_and_babble_is_another_recording():
+    waves, samples = tone(rows=3)
+    waves[1] = torch.roll(waves[1], 7) * 0.5  # three distinct recordings
+    waves[2] = torch.sin(torch.arange(waves.shape[1]) * 0.9) * 0.2 * (waves[2] != 0)
+    g = torch.Generator().manual_seed(0)
+
+    def low_over_high(kind: str) -> float:
+        noisy, _ = shifts.noise(waves, samples, 0.0, kind=kind, generator=g)
+        spectrum = torch.fft.rfft(noisy[0] - waves[0]).abs().pow(2)
+        return (spectrum[5:50].mean() / spectrum[1000:1500].mean()).item()
+
+    assert low_over_high("pink") > 10 * low_over_high("white")
+    noisy, _ = shifts.noise(waves, samples, 0.0, kind="babble", generator=g, talkers=1)
+    heard = noisy[0] - waves[0]  # one other recording, at the first one's power
+    assert not torch.allclose(heard / heard.norm(), waves[0] / waves[0].norm(), atol=1e-3)
+    with pytest.raises(ValueError, match="unknown noise kind 'brown'"):
+        shifts.noise(waves, samples, 10.0, kind="brown")
+    with pytest.raises(ValueError, match="at least two recordings"):
+        shifts.noise(waves[:1], samples[:1], 10.0, kind="babble")
+
+
 def test_pink_noise_is_louder_at_low_frequencies_than_white():
     g = torch.Generator().manual_seed(0)
     for slope, low_over_high in ((0.0, (0.5, 2.0)), (1.0, (20.0, 1e9))):
@@ -121,12 +142,14 @@ def test_eval_shift_on_a_tiny_synthetic_run(tmp_path, capsys):
     for split in ("test", "val"):
         report = evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu", shift=True, split=split))
         table = report["metrics"]["shift"]
-        assert set(table["conditions"]) == {s.name for s in SHIFTS}
+        assert set(table["conditions"]) == {s.name for s in SHIFTS} and table["split"] == split
         assert all(len(row["scores"]) == 3 for row in table["conditions"].values())
+        assert f"{split} clip_acc clean" in capsys.readouterr().out
     assert json.loads((out / "eval.json").read_text())["metrics"]["shift"] == table
     for picture in ("shift.png", "shift_failures.png"):
         assert (out / picture).stat().st_size > 1000
-    assert f"{split} clip_acc clean" in capsys.readouterr().out
+    with pytest.raises(ShowcaseError, match="--split chooses the recordings of --shift"):
+        SpeechEvalConfig(out_dir=str(out), split="val")
 
 
 def test_eval_shift_on_val_needs_validation_takes(tmp_path):
@@ -153,6 +176,7 @@ def test_eval_shift_leaves_the_data_root_unchanged(tmp_path):
     assert listing() == before
 
 
+@pytest.mark.real_data
 def test_leave_out_drops_a_speaker_from_every_part_of_the_split(tmp_path):
     """An inner fold of leave-one-speaker-out tuning: the outer test speaker is nowhere."""
     root = real_data("fsdd", "recordings").parent.parent
