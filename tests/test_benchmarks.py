@@ -72,9 +72,11 @@ def test_speech_benchmark_reports_both_peers(monkeypatch):
     real_peer = bench.cnn_peer
     monkeypatch.setattr(bench, "train", train)
     monkeypatch.setattr(bench, "transcribe_seconds", lambda *_: 0.01)
+    monkeypatch.setattr(bench, "shift_table", lambda args, report: {"clean": 0.75})
     monkeypatch.setattr(bench, "cnn_peer", lambda cfg, epochs: real_peer(
         dataclasses.replace(cfg, synthetic=True), epochs=epochs))  # fmt: skip
     args = BenchConfig("speech-ctc", quick=True, device="cpu")
     result = bench.run(args)
     assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5
+    assert result["plain_clip_acc"] == 0.75 and result["shift_default"] == {"clean": 0.75}
     assert 0 <= result["cnn_clip_acc"] <= 1 and result["cnn_epochs"] == "1 of 1"
