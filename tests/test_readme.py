@@ -371,9 +371,11 @@ def test_app_serves_the_trained_runs(ran):
     trained = results.get("showcase vision classify train --max-steps 3")
     assert trained and trained.rc == 0, "the classifier did not train"
     with showcase_app(APP.split()[2:], cwd) as url:
-        label, status = Client(url, verbose=False).predict(
+        client = Client(url, verbose=False)
+        label, status = client.predict(
             None, handle_file(str(cwd / "digit.png")), api_name="/vision_classify"
         )
+        client.close()  # as a closed browser tab: Ctrl-C then has no open session to wait for
         assert status.startswith("done in ") and label["label"] in [str(k) for k in range(10)]
 
 

@@ -165,6 +165,7 @@ def test_console_script_serves_the_page(runs, tmp_path):
         assert refused.status_code == 413 and "20971520 bytes" in refused.text, refused.text
         fits = httpx.post(f"{url}gradio_api/upload", files={"files": ("a.bin", b"ok")}, timeout=60)
         assert fits.status_code == 200, fits.text
+        client.close()  # as a closed browser tab: Ctrl-C then has no open session to wait for
 
 
 @pytest.fixture(scope="module")
