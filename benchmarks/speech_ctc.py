@@ -181,17 +181,23 @@ def shift_table(args, report: dict) -> dict:
     return shift_rows(evaluate(cfg)["metrics"]["shift"])
 
 
+def loso_wers(args) -> dict:
+    """Leave one speaker out: for each speaker, train without any of their takes (validation from
+    the other speakers) and score composed utterances of that speaker alone."""
+    wers = {}
+    for speaker in SPEAKERS[: 1 if args.quick else None]:
+        report = train(args, f"loso-{speaker}", holdout_speaker=speaker)
+        wers[speaker] = round(report["metrics"]["test_wer"], 4)
+    return wers
+
+
 def run(args) -> dict:
     ours = train(args, "default")
     plain = train(args, "plain", robust=False)
     budget = ours["wall_seconds"]
     steps = peer_steps(args, budget)
     peer = train(args, "wav2letter", model="wav2letter", max_steps=steps, max_seconds=budget)
-    loso = {}
-    for speaker in [] if not args.loso else SPEAKERS[: 1 if args.quick else None]:
-        loso[speaker] = round(
-            train(args, f"loso-{speaker}", holdout_speaker=speaker)["metrics"]["test_wer"], 4
-        )
+    loso = loso_wers(args) if args.loso else {}
     cnn = cnn_peer(build(SpeechConfig, data_dir=args.data_dir, device=args.device),
                    epochs=1 if args.quick else 25)  # fmt: skip
     m, p = ours["metrics"], peer["metrics"]

@@ -80,3 +80,21 @@ def test_speech_benchmark_reports_both_peers(monkeypatch):
     assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5
     assert result["plain_clip_acc"] == 0.75 and result["shift_default"] == {"clean": 0.75}
     assert 0 <= result["cnn_clip_acc"] <= 1 and result["cnn_epochs"] == "1 of 1"
+
+
+def test_speech_loso_reports_each_speaker(monkeypatch):
+    import benchmarks.speech_ctc as bench
+    import benchmarks.speech_loso as loso
+    from benchmarks.__main__ import BenchConfig
+
+    held_out = []
+
+    def train(args, name, **overrides):  # a stand-in for one leave-one-speaker-out run
+        held_out.append(overrides["holdout_speaker"])
+        return {"metrics": {"test_wer": 0.1 * len(held_out)}}
+
+    monkeypatch.setattr(bench, "train", train)
+    result = loso.run(BenchConfig("speech-loso", device="cpu"))
+    assert held_out == bench.SPEAKERS
+    assert result["loso_wer"]["george"] == 0.1 and result["loso_wer_max"] == 0.6
+    assert abs(result["loso_wer_mean"] - 0.35) < 1e-9
