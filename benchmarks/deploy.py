@@ -39,9 +39,9 @@ def trained(name: str, args, folder: Path) -> Path:
     return run_dir
 
 
-def runtimes(spec, folder: Path, int8: bool) -> dict:
+def runtimes(spec, folder: Path) -> dict:
     """Each exported form of `spec`'s model as (a callable on torch tensors returning numpy
-    outputs, its size on disk)."""
+    outputs, its size on disk); int8 where the model offers it."""
     from core.export import ExportConfig, export
 
     forms = {}
@@ -50,7 +50,7 @@ def runtimes(spec, folder: Path, int8: bool) -> dict:
         ("onnx_int8", {"quantize": "int8"}),
         ("pt2", {"format": "pt2"}),
     ]:
-        if form == "onnx_int8" and not int8 or form == "pt2" and "pt2" not in spec.formats:
+        if form == "onnx_int8" and spec.int8 is None or form == "pt2" and "pt2" not in spec.formats:
             continue
         path = Path(export(spec, build(ExportConfig, out=str(folder), **fields))["file"])
         call = pt2_call(path) if form == "pt2" else onnx_call(path, spec.input_names)
@@ -101,7 +101,7 @@ def timing(call, one: tuple, batch: tuple) -> dict:
     return {"latency_ms": round(statistics.median(ms), 3), "rows_per_s": round(rows_per_s, 1)}
 
 
-def measure(name: str, spec, quality, one: tuple, batch: tuple, weights: Path, int8: bool) -> dict:
+def measure(name: str, spec, quality, one: tuple, batch: tuple, weights: Path) -> dict:
     """Size, latency, throughput and quality of every form of one model."""
     eager = spec.module.eval()
 
@@ -110,7 +110,7 @@ def measure(name: str, spec, quality, one: tuple, batch: tuple, weights: Path, i
 
     forms = {"eager": (eager_call, weights.stat().st_size)}
     with tempfile.TemporaryDirectory() as scratch:
-        forms |= runtimes(spec, Path(scratch), int8)
+        forms |= runtimes(spec, Path(scratch))
         row = {}
         for form, (call, size) in forms.items():
             with torch.no_grad():
@@ -131,7 +131,7 @@ def classify(args, folder: Path) -> dict:
         logits = np.concatenate([call(x[i : i + 1000])[0] for i in range(0, len(x), 1000)])
         return {"test_acc": round(float((logits.argmax(1) == y).mean()), 4)}
 
-    return measure("vision_classify", spec, quality, (x[:1],), (x[:256],), run_dir / WEIGHTS, True)
+    return measure("vision_classify", spec, quality, (x[:1],), (x[:256],), run_dir / WEIGHTS)
 
 
 def detect(args, folder: Path) -> dict:
@@ -157,7 +157,7 @@ def detect(args, folder: Path) -> dict:
         return {"map": round(result["map"].item(), 4), "map_50": round(result["map_50"].item(), 4)}
 
     one, batch = (scenes.images[:1],), (scenes.images[:32],)
-    return measure("vision_detect", spec, quality, one, batch, run_dir / WEIGHTS, True)
+    return measure("vision_detect", spec, quality, one, batch, run_dir / WEIGHTS)
 
 
 def recsys(args, folder: Path) -> dict:
@@ -174,9 +174,7 @@ def recsys(args, folder: Path) -> dict:
         pred = np.clip(scores[np.arange(len(items)), items], 1, 5)
         return {"test_rmse": round(float(np.sqrt(((pred - ratings) ** 2).mean())), 4)}
 
-    return measure(
-        "recsys_mf", spec, quality, (users[:1],), (users[:256],), run_dir / WEIGHTS, False
-    )
+    return measure("recsys_mf", spec, quality, (users[:1],), (users[:256],), run_dir / WEIGHTS)
 
 
 def rl(args, folder: Path) -> dict:
@@ -194,7 +192,7 @@ def rl(args, folder: Path) -> dict:
 
         return {"return_mean": float(evaluate_policy(act, env_id, 20, seed=100_000).mean())}
 
-    return measure("rl_dqn", spec, quality, (obs[:1],), (obs,), run_dir / WEIGHTS, False)
+    return measure("rl_dqn", spec, quality, (obs[:1],), (obs,), run_dir / WEIGHTS)
 
 
 def speech(args, folder: Path) -> dict:
@@ -219,7 +217,7 @@ def speech(args, folder: Path) -> dict:
         return {k: round(v, 4) for k, v in wer_cer(hyps, refs, "test_").items()}
 
     one = (utterances[0],)
-    return measure("speech_ctc", spec, quality, one, one, run_dir / WEIGHTS, False)
+    return measure("speech_ctc", spec, quality, one, one, run_dir / WEIGHTS)
 
 
 def run(args) -> dict:

@@ -80,13 +80,17 @@ class ExportSpec:
     one)."""
     sidecar: dict[str, Any]
     """Labels, vocabulary files, normalisation, post-processing: what the graph leaves out."""
-    int8: Literal["static", "dynamic"] | None = None
+    int8: Literal["static", "dynamic", "weights"] | None = None
     """How this model is quantized: static QDQ (convolutions: calibrated activations too), dynamic
-    (GRU, attention and linear layers: weights only); None: it is not."""
+    (attention and linear layers: int8 weights, activations as they come), weights (int8 storage,
+    float32 arithmetic: a GRU); None: it is not."""
     calibration: list[tuple[torch.Tensor, ...]] = dataclasses.field(default_factory=list)
     """Real training inputs that fix the int8 activation ranges (static only)."""
     int8_ops: tuple[str, ...] = ()
     """ONNX op types static int8 covers, e.g. ("Conv",) (empty: ONNX Runtime's default set)."""
+    int8_ranges: Literal["minmax", "percentile"] = "minmax"
+    """How static int8 sets each activation's range from the calibration inputs: their extremes,
+    or their 99.999th percentile (a few outliers then no longer coarsen every other value)."""
     answer: Callable[[list[np.ndarray]], np.ndarray] | None = None
     """The model's answer per input row from its outputs (e.g. the top-1 class), for the int8
     check; None: the first output's argmax over its last dimension."""
@@ -134,8 +138,9 @@ def export(spec: ExportSpec, cfg: ExportConfig) -> dict[str, Any]:
                 write_onnx(spec.module, spec.inputs, names, dynamic_shapes(spec), tmp)
             if cfg.quantize == "int8":
                 calibration = [feeds(spec.input_names, row) for row in spec.calibration]
-                quantize(tmp, Path(scratch) / "int8.onnx", spec.int8, calibration, spec.int8_ops)
-                os.replace(Path(scratch) / "int8.onnx", tmp)
+                int8 = Path(scratch) / "int8.onnx"
+                quantize(tmp, int8, spec.int8, calibration, spec.int8_ops, spec.int8_ranges)
+                os.replace(int8, tmp)
             run = session(tmp).run
             got = [run(spec.output_names, feeds(spec.input_names, inputs)) for inputs in checks]
         check = compare(spec, expected, got, cfg.quantize == "int8", pieces)

@@ -119,15 +119,22 @@ def quiet_root_logger() -> Iterator[None]:
 
 
 def quantize(
-    source: Path, target: Path, mode: str, calibration: list[dict], ops: tuple[str, ...] = ()
+    source: Path,
+    target: Path,
+    mode: str,
+    calibration: list[dict],
+    ops: tuple[str, ...] = (),
+    ranges: str = "minmax",
 ) -> None:
     """int8 through ONNX Runtime: "static" QDQ with activation ranges from the `calibration`
-    feeds, one scale per tensor (a quick classifier's int8 file gave its float answer on more
-    MNIST training images per tensor than per channel), on the op types `ops` (empty: ONNX
-    Runtime's default set); or "dynamic" (weights only) for recurrent, attention and linear
-    models."""
+    feeds (their extremes, or with `ranges` "percentile" their 99.999th percentile), one scale per
+    tensor (a quick classifier's int8 file gave its float answer on more MNIST training images per
+    tensor than per channel), on the op types `ops` (empty: ONNX Runtime's default set); "dynamic" (int8 weights, activations quantized as they come) for
+    attention and linear models; or "weights" (`int8_weights`) where ONNX Runtime has no int8
+    kernel (a GRU)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_dynamic,
@@ -138,9 +145,15 @@ def quantize(
     prepared = source.with_name("prepared.onnx")
     with quiet_root_logger():
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        if mode == "weights":
+            int8_weights(prepared, target)
+            return
         if mode == "dynamic":
             quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
+            int8_weights(target, target)  # what it left in float32: embeddings
             return
+
+        methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
 
         class Feeds(CalibrationDataReader):
             def __init__(self) -> None:
@@ -158,4 +171,68 @@ def quantize(
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
             op_types_to_quantize=list(ops) or None,
+            calibrate_method=methods[ranges],
         )
+
+
+WEIGHT_AXIS = {
+    ("Conv", 1): 0,
+    ("Gather", 0): 0,
+    ("GRU", 1): 1,
+    ("GRU", 2): 1,
+    ("MatMul", 1): -1,
+    ("Slice", 0): 0,
+}
+"""(op type, input index) -> the axis of a weight that holds its output channels (or, for an
+embedding table, its rows; for a GRU's weights sliced into gates, its gate rows): each gets its
+own int8 scale."""
+
+
+def int8_weights(source: Path, target: Path, smallest: int = 8192) -> None:
+    """Weights-only int8: each float32 weight of at least `smallest` values that feeds an input
+    of WEIGHT_AXIS (or a Gemm's B) is stored as int8 with one symmetric scale per output channel,
+    and a DequantizeLinear node turns it back into float32 when the graph runs; smaller ones (a
+    mel filterbank) save little and stay float32. The file shrinks about fourfold and the
+    arithmetic stays float32: for ops ONNX Runtime's quantizer has no int8 kernel for (a GRU),
+    and for what dynamic quantization leaves in float32."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {w.name: w for w in graph.initializer if w.data_type == onnx.TensorProto.FLOAT}
+    axes: dict[str, int | None] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            axis = WEIGHT_AXIS.get((node.op_type, index))
+            if node.op_type == "Gemm" and index == 1:
+                trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+                axis = 0 if trans_b else 1
+            if axis is not None and name in weights and axes.get(name, axis) == axis:
+                axes[name] = axis
+            elif name in weights:
+                axes[name] = None  # used another way too: left in float32
+    dequantize = []
+    for name, axis in axes.items():
+        w = numpy_helper.to_array(weights[name])
+        if axis is None or w.size < smallest or w.ndim < 2:
+            continue
+        axis %= w.ndim
+        others = tuple(d for d in range(w.ndim) if d != axis)
+        scale = np.abs(w).max(axis=others) / 127  # (channels,)
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        stored = {
+            f"{name}_int8": q,
+            f"{name}_scale": scale,
+            f"{name}_zero": np.zeros_like(scale, dtype=np.int8),
+        }
+        graph.initializer.remove(weights[name])
+        graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in stored.items())
+        dequantize.append(helper.make_node("DequantizeLinear", list(stored), [name], axis=axis))
+    nodes = dequantize + list(graph.node)  # a weight's DequantizeLinear before its users
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(target))

@@ -150,7 +150,7 @@ def test_the_translator_exports_an_encoder_and_a_step_that_translate_as_the_mode
 
 
 def test_int8_files_are_smaller_and_give_the_same_answers(runs, tmp_path):
-    for name in ("vision classify", "vision detect"):
+    for name in ("vision classify", "vision detect", "speech ctc"):
         float32 = export(name, runs[name], tmp_path)
         int8 = export(name, runs[name], tmp_path, quantize="int8")
         assert int8["check"]["agreement"] >= core.export.INT8_AGREEMENT
