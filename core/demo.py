@@ -58,6 +58,8 @@ class Demo:
     """How `showcase tour` trains, scores and shows it; None: the tour leaves it out."""
     app: str | None = field(default=None, compare=False)
     """`module:function` returning the demo's `Tab` for `showcase app`; None: no tab."""
+    licence: str = field(default="", compare=False)
+    """The data's terms, which weights trained on it inherit: the model card of `push` says them."""
 
     @property
     def name(self) -> str:

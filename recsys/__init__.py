@@ -2,6 +2,11 @@
 
 from core.demo import Demo, Tour
 
+MOVIELENS = (
+    "MovieLens-100k (GroupLens): for research only; no commercial use; acknowledge the data "
+    "set; no redistribution of the data without permission."
+)
+
 MF = Demo(
     "recsys",
     "mf",
@@ -22,6 +27,7 @@ MF = Demo(
         full_source="tour recsys_mf_test_rmse",
     ),
     app="recsys.mf.predict:app_tab",
+    licence=MOVIELENS,
 )
 
 DEMOS = [MF]

@@ -2,6 +2,8 @@
 
 from core.demo import Demo, Tour
 
+GYMNASIUM = "No dataset: the agent learned from its Gymnasium environment (MIT licence)."
+
 DQN = Demo(
     "rl",
     "dqn",
@@ -21,6 +23,7 @@ DQN = Demo(
         full_source="rl-dqn ours_final_return_mean[0]",
     ),
     app="rl.dqn.predict:app_tab",
+    licence=GYMNASIUM,
 )
 
 DEMOS = [DQN]

@@ -2,6 +2,8 @@
 
 from core.demo import Demo, Tour
 
+FSDD = "Free Spoken Digit Dataset: Creative Commons Attribution-ShareAlike 4.0 International."
+
 CTC = Demo(
     "speech",
     "ctc",
@@ -27,6 +29,7 @@ CTC = Demo(
         full_source="speech-ctc test_wer",
     ),
     app="speech.ctc.predict:app_tab",
+    licence=FSDD,
 )
 
 DEMOS = [CTC]

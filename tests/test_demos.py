@@ -38,28 +38,46 @@ def exported(tmp):
     return {"out": str(tmp / "exported")}
 
 
+def pushed(tmp):
+    return {"to": str(tmp / "pushed")}
+
+
 COMMAND_ARGS = {
     ("vision", "classify"): {
         "eval": lambda tmp: {"synthetic": True},
         "predict": digit_png,
         "export": exported,
+        "push": pushed,
     },
-    ("vision", "detect"): {"eval": lambda tmp: {}, "predict": digit_png, "export": exported},
+    ("vision", "detect"): {
+        "eval": lambda tmp: {},
+        "predict": digit_png,
+        "export": exported,
+        "push": pushed,
+    },
     ("rl", "dqn"): {
         "eval": lambda tmp: {"episodes": 2},
         "play": lambda tmp: {"episodes": 1, "gif": str(tmp / "play.gif")},
         "export": exported,
+        "push": pushed,
     },
     ("recsys", "mf"): {
         "eval": lambda tmp: {},
         "recommend": lambda tmp: {"user": "3", "top": 5},
         "export": exported,
+        "push": pushed,
     },
-    ("speech", "ctc"): {"eval": lambda tmp: {}, "transcribe": tone_wav, "export": exported},
+    ("speech", "ctc"): {
+        "eval": lambda tmp: {},
+        "transcribe": tone_wav,
+        "export": exported,
+        "push": pushed,
+    },
     ("translation", "seq2seq"): {
         "eval": lambda tmp: {},
         "translate": lambda tmp: {"sentences": ["eins zwei", ""]},
         "export": exported,
+        "push": pushed,
     },
 }
 

@@ -55,6 +55,9 @@ SMOKE = {
     "showcase vision classify eval --shift": "showcase vision classify eval --shift --synthetic",
     "showcase vision classify predict digit.png folder/": "showcase vision classify predict digit.png folder/",
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
+    "showcase vision classify push --to shared/digits": "showcase vision classify push --to shared/digits",
+    "showcase vision classify train --init-from shared/digits":
+        "showcase vision classify train --init-from shared/digits --synthetic --max-steps 2 --out-dir runs/fine",
     "showcase vision detect train": "showcase vision detect train --synthetic --max-steps 2",
     "showcase vision detect train --coco DIR":
         "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
@@ -98,7 +101,8 @@ SMOKE = {
 CHAINS = [
     ["showcase vision classify train --max-steps 3", "showcase vision classify eval --json",
      "showcase vision classify eval --shift", "showcase vision classify predict digit.png folder/",
-     "showcase vision classify export --out exported"],
+     "showcase vision classify export --out exported", "showcase vision classify push --to shared/digits",
+     "showcase vision classify train --init-from shared/digits"],
     ["showcase vision detect train", "showcase vision detect eval --json", "showcase vision detect eval --shift",
      "showcase vision detect predict photo.jpg --json", "showcase vision detect train --coco DIR"],
     ["showcase speech ctc train", "showcase speech ctc eval --json", "showcase speech ctc eval --shift",

@@ -2,6 +2,11 @@
 
 from core.demo import Demo, Tour
 
+MULTI30K = (
+    "Multi30k (Elliott et al., 2016), partly derived from Flickr30K: for non-commercial "
+    "research and education only."
+)
+
 SEQ2SEQ = Demo(
     "translation",
     "seq2seq",
@@ -35,6 +40,7 @@ SEQ2SEQ = Demo(
         full_source="translation transformer_test_bleu",
     ),
     app="translation.seq2seq.predict:app_tab",
+    licence=MULTI30K,
 )
 
 DEMOS = [SEQ2SEQ]

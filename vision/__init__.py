@@ -2,6 +2,11 @@
 
 from core.demo import Demo, Tour
 
+MNIST = (
+    "MNIST (Yann LeCun and Corinna Cortes, from NIST): Creative Commons Attribution-Share "
+    "Alike 3.0."
+)
+
 CLASSIFY = Demo(
     "vision",
     "classify",
@@ -21,6 +26,7 @@ CLASSIFY = Demo(
         full_source="vision-classify default_test_acc",
     ),
     app="vision.classify.predict:app_tab",
+    licence=MNIST,
 )
 
 DETECT = Demo(
@@ -44,6 +50,7 @@ DETECT = Demo(
         full_source="vision-detect map",
     ),
     app="vision.detect.predict:app_tab",
+    licence=MNIST,
 )
 
 DEMOS = [CLASSIFY, DETECT]

@@ -26,6 +26,7 @@ from core.errors import UsageError
 from core.loop import fit, setup
 from core.report import report_eval, report_train
 from core.run import run_config, run_step
+from core.share import push_command
 from core.tensor_data import TensorLoader
 from recsys import MF
 from recsys.mf.bayes import sample_model
@@ -209,4 +210,10 @@ def evaluate(cfg: MFEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "recommend": recommend, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "recommend": recommend,
+    "export": export_model,
+    "push": push_command(MF),
+}

@@ -28,6 +28,7 @@ from core.logger import RunLogger
 from core.loop import setup
 from core.report import write_report
 from core.run import BEST, WEIGHTS, Run, start_from
+from core.share import push_command
 from rl import DQN
 from rl.dqn.agent import act, collect, epsilon, learn, update_target
 from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
@@ -251,4 +252,10 @@ def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
     return report
 
 
-COMMANDS = {"train": main, "eval": evaluate, "play": play, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "play": play,
+    "export": export_model,
+    "push": push_command(DQN),
+}

@@ -25,6 +25,7 @@ from core.loop import fit, setup
 from core.parse import from_run
 from core.report import report_eval, report_train
 from core.seq_data import LengthLoader
+from core.share import push_command
 from core.shift import shift_summary
 from speech import CTC
 from speech.ctc.data import SAMPLE_RATE
@@ -235,4 +236,10 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     return report_eval(cfg, TASK, metrics, run.step, time.perf_counter() - t0, device, summary)
 
 
-COMMANDS = {"train": main, "eval": evaluate, "transcribe": transcribe, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "transcribe": transcribe,
+    "export": export_model,
+    "push": push_command(CTC),
+}

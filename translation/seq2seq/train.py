@@ -29,6 +29,7 @@ from core.parse import from_run
 from core.report import report_eval, report_train
 from core.run import REPORT, run_step
 from core.seq_data import LengthLoader
+from core.share import push_command
 from translation import SEQ2SEQ
 from translation.seq2seq.data import (
     PAD,
@@ -245,4 +246,10 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "translate": translate, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "translate": translate,
+    "export": export_model,
+    "push": push_command(SEQ2SEQ),
+}

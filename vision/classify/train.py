@@ -21,6 +21,7 @@ from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, report_train
 from core.run import load_run_weights, run_config
+from core.share import push_command
 from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import CLASSIFY
@@ -200,4 +201,10 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     )
 
 
-COMMANDS = {"train": main, "eval": evaluate, "predict": predict, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "predict": predict,
+    "export": export_model,
+    "push": push_command(CLASSIFY),
+}

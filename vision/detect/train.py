@@ -31,6 +31,7 @@ from core.files import write_text
 from core.loop import fit, setup
 from core.parse import from_run
 from core.report import report_eval, report_train
+from core.share import push_command
 from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import DETECT
@@ -243,4 +244,10 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     return report_eval(cfg, TASK, metrics, step, time.perf_counter() - t0, device, summary)
 
 
-COMMANDS = {"train": main, "eval": evaluate, "predict": predict, "export": export_model}
+COMMANDS = {
+    "train": main,
+    "eval": evaluate,
+    "predict": predict,
+    "export": export_model,
+    "push": push_command(DETECT),
+}
