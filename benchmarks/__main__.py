@@ -4,6 +4,7 @@ python -m benchmarks core-overhead [--device cpu]
 python -m benchmarks vision-classify [--device cuda]
 python -m benchmarks rl-dqn [--device cpu]
 python -m benchmarks rl-steady [--device cpu]
+python -m benchmarks recsys-foldin [--device cpu]
 python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR] [--no-loso]
 python -m benchmarks speech-loso [--device cuda] [--keep-runs DIR]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
@@ -41,6 +42,7 @@ BENCHMARKS = {
     "rl-dqn": "benchmarks.rl_dqn",
     "rl-steady": "benchmarks.rl_steady",
     "recsys": "benchmarks.recsys_mf",
+    "recsys-foldin": "benchmarks.recsys_foldin",
     "speech-ctc": "benchmarks.speech_ctc",
     "speech-loso": "benchmarks.speech_loso",
     "vision-detect": "benchmarks.vision_detect",

@@ -91,6 +91,8 @@ SMOKE = {
     "showcase recsys mf train --method bpr --split ncf":
         "showcase recsys mf train --method bpr --split ncf --max-steps 2 --out-dir runs/bpr",
     "showcase recsys mf recommend --user 42 --top 10": "showcase recsys mf recommend --user 42 --top 10",
+    'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"':
+        'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
     "python -m vision.classify train --config run.yaml": "python -m vision.classify train --config run.yaml",
     "torchrun --nproc_per_node 2 -m vision.classify train --device cpu":
         "torchrun --nproc_per_node 2 -m vision.classify train --device cpu --synthetic --max-steps 2 "
@@ -113,6 +115,7 @@ CHAINS = [
     ["showcase rl dqn train --env Acrobot-v1", "showcase rl dqn eval",
      "showcase rl dqn play --gif cartpole.gif"],
     ["showcase recsys mf train --split u1", "showcase recsys mf recommend --user 42 --top 10",
+     'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
      "showcase recsys mf train --method map", "showcase recsys mf train --method bpr --split ncf"],
     ["showcase vision classify train --recipe classic", "python -m vision.classify train --config run.yaml",
      "torchrun --nproc_per_node 2 -m vision.classify train --device cpu"],

@@ -107,6 +107,21 @@ def predict_ratings(
     return select(model(), users, items).clamp(low, high)
 
 
+@torch.no_grad()
+def fold_in(
+    model: BiasedMF, items: torch.Tensor, ratings: torch.Tensor, penalty: float
+) -> torch.Tensor:
+    """(num_items,) predicted ratings for a user the model never saw, from their `ratings` of
+    `items`, without retraining: the user's bias and factors are the ridge regression (weight
+    `penalty`) of their ratings, less the global mean and the item biases, on the trained item factors
+    (and a constant), solved in its dual form, a system of one row per rating."""
+    x = torch.cat([torch.ones(len(items), 1, device=items.device), model.item_factors[items]], 1)
+    y = ratings - model.global_mean - model.item_bias[items]  # (n,)
+    gram = x @ x.T + penalty * torch.eye(len(items), device=items.device)  # (n, n)
+    user = x.T @ torch.linalg.solve(gram, y)  # (1 + dim,): bias, then factors
+    return model.global_mean + model.item_bias + user[0] + model.item_factors @ user[1:]
+
+
 def rmse_mae(pred: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     err = pred - targets
     return {"rmse": err.pow(2).mean().sqrt().item(), "mae": err.abs().mean().item()}

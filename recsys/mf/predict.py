@@ -14,7 +14,7 @@ from core.run import load_run_weights, run_config
 from recsys import MF
 from recsys.mf.bayes import kept_draws
 from recsys.mf.data import Ratings, carve_validation, split_data
-from recsys.mf.model import BiasedMF, MFConfig
+from recsys.mf.model import BiasedMF, MFConfig, fold_in
 
 
 @dataclasses.dataclass
@@ -27,6 +27,9 @@ class RecommendConfig(InferenceConfig):
     """Raw user id (as in the dataset) to recommend for."""
     similar: str | None = None
     """A movie title: print the nearest movies by embedding cosine."""
+    rate: list[str] = dataclasses.field(default_factory=list)
+    """A new user's ratings, each TITLE=STARS (e.g. "Star Wars (1977)=5"): their top movies,
+    without retraining (fold-in)."""
     top: int = 10
     """How many movies to print."""
     data_dir: str | None = None
@@ -99,14 +102,75 @@ def user_movies(model: BiasedMF, train: Ratings, test: Ratings, user: str, top: 
     return rows, len(rated)
 
 
+FOLD_IN_PENALTY, FOLD_IN_BOOST = 3.0, 3.2
+"""`new_user_scores`' ridge penalty and popularity boost for the default model, chosen on
+validation users by `python -m benchmarks recsys-foldin`."""
+
+
+def new_user_scores(
+    model: BiasedMF,
+    counts: torch.Tensor,
+    items: torch.Tensor,
+    ratings: torch.Tensor,
+    penalty: float,
+    boost: float,
+) -> torch.Tensor:
+    """(num_items,) ranking scores for a user the model never saw, from their first `ratings` of
+    `items`: the folded-in predicted rating (`fold_in`) plus `boost` times the log of each film's
+    training count `counts`, so that films the user would like and is likely to watch come first."""
+    return fold_in(model, items, ratings, penalty) + boost * counts.log1p()
+
+
+def parse_rated(pairs: list[str], titles: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(items, ratings) of --rate's TITLE=STARS pairs; one line on a bad one."""
+    items, ratings = [], []
+    for pair in pairs:
+        title, _, stars = pair.rpartition("=")
+        if title not in titles:
+            raise closest(title or pair, titles, "title")
+        try:
+            value = float(stars)
+        except ValueError:
+            value = 0.0
+        if not 1 <= value <= 5:
+            raise ShowcaseError(f"--rate {pair!r}: give TITLE=STARS with 1 to 5 stars")
+        items.append(titles.index(title))
+        ratings.append(value)
+    return torch.tensor(items), torch.tensor(ratings)
+
+
+@torch.no_grad()
+def new_user_movies(model: BiasedMF, train: Ratings, pairs: list[str], top: int) -> list[dict]:
+    """A new user's top unrated movies from their --rate pairs (`new_user_scores`)."""
+    items, ratings = parse_rated(pairs, train.titles)
+    model = model.cpu()
+    counts = torch.bincount(train.items, minlength=train.num_items).float()
+    scores = new_user_scores(model, counts, items, ratings, FOLD_IN_PENALTY, FOLD_IN_BOOST)
+    predicted = fold_in(model, items, ratings, FOLD_IN_PENALTY)  # what is shown: stars
+    scores[items] = -float("inf")  # never recommend what the user already rated
+    best = scores.topk(top).indices.tolist()
+    return [
+        {"title": train.titles[i], "predicted": round(predicted[i].clamp(1, 5).item(), 2)}
+        for i in best
+    ]
+
+
 @torch.no_grad()
 def recommend(cfg: RecommendConfig) -> dict:
-    """Top movies for --user (excluding what they rated), or movies --similar to a title."""
-    if (cfg.user is None) == (cfg.similar is None):
-        raise ShowcaseError("pass exactly one of --user ID or --similar TITLE")
+    """Top movies for --user (excluding what they rated), for a new user's --rate pairs, or
+    movies --similar to a title."""
+    if sum([cfg.user is not None, cfg.similar is not None, bool(cfg.rate)]) != 1:
+        raise ShowcaseError(
+            "pass exactly one of --user ID, --rate TITLE=STARS ... or --similar TITLE"
+        )
     device = pick_device(cfg.device)
     model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
-    if cfg.similar is not None:
+    if cfg.rate:
+        rows = new_user_movies(model, train, cfg.rate, cfg.top)
+        result = {"rated": len(cfg.rate), "fold_in": True, "movies": rows}
+        lines = [f"top {cfg.top} for a new user from {len(cfg.rate)} ratings (fold-in):"]
+        lines += [f"  {r['predicted']:.2f}  {r['title']}" for r in rows]
+    elif cfg.similar is not None:
         rows = similar_movies(model, train.titles, cfg.similar, cfg.top)
         result = {"similar_to": cfg.similar, "movies": rows}
         lines = [f"movies like {cfg.similar}:"] + [

@@ -12,6 +12,7 @@ from recsys.mf.data import kfold, load_ratings, synthetic_ratings
 from recsys.mf.model import (
     BiasedMF,
     MFConfig,
+    fold_in,
     hit_rate_ndcg,
     predict_ratings,
     rating_loss,
@@ -433,3 +434,38 @@ def test_recommend_ranks_by_raw_score_and_bpr_eval_ranks(tmp_path, capsys):
         "score"
         in recommend(RecommendConfig(out_dir=str(bpr), user="0", top=3, device="cpu"))["movies"][0]
     )
+
+
+def test_fold_in_recovers_a_planted_users_ratings():
+    """A user the model never saw, rated from the planted factors: folding in 15 of their ratings
+    predicts the other films far better than the films' own means do."""
+    torch.manual_seed(0)
+    data = synthetic_ratings(num_users=101, num_items=120, rank=3, density=0.6)
+    seen = data.subset((data.users < 100).nonzero().flatten())
+    model = fit_full_batch(
+        BiasedMF(MFConfig(101, 120, dim=3), seen.ratings.mean().item()), seen, reg=1e-3
+    )
+    mine = (data.users == 100).nonzero().flatten()
+    told, later = mine[:15], mine[15:]
+    scores = fold_in(model, data.items[told], data.ratings[told], penalty=0.1)
+    with torch.no_grad():
+        folded = rmse_mae(scores[data.items[later]], data.ratings[later])["rmse"]
+        means = model.global_mean + model.item_bias[data.items[later]]
+        baseline = rmse_mae(means, data.ratings[later])["rmse"]
+    assert folded < 0.5 * baseline
+
+
+@pytest.mark.real_data
+def test_recommend_for_a_new_user_from_their_ratings(trained, capsys):
+    cfg, _ = trained
+    rate = ["Star Wars (1977)=5", "Fargo (1996)=4"]
+    result = recommend(RecommendConfig(out_dir=cfg.out_dir, rate=rate, top=10, device="cpu"))
+    titles = {m["title"] for m in result["movies"]}
+    assert len(titles) == 10 and not titles & {"Star Wars (1977)", "Fargo (1996)"}
+    assert result["fold_in"] and all(1.0 <= m["predicted"] <= 5.0 for m in result["movies"])
+    with pytest.raises(ShowcaseError, match="unknown title 'Star Wars'; closest: 'Star Wars"):
+        recommend(RecommendConfig(out_dir=cfg.out_dir, rate=["Star Wars=5"], device="cpu"))
+    with pytest.raises(ShowcaseError, match="with 1 to 5 stars"):
+        recommend(RecommendConfig(out_dir=cfg.out_dir, rate=["Fargo (1996)=six"], device="cpu"))
+    with pytest.raises(ShowcaseError, match="pass exactly one of --user ID, --rate"):
+        recommend(RecommendConfig(out_dir=cfg.out_dir, rate=rate, user="42", device="cpu"))
