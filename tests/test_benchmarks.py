@@ -98,3 +98,26 @@ def test_speech_loso_reports_each_speaker(monkeypatch):
     assert held_out == bench.SPEAKERS
     assert result["loso_wer"]["george"] == 0.1 and result["loso_wer_max"] == 0.6
     assert abs(result["loso_wer_mean"] - 0.35) < 1e-9
+
+
+def test_speech_adapt_starts_from_the_speakers_loso_run(monkeypatch, tmp_path):
+    import benchmarks.speech_adapt as adapt
+    from benchmarks.__main__ import BenchConfig
+
+    runs = []
+
+    def train(args, name, **overrides):  # a stand-in for each run: LOSO, adapted, scratch
+        runs.append((name, overrides))
+        wer = {"loso": 0.3, "adapt": 0.05, "scratch": 0.5}[name.split("-")[0]]
+        config = {"out_dir": str(tmp_path / name)}
+        return {"metrics": {"test_wer": wer}, "wall_seconds": 60.0, "config": config}
+
+    monkeypatch.setattr(adapt, "train", train)
+    monkeypatch.setattr(adapt, "zero_shot", lambda base, adapted, device, data_dir: 0.3)
+    result = adapt.run(BenchConfig("speech-adapt", device="cpu", quick=True))
+    names = [name for name, _ in runs]
+    assert names == ["loso-george", "adapt-george", "scratch-george"]  # no finished LOSO run kept
+    assert runs[1][1]["init_from"] == str(tmp_path / "loso-george")
+    assert "init_from" not in runs[2][1] and runs[1][1]["adapt_takes"] == adapt.TAKES
+    assert result["george"]["zero_shot_wer"] == 0.3 and result["george"]["adapted_wer"] == 0.05
+    assert result["george"]["scratch_wer"] == 0.5

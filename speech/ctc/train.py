@@ -86,6 +86,9 @@ class SpeechConfig(TrainConfig):
     leave_out: str | None = None
     """Drop this speaker's recordings entirely: with --holdout-speaker, an inner fold for tuning
     the leave-one-speaker-out protocol without its test speaker."""
+    adapt_takes: int = 0
+    """With --holdout-speaker X: train on X's first N takes of each digit alone and test on X's
+    other takes (speaker adaptation: fine-tune a run that never heard X, via --init-from)."""
     librispeech: str | None = None
     """Train and test on a LibriSpeech-layout folder instead (every 10th utterance is test)."""
     lexicon: str | None = None
@@ -118,6 +121,12 @@ class SpeechConfig(TrainConfig):
         fraction(self, "dropout")
         if self.leave_out and self.holdout_speaker in (None, self.leave_out):
             raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
+        if self.adapt_takes and (not self.holdout_speaker or self.leave_out):
+            raise UsageError("--adapt-takes needs --holdout-speaker (and no --leave-out)")
+        if not 0 <= self.adapt_takes < 50:
+            raise UsageError(
+                f"--adapt-takes must be in [0, 50) (FSDD: 50 takes), got {self.adapt_takes}"
+            )
         if not 0 <= self.warp < 0.5:
             raise UsageError(f"--warp must be in [0, 0.5), got {self.warp}")
 

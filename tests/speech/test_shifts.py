@@ -196,3 +196,24 @@ def test_leave_out_drops_a_speaker_from_every_part_of_the_split(tmp_path):
         build(SpeechConfig, leave_out="nicolas")
     with pytest.raises(ShowcaseError, match="unknown speaker 'nobody'"):
         make_split(build(SpeechConfig, data_dir=str(root), **{**fold, "leave_out": "nobody"}))
+
+
+@pytest.mark.real_data
+def test_adapt_takes_train_on_the_speakers_first_takes_and_test_on_the_others(tmp_path):
+    """Speaker adaptation: the held-out speaker's first takes of each digit are the only training
+    recordings, and none of them is tested."""
+    root = real_data("fsdd", "recordings").parent.parent
+    sizes = {"train_utterances": 100, "test_utterances": 50}
+    fold = {"holdout_speaker": "george", "adapt_takes": 5}
+    cfg = build(SpeechConfig, data_dir=str(root), out_dir=str(tmp_path), **sizes, **fold)
+    split = make_split(cfg)
+    clips, names = split.clips, split.clips.speaker_names
+    train = split.train.clips[split.train.clips >= 0].unique()
+    test = split.test.clips[split.test.clips >= 0].unique()
+    assert {names[s] for s in clips.speakers[torch.cat([train, test])].tolist()} == {"george"}
+    assert len(train) == 50 and clips.index[train].max() == 4
+    assert clips.index[test].min() >= 5 and split.val is None
+    with pytest.raises(ShowcaseError, match="--adapt-takes needs --holdout-speaker"):
+        build(SpeechConfig, adapt_takes=5)
+    with pytest.raises(ShowcaseError, match="--adapt-takes must be in"):
+        build(SpeechConfig, holdout_speaker="george", adapt_takes=50)
