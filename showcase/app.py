@@ -247,12 +247,33 @@ def main(cfg: AppConfig) -> None:
 
 def serve(page, cfg: AppConfig, block: bool = True) -> None:
     """Queue and launch the page as `showcase app` does (one worker; uploads capped in bytes, an
-    integer: Gradio reads a size string's number as an integer). `block=False` returns at once,
-    the server running in a thread (tests, benchmarks); `page.close()` stops it."""
+    integer: Gradio reads a size string's number as an integer). `block=True` serves until
+    Ctrl-C (`stop`); `block=False` returns at once, the server running in a thread (tests,
+    benchmarks), and `page.close()` stops it."""
     page.queue(default_concurrency_limit=1).launch(
         server_name=cfg.host, server_port=cfg.port, max_file_size=upload_bytes(cfg),
-        ssr_mode=False, quiet=True, show_error=False, prevent_thread_lock=not block,
+        ssr_mode=False, quiet=True, show_error=False, prevent_thread_lock=True,
     )  # fmt: skip
+    if not block:
+        return
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop(page)
+
+
+def stop(page, seconds: float = 10.0) -> None:
+    """Close the server on Ctrl-C. Closing waits for open connections (a browser tab's event
+    stream); if they hold it past `seconds`, the process ends anyway: Ctrl-C always stops it."""
+    closing = threading.Thread(target=page.close, daemon=True)
+    closing.start()
+    closing.join(seconds)
+    if closing.is_alive():
+        print("showcase app: stopped with connections still open", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def upload_bytes(cfg: AppConfig) -> int:
