@@ -56,8 +56,9 @@ class TrainConfig(ChangesDefaults):
     LEGACY: ClassVar[dict[str, Any]] = {}
     """What a run saved before a field existed meant by its absence (`{"robust": False}`): resume
     and eval read a missing key as this value, not as today's default."""
-    UNUSED: ClassVar[tuple[str, ...]] = ()
-    """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
+    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")
+    """Shared fields this demo does not honour: setting one is refused, never silently ignored
+    (own data through `datasets` until a demo reads it)."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
         "out_dir", "data_dir", "config", "device", "max_steps", "max_seconds", "resume", "log_every",
         "ckpt_every", "eval_every", "patience", "tensorboard", "compile", "init_from",
@@ -120,6 +121,13 @@ class TrainConfig(ChangesDefaults):
     """Keep the parameters whose name matches this regular expression fixed (e.g. `^features`)."""
     tensorboard: bool = False
     """Also log to TensorBoard in the run directory."""
+    hf_dataset: str | None = None
+    """Train on your own data through Hugging Face datasets: a local file (csv, tsv, json, jsonl,
+    parquet) or folder, or a Hub dataset (owner/name, with network); the demo's docs list its
+    columns. Without a test split, a seeded fifth is held out as test."""
+    hf_columns: list[str] = dataclasses.field(default_factory=list)
+    """With --hf-dataset: KEY=COLUMN for each column named otherwise than the demo expects
+    (e.g. user=userId)."""
 
     def __post_init__(self) -> None:
         positive(self, "max_steps", "batch_size", "grad_accum", "log_every", "lr")

@@ -44,7 +44,11 @@ def parse(cls: type[C], argv: list[str], prog: str) -> C:
     if any(a in ("-h", "--help") for a in argv):
         return tyro.cli(cls, args=argv, prog=prog)  # prints help and exits 0
     default = None
-    if all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls)):
+    missing = dataclasses.MISSING
+    if all(
+        f.default is not missing or f.default_factory is not missing
+        for f in dataclasses.fields(cls)
+    ):
         file_fields = _load_file(_peek(argv, "--config")) if _peek(argv, "--config") else {}
         key = getattr(cls, "PRESET_FIELD", "recipe")
         fields = _defaults(cls, _peek(argv, "--" + key.replace("_", "-")) or file_fields.get(key))

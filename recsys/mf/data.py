@@ -200,6 +200,88 @@ def split_data(data_dir: str | None, dataset: str, split: str | None, fold: int,
     return data.subset(train), data.subset(folds[fold])
 
 
+COLUMNS = {
+    "user": "user",
+    "item": "item",
+    "rating": "rating",
+    "timestamp": "timestamp",
+    "title": "title",
+}
+"""--hf-dataset's columns by role (rename with --hf-columns); timestamp and title may be absent."""
+
+
+def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratings]:
+    """(train, test) ratings from a table through `datasets` (csv, tsv, json, parquet or a Hub
+    dataset) with user, item and rating columns, and timestamp and title where present: the
+    source's test split, or a seeded fifth of its rows. Users and items are indexed over both
+    parts. A rating that is not a number is skipped and counted, the first one named."""
+    import numpy as np
+
+    from core.hf_data import column, column_names, open_source, train_test
+
+    names = column_names(pairs, COLUMNS)
+    splits = open_source(source)
+    for name, table in splits.items():  # bad ratings named by their row in the source
+        bad = np.flatnonzero(np.isnan(numbers(column(table, names["rating"], source))))
+        if len(bad):
+            where = f"{source} ({name} split): skipped {len(bad)} rating(s) that are not numbers"
+            print(
+                f"showcase: warning: {where}, the first in data row {bad[0] + 1}", file=sys.stderr
+            )
+    train, test, note = train_test(splits, seed)
+    parts = {"train": train, "test": test}
+    users = np.concatenate([column(t, names["user"], source).astype(str) for t in parts.values()])
+    items = np.concatenate([column(t, names["item"], source).astype(str) for t in parts.values()])
+    user_ids, user_index = np.unique(users, return_inverse=True)
+    item_ids, item_index = np.unique(items, return_inverse=True)
+    titles = item_titles(parts, names, source, item_ids)
+    result, start = [], 0
+    for name, table in parts.items():
+        rows = slice(start, start + len(table))
+        start += len(table)
+        values = numbers(column(table, names["rating"], source))
+        stamps = np.zeros(len(table), dtype=np.int64)
+        if names["timestamp"] in table.column_names:
+            stamps = column(table, names["timestamp"], source).astype(np.int64)
+        good = ~np.isnan(values)
+        ratings = Ratings(
+            torch.from_numpy(user_index[rows][good]),
+            torch.from_numpy(item_index[rows][good]),
+            torch.from_numpy(values[good]),
+            torch.from_numpy(stamps[good]),
+            list(user_ids),
+            list(item_ids),
+            titles,
+            malformed=int((~good).sum()),
+        )
+        if len(ratings.ratings) == 0:
+            raise DataError(f"--hf-dataset {source}: no ratings in its {name} split")
+        ratings.notes.append(f"test: {note}")
+        result.append(ratings)
+    return result[0], result[1]
+
+
+def numbers(values):
+    """A column as float32, NaN where a value is not a number."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float32)
+
+
+def item_titles(parts: dict, names: dict, source: str, item_ids) -> list[str]:
+    """Each item's title from the title column where the source has one, else its id."""
+    from core.hf_data import column
+
+    titles = {}
+    for table in parts.values():
+        if names["title"] in table.column_names:
+            keys = column(table, names["item"], source).astype(str)
+            values = column(table, names["title"], source).astype(str)
+            titles.update(zip(keys, values, strict=True))
+    return [titles.get(i, str(i)) for i in item_ids]
+
+
 def carve_validation(train: Ratings, fraction: float, seed: int) -> tuple[Ratings, Ratings]:
     """(fit, validation) parts of the training ratings, fixed by the seed."""
     order = torch.randperm(len(train.ratings), generator=torch.Generator().manual_seed(seed + 1))

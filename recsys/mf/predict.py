@@ -13,7 +13,7 @@ from core.errors import ShowcaseError
 from core.run import load_run_weights, run_config
 from recsys import MF
 from recsys.mf.bayes import kept_draws
-from recsys.mf.data import Ratings, carve_validation, split_data
+from recsys.mf.data import Ratings, carve_validation, hf_ratings, split_data
 from recsys.mf.model import BiasedMF, MFConfig, fold_in
 
 
@@ -42,8 +42,13 @@ class RecommendConfig(InferenceConfig):
 def load_run(out_dir: str, data_dir: str | None, device: torch.device):
     """The trained model with its training and test ratings."""
     cfg = run_config(out_dir)
-    train, test = split_data(data_dir or cfg["data_dir"], cfg["dataset"], cfg["split"], cfg["fold"],
-                             cfg["seed"], cfg["synthetic"])  # fmt: skip
+    if cfg.get("hf_dataset"):
+        train, test = hf_ratings(cfg["hf_dataset"], cfg["hf_columns"], cfg["seed"])
+    else:
+        folder = data_dir or cfg["data_dir"]
+        train, test = split_data(
+            folder, cfg["dataset"], cfg["split"], cfg["fold"], cfg["seed"], cfg["synthetic"]
+        )
     if cfg["method"] == "bayes":  # the average of the kept draws: their factors side by side
         dim = cfg["dim"] * kept_draws(cfg["max_steps"], cfg["burn_in"])
         shape = MFConfig(train.num_users, train.num_items, dim, init_std=0.0)

@@ -30,7 +30,13 @@ from core.share import push_command
 from core.tensor_data import TensorLoader
 from recsys import MF
 from recsys.mf.bayes import sample_model
-from recsys.mf.data import Ratings, carve_validation, sample_negatives, split_data
+from recsys.mf.data import (
+    Ratings,
+    carve_validation,
+    hf_ratings,
+    sample_negatives,
+    split_data,
+)
 from recsys.mf.export import export_model
 from recsys.mf.model import (
     BiasedMF,
@@ -55,6 +61,7 @@ GIBBS_UNUSED = ("lr", "weight_decay", "schedule", "warmup_steps", "grad_clip", "
 @dataclasses.dataclass
 class MFTrainConfig(TrainConfig):
     DEMO = MF
+    UNUSED: ClassVar[tuple[str, ...]] = ()  # own ratings through --hf-dataset
     PRESET_FIELD: ClassVar[str] = "method"
     PRESETS: ClassVar[dict] = {
         "bayes": {},
@@ -110,6 +117,8 @@ class MFTrainConfig(TrainConfig):
         if not 0 <= self.burn_in < 1:
             raise UsageError(f"--burn-in is a fraction of the sweeps in [0, 1), got {self.burn_in}")
         fraction(self, "val_fraction")
+        if self.hf_dataset and self.split:
+            raise UsageError("--split names a MovieLens split: leave it out with --hf-dataset")
         if self.method == "bayes":  # the sampler has no optimizer, schedule or early stopping
             refuse_unused(self, GIBBS_UNUSED, "recsys mf --method bayes")
             if self.eval_every <= 0:
@@ -177,14 +186,19 @@ def main(cfg: MFTrainConfig) -> dict:
     if cfg.method == "bayes":
         distributed.require_single_process("recsys mf --method bayes")
     device = setup(cfg)
-    train, test = split_data(
-        cfg.data_dir, cfg.dataset, cfg.split, cfg.fold, cfg.seed, cfg.synthetic
-    )
+    if cfg.hf_dataset:
+        train, test = hf_ratings(cfg.hf_dataset, cfg.hf_columns, cfg.seed)
+    else:
+        train, test = split_data(
+            cfg.data_dir, cfg.dataset, cfg.split, cfg.fold, cfg.seed, cfg.synthetic
+        )
     model, result = train_model(cfg, train, device)
     metrics = {**result.best, "fit_seconds": result.wall_seconds}
     metrics.update(test_metrics(model.eval(), train, test, cfg.method, cfg.split, cfg.seed))
     shown = [k for k in metrics if k.startswith("test_")]
-    return report_train(cfg, TASK, metrics, result, device, shown=shown)
+    if cfg.hf_dataset:  # where the test ratings came from
+        metrics["test_ratings"] = test.notes[-1].removeprefix("test: ")
+    return report_train(cfg, TASK, metrics, result, device, shown=shown, notes=test.notes[-1:])
 
 
 @dataclasses.dataclass

@@ -62,8 +62,17 @@ class DQNConfig(TrainConfig):
     PRESET_FIELD: ClassVar[str] = "env"
     PRESETS: ClassVar[dict] = ENV_DEFAULTS
     PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
-    UNUSED: ClassVar[tuple[str, ...]] = ("amp", "amp_dtype", "compile", "grad_accum",
-                                         "schedule", "warmup_steps", "weight_decay", "patience")  # fmt: skip
+    UNUSED: ClassVar[tuple[str, ...]] = (
+        *TrainConfig.UNUSED,  # no dataset: the environment is the data
+        "amp",
+        "amp_dtype",
+        "compile",
+        "grad_accum",
+        "schedule",
+        "warmup_steps",
+        "weight_decay",
+        "patience",
+    )
     DEFAULTS: ClassVar[dict] = {
         "batch_size": 256,
         "lr": 3e-3,

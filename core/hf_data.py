@@ -1,0 +1,108 @@
+"""Your own data through Hugging Face `datasets`: `--hf-dataset SOURCE` is a local file (its format
+from the extension: csv, tsv, json, jsonl, parquet), a local folder (images in class subfolders:
+imagefolder; audio files: audiofolder; else the tables inside), or, with network, a dataset on
+the Hub (`owner/name`). `datasets` keeps an Arrow cache, so a second run does not decode again.
+
+    splits = open_source("my_ratings.parquet")            # {"train": Dataset}
+    train, test, note = train_test(splits, seed=0)         # a seeded test slice if it has none
+    users = column(train, "user", "my_ratings.parquet")    # one line if the column is missing
+"""
+
+from pathlib import Path
+
+from core.errors import MissingData, UsageError
+
+TABLES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+AUDIO = {".wav", ".flac", ".mp3", ".ogg"}
+TEST_SHARE = 0.2
+"""The share of a source without a test split held out as test (seeded)."""
+
+
+def builder(path: Path) -> tuple[str, dict]:
+    """The `datasets` builder and its arguments for a local file or folder."""
+    if path.is_file():
+        kind = TABLES.get(path.suffix.lower())
+        if kind is None:
+            raise UsageError(
+                f"--hf-dataset {path}: unknown file type {path.suffix!r}; "
+                f"use one of {', '.join(sorted(TABLES))} or a folder"
+            )
+        extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        return kind, {"data_files": str(path), **extra}
+    suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
+    if suffixes & IMAGES:
+        return "imagefolder", {"data_dir": str(path)}
+    if suffixes & AUDIO:
+        return "audiofolder", {"data_dir": str(path)}
+    tables = sorted(suffixes & set(TABLES))
+    if not tables:
+        raise UsageError(f"--hf-dataset {path}: no images, audio or tables inside")
+    return TABLES[tables[0]], {"data_dir": str(path)}  # train*/test* files name the splits
+
+
+def open_source(source: str) -> dict:
+    """The splits of `source` by name (a local source without named splits has only `train`)."""
+    import datasets
+    import huggingface_hub
+
+    datasets.logging.set_verbosity_error()  # retries and progress: the outcome is one line
+    huggingface_hub.logging.set_verbosity_error()
+    path = Path(source).expanduser()
+    try:
+        if path.exists():
+            kind, arguments = builder(path)
+            return dict(datasets.load_dataset(kind, **arguments))
+        if source.count("/") != 1 or source.startswith((".", "/", "~")):
+            raise UsageError(f"--hf-dataset {source}: no such file or folder")
+        return dict(datasets.load_dataset(source))
+    except (UsageError, MissingData):
+        raise
+    except (ConnectionError, OSError) as exc:
+        raise MissingData(
+            f"--hf-dataset {source}: cannot fetch it from the Hugging Face Hub "
+            f"({type(exc).__name__}); download it (`hf download {source} --repo-type dataset "
+            f"--local-dir DIR`) and pass DIR"
+        ) from None
+    except Exception as exc:  # a file datasets cannot parse: one line, naming it
+        reason = " ".join(str(exc).split())[:200]
+        raise UsageError(f"--hf-dataset {source}: unreadable ({reason})") from None
+
+
+def train_test(splits: dict, seed: int, test: str = "test") -> tuple:
+    """(train, test, note): the source's own `test` split, or a seeded TEST_SHARE of its only
+    split held out (the note says which, for the report)."""
+    names = ", ".join(splits) or "none"
+    if "train" not in splits:
+        raise UsageError(f"--hf-dataset has no train split (it has: {names})")
+    train = splits["train"]
+    if len(train) == 0:
+        raise UsageError("--hf-dataset: the train split is empty")
+    if test in splits:
+        return train, splits[test], f"the source's {test} split"
+    if len(train) < 2:
+        raise UsageError("--hf-dataset: one row is too few to hold out a test set")
+    parts = train.train_test_split(test_size=TEST_SHARE, seed=seed)
+    note = f"no {test} split in the source: a seeded {TEST_SHARE:.0%} of it held out as test"
+    return parts["train"], parts["test"], note
+
+
+def column(table, name: str, source: str):
+    """Column `name` of a split as a numpy array; a missing one is one line naming the source,
+    the column and those it has."""
+    if name not in table.column_names:
+        have = ", ".join(table.column_names)
+        raise UsageError(f"--hf-dataset {source}: no column {name!r} (it has: {have})")
+    return table.with_format("arrow")[name].to_numpy(zero_copy_only=False)  # rows in split order
+
+
+def column_names(pairs: list[str], defaults: dict[str, str]) -> dict[str, str]:
+    """--hf-columns KEY=COLUMN pairs over the demo's `defaults` (key -> column name)."""
+    names = dict(defaults)
+    for pair in pairs:
+        key, sep, name = pair.partition("=")
+        if not sep or key not in defaults or not name:
+            keys = ", ".join(defaults)
+            raise UsageError(f"--hf-columns {pair!r}: give KEY=COLUMN with KEY one of {keys}")
+        names[key] = name
+    return names

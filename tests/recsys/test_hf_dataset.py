@@ -1,0 +1,102 @@
+"""`--hf-dataset`: your own ratings table through Hugging Face `datasets` (tiny real-format files
+written here), and the one-line errors bad data gets."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import ShowcaseError
+from core.parse import build
+from recsys.mf.predict import RecommendConfig, recommend
+from recsys.mf.train import MFEvalConfig, MFTrainConfig, evaluate, main
+
+
+def ratings_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame(
+        {
+            "userId": rng.integers(1, 60, n),
+            "movieId": rng.integers(1, 90, n),
+            "stars": rng.integers(1, 6, n).astype(float),
+            "timestamp": rng.integers(0, 10**9, n),
+        }
+    )
+    table["title"] = "film " + table["movieId"].astype(str)
+    return table
+
+
+COLUMNS = ("user=userId", "item=movieId", "rating=stars")
+RUNS = itertools.count()
+
+
+def train(tmp_path, source, *columns: str, **fields) -> dict:
+    """A short run on `source` in a new run folder under tmp_path/run."""
+    cfg = build(
+        MFTrainConfig,
+        hf_dataset=str(source),
+        hf_columns=list(columns),
+        out_dir=str(tmp_path / "run" / str(next(RUNS))),
+        device="cpu",
+        max_steps=10,
+        **fields,
+    )
+    return main(cfg)
+
+
+def test_a_parquet_table_trains_evaluates_and_recommends(tmp_path, capsys):
+    path = tmp_path / "ratings.parquet"
+    ratings_table().to_parquet(path)
+    report = train(tmp_path, path, *COLUMNS)
+    assert 0 < report["metrics"]["test_rmse"] < 3
+    assert "a seeded 20% of it held out as test" in report["metrics"]["test_ratings"]
+    run = report["config"]["out_dir"]
+    again = evaluate(MFEvalConfig(out_dir=run, device="cpu"))  # the same split from the run
+    assert again["metrics"]["test_rmse"] == pytest.approx(report["metrics"]["test_rmse"])
+    top = recommend(RecommendConfig(out_dir=run, user="5", top=3, device="cpu"))
+    assert len(top["movies"]) == 3 and top["movies"][0]["title"].startswith("film ")
+
+
+def test_a_folder_with_train_and_test_files_keeps_its_test_split(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    table = ratings_table()
+    table[:1200].to_csv(folder / "train.csv", index=False)
+    table[1200:].to_csv(folder / "test.csv", index=False)
+    report = train(tmp_path, folder, *COLUMNS)
+    assert report["metrics"]["test_ratings"] == "the source's test split"
+
+
+def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
+    table = ratings_table().astype({"stars": object})
+    table.loc[6, "stars"] = "five"
+    path = tmp_path / "ratings.csv"
+    table.to_csv(path, index=False)
+    train(tmp_path, path, *COLUMNS)  # the bad rating is skipped and counted
+    err = capsys.readouterr().err
+    assert "ratings.csv (train split): skipped 1 rating(s) that are not numbers" in err
+    assert "the first in data row 7" in err
+    cases = [
+        ((path, "user=userId", "item=movieId"), "no column 'rating' \\(it has: userId, movieId"),
+        ((path, "usr=userId"), "give KEY=COLUMN with KEY one of user, item"),
+        ((tmp_path / "nothing.csv",), "no such file or folder"),
+        ((tmp_path / "notes.txt",), "unknown file type '.txt'"),
+    ]
+    (tmp_path / "notes.txt").write_text("hello")
+    for (source, *columns), message in cases:
+        with pytest.raises(ShowcaseError, match=message):
+            train(tmp_path, source, *columns)
+    empty = tmp_path / "empty.csv"
+    table[:0].to_csv(empty, index=False)
+    with pytest.raises(ShowcaseError, match="empty"):
+        train(tmp_path, empty, *COLUMNS)
+    with pytest.raises(ShowcaseError, match="--split names a MovieLens split"):
+        train(tmp_path, path, *COLUMNS, split="u1")
+
+
+def test_demos_that_do_not_read_own_data_yet_refuse_the_flag():
+    from vision.classify.train import ClassifyConfig
+
+    with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by vision classify"):
+        build(ClassifyConfig, hf_dataset="images/")
