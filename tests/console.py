@@ -34,6 +34,13 @@ def free_port() -> int:
         return free.getsockname()[1]
 
 
+def terminal_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: a suite started in the background (`cmd &` in a script)
+    has SIGINT ignored, the child would inherit that, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def showcase_app(args: list[str], cwd: Path, seconds: float = 180.0) -> Iterator[str]:
     """`showcase app ARGS --port P` in a subprocess: yields the page's URL once it answers; then
@@ -43,7 +50,7 @@ def showcase_app(args: list[str], cwd: Path, seconds: float = 180.0) -> Iterator
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(console_script()), "app", *args, "--port", str(port)],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=terminal_sigint,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
