@@ -47,6 +47,7 @@ def open_source(source: str) -> dict:
     import huggingface_hub
 
     datasets.logging.set_verbosity_error()  # retries and progress: the outcome is one line
+    datasets.disable_progress_bars()
     huggingface_hub.logging.set_verbosity_error()
     path = Path(source).expanduser()
     try:

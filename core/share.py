@@ -66,6 +66,10 @@ def push(cfg: PushConfig) -> dict:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"--to {cfg.to} exists and is not an empty folder: choose a new one")
     run_dir = Path(cfg.out_dir)
+    if not (run_dir / REPORT).is_file():
+        raise ShowcaseError(f"{run_dir} has no {REPORT}: its training did not finish")
+    if cfg.repo:
+        hub_token()  # before anything is written: no token, no folder to clean up
     files = sorted(p for p in run_dir.iterdir() if p.is_file() and p.name not in LEFT_BEHIND)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".push-") as scratch:
@@ -93,15 +97,26 @@ def model_card(demo: Demo, run_dir: Path) -> str:
     """The folder's README.md: Hub metadata (library, tags, dataset, licence), what the model is,
     the run's measured metrics, its data and licence, and how to use it."""
     report = json.loads((run_dir / REPORT).read_text())
-    metrics = {k: v for k, v in report.get("metrics", {}).items() if isinstance(v, int | float)}
+    metrics = {
+        k: v
+        for k, v in report.get("metrics", {}).items()
+        if isinstance(v, int | float) and "seconds" not in k  # measures, not timings
+    }
     rows = "\n".join(f"| {k} | {v:.6g} |" for k, v in metrics.items())
-    seed = run_config(run_dir).get("seed")
+    config = run_config(run_dir)
+    seed = config.get("seed")
+    dataset, licence = demo.dataset, demo.licence or "See the dataset's own terms."
+    if config.get("hf_dataset"):
+        dataset = Path(config["hf_dataset"]).name
+        licence = f"See the terms of {dataset}, the run's own data (--hf-dataset)."
+    if config.get("synthetic"):
+        dataset, licence = "synthetic data", "A smoke test on generated data: no dataset terms."
     steps, seconds = report.get("steps"), report.get("wall_seconds") or 0
     trained = f"{steps} steps, {seconds:.0f} s on {report.get('device')}, seed {seed}"
     return f"""---
 library_name: torch-showcase
 tags: [torch-showcase, pytorch, {demo.domain}, {demo.task}]
-datasets: [{demo.dataset}]
+datasets: [{dataset}]
 license: other
 ---
 
@@ -120,8 +135,7 @@ Measured by the run on its own validation and test data (`metrics.json`):
 
 ## Data and licence
 
-The weights are derived from {demo.dataset}, whose terms apply to them too:
-{demo.licence or "see the dataset's own terms."}
+The weights are derived from {dataset}, whose terms apply to them too: {licence}
 
 ## Use
 
@@ -132,23 +146,33 @@ showcase {demo.name} train --init-from FOLDER     # fine-tune (or --init-from hf
 """
 
 
-def upload(folder: Path, repo: str, private: bool) -> str:
-    """Upload `folder` to the Hub repository `repo` (created if missing); its URL. No token, no
-    network or a refusal: one line, and the folder stays written."""
+def hub_token() -> str:
+    """The Hugging Face token (`hf auth login` or $HF_TOKEN), or one line saying how to get one."""
     try:
         import huggingface_hub
     except ImportError:
         raise ShowcaseError("--repo needs huggingface_hub: pip install huggingface_hub") from None
-    if not huggingface_hub.get_token():
+    token = huggingface_hub.get_token()
+    if not token:
         raise ShowcaseError(
-            f"no Hugging Face token: run `hf auth login` or set HF_TOKEN, then upload {folder}"
+            "--repo needs a Hugging Face token: run `hf auth login` or set HF_TOKEN"
         )
+    return token
+
+
+def upload(folder: Path, repo: str, private: bool) -> str:
+    """Upload `folder` to the Hub repository `repo` (created if missing); its URL. No token, no
+    network or a refusal: one line, and the folder stays written."""
+    import huggingface_hub
+
+    hub_token()
     try:
         api = huggingface_hub.HfApi()
         api.create_repo(repo, private=private, exist_ok=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo)
     except Exception as exc:  # offline, refused, rate-limited: one line
         raise ShowcaseError(
-            f"could not upload {folder} to {repo} ({type(exc).__name__}); it stays written"
+            f"could not upload {folder} to {repo} ({type(exc).__name__}); it stays written: "
+            f"`hf upload {repo} {folder}` uploads it later"
         ) from None
     return f"https://huggingface.co/{repo}"

@@ -214,24 +214,26 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
     """(train, test) ratings from a table through `datasets` (csv, tsv, json, parquet or a Hub
     dataset) with user, item and rating columns, and timestamp and title where present: the
     source's test split, or a seeded fifth of its rows. Users and items are indexed over both
-    parts. A rating that is not a number is skipped and counted, the first one named."""
+    parts. A row without a user or item, or whose rating is not a number, is skipped and
+    counted, the first one named by its data row."""
     import numpy as np
 
     from core.hf_data import column, column_names, open_source, train_test
 
     names = column_names(pairs, COLUMNS)
     splits = open_source(source)
-    for name, table in splits.items():  # bad ratings named by their row in the source
-        bad = np.flatnonzero(np.isnan(numbers(column(table, names["rating"], source))))
+    for name, table in splits.items():  # bad rows named by their row in the source
+        bad = np.flatnonzero(~usable(table, names, source))
         if len(bad):
-            where = f"{source} ({name} split): skipped {len(bad)} rating(s) that are not numbers"
+            where = f"{source} ({name} split): skipped {len(bad)} row(s) without a user, an item"
             print(
-                f"showcase: warning: {where}, the first in data row {bad[0] + 1}", file=sys.stderr
+                f"showcase: warning: {where} or a numeric rating, the first data row {bad[0] + 1}",
+                file=sys.stderr,
             )
     train, test, note = train_test(splits, seed)
     parts = {"train": train, "test": test}
-    users = np.concatenate([column(t, names["user"], source).astype(str) for t in parts.values()])
-    items = np.concatenate([column(t, names["item"], source).astype(str) for t in parts.values()])
+    users = np.concatenate([ids(column(t, names["user"], source)) for t in parts.values()])
+    items = np.concatenate([ids(column(t, names["item"], source)) for t in parts.values()])
     user_ids, user_index = np.unique(users, return_inverse=True)
     item_ids, item_index = np.unique(items, return_inverse=True)
     titles = item_titles(parts, names, source, item_ids)
@@ -242,8 +244,8 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
         values = numbers(column(table, names["rating"], source))
         stamps = np.zeros(len(table), dtype=np.int64)
         if names["timestamp"] in table.column_names:
-            stamps = column(table, names["timestamp"], source).astype(np.int64)
-        good = ~np.isnan(values)
+            stamps = seconds(column(table, names["timestamp"], source))
+        good = usable(table, names, source)
         ratings = Ratings(
             torch.from_numpy(user_index[rows][good]),
             torch.from_numpy(item_index[rows][good]),
@@ -261,6 +263,48 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
     return result[0], result[1]
 
 
+def usable(table, names: dict, source: str):
+    """(N,) True where a row has a user, an item and a numeric rating."""
+    import numpy as np
+
+    from core.hf_data import column
+
+    rated = ~np.isnan(numbers(column(table, names["rating"], source)))
+    return (
+        rated
+        & (ids(column(table, names["user"], source)) != "")
+        & (ids(column(table, names["item"], source)) != "")
+    )
+
+
+def ids(values):
+    """Raw ids as strings: whole numbers without a decimal point (a column with a blank cell
+    reads as floats), a missing one as ''."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    number = pd.to_numeric(series, errors="coerce")
+    whole = number.notna() & (number == number.round())
+    text = series.astype(str).where(series.notna(), "")
+    text[whole] = number[whole].astype(np.int64).astype(str)
+    return text.to_numpy(dtype=str)
+
+
+def seconds(values):
+    """Timestamps as int64 seconds: numbers as they are, dates (ISO strings) converted, 0 where
+    missing or unreadable."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    number = pd.to_numeric(series, errors="coerce")
+    if number.isna().all() and series.notna().any():  # dates, not numbers
+        dates = pd.to_datetime(series, errors="coerce", utc=True)
+        number = (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return number.fillna(0).to_numpy(dtype=np.float64).astype(np.int64)
+
+
 def numbers(values):
     """A column as float32, NaN where a value is not a number."""
     import numpy as np
@@ -276,7 +320,7 @@ def item_titles(parts: dict, names: dict, source: str, item_ids) -> list[str]:
     titles = {}
     for table in parts.values():
         if names["title"] in table.column_names:
-            keys = column(table, names["item"], source).astype(str)
+            keys = ids(column(table, names["item"], source))
             values = column(table, names["title"], source).astype(str)
             titles.update(zip(keys, values, strict=True))
     return [titles.get(i, str(i)) for i in item_ids]

@@ -98,7 +98,7 @@ def user_movies(model: BiasedMF, train: Ratings, test: Ratings, user: str, top: 
         return None
     scores = model()[u]  # (I,) raw scores: ranked unclamped, so no ties at the top
     scores[rated.to(scores.device)] = -float("inf")  # never recommend what the user already rated
-    best = scores.topk(top)
+    best = scores.topk(min(top, len(scores) - len(rated.unique())))
     rows = [
         {"title": train.titles[i], "predicted": round(min(max(s, 1.0), 5.0), 2)} if stars
         else {"title": train.titles[i], "score": round(s, 3)}
@@ -130,9 +130,13 @@ def parse_rated(pairs: list[str], titles: list[str]) -> tuple[torch.Tensor, torc
     """(items, ratings) of --rate's TITLE=STARS pairs; one line on a bad one."""
     items, ratings = [], []
     for pair in pairs:
-        title, _, stars = pair.rpartition("=")
+        title, sep, stars = pair.rpartition("=")
+        if not sep:
+            raise ShowcaseError(f"--rate {pair!r}: give TITLE=STARS, e.g. 'Fargo (1996)=4'")
         if title not in titles:
-            raise closest(title or pair, titles, "title")
+            raise closest(title, titles, "title")
+        if titles.index(title) in items:
+            raise ShowcaseError(f"--rate: {title!r} is rated twice")
         try:
             value = float(stars)
         except ValueError:
@@ -153,7 +157,7 @@ def new_user_movies(model: BiasedMF, train: Ratings, pairs: list[str], top: int)
     scores = new_user_scores(model, counts, items, ratings, FOLD_IN_PENALTY, FOLD_IN_BOOST)
     predicted = fold_in(model, items, ratings, FOLD_IN_PENALTY)  # what is shown: stars
     scores[items] = -float("inf")  # never recommend what the user already rated
-    best = scores.topk(top).indices.tolist()
+    best = scores.topk(min(top, len(scores) - len(items))).indices.tolist()
     return [
         {"title": train.titles[i], "predicted": round(predicted[i].clamp(1, 5).item(), 2)}
         for i in best
@@ -171,9 +175,14 @@ def recommend(cfg: RecommendConfig) -> dict:
     device = pick_device(cfg.device)
     model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
     if cfg.rate:
+        if run_config(cfg.out_dir)["method"] == "bpr":
+            raise ShowcaseError("--rate folds in star ratings: a bpr run ranks, it predicts none")
         rows = new_user_movies(model, train, cfg.rate, cfg.top)
         result = {"rated": len(cfg.rate), "fold_in": True, "movies": rows}
-        lines = [f"top {cfg.top} for a new user from {len(cfg.rate)} ratings (fold-in):"]
+        lines = [
+            f"top {len(rows)} for a new user from {len(cfg.rate)} ratings (fold-in; ranked by "
+            "predicted stars and how often each film is rated):"
+        ]
         lines += [f"  {r['predicted']:.2f}  {r['title']}" for r in rows]
     elif cfg.similar is not None:
         rows = similar_movies(model, train.titles, cfg.similar, cfg.top)

@@ -30,9 +30,12 @@ def test_a_pushed_folder_holds_the_model_and_loads_where_a_run_does(demo, tmp_pa
     assert (folder / WEIGHTS).read_bytes() == (run / WEIGHTS).read_bytes()
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: torch-showcase\n")
-    assert f"# {demo.name}: {demo.description}" in card and demo.licence in card
+    assert f"# {demo.name}: {demo.description}" in card
+    assert "datasets: [synthetic data]" in card  # the fixture runs' real data: none
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
-    number = next(k for k, v in metrics.items() if isinstance(v, int | float))
+    number = next(
+        k for k, v in metrics.items() if isinstance(v, int | float) and "seconds" not in k
+    )
     assert f"| {number} |" in card  # the run's own measured numbers
     evaluate = catalog.commands(demo)["eval"]
     make_args = COMMAND_ARGS[(demo.domain, demo.task)]["eval"]
@@ -73,11 +76,28 @@ def test_push_refuses_in_one_line_and_keeps_what_is_written(tmp_path, monkeypatc
     assert not (tmp_path / "other").exists() and not (tmp_path / "none").exists()
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored token either
-    with pytest.raises(ShowcaseError, match="no Hugging Face token"):
+    with pytest.raises(ShowcaseError, match="--repo needs a Hugging Face token"):
         push(CLASSIFY, run, tmp_path / "a", repo="someone/digits")
-    assert (tmp_path / "a" / WEIGHTS).is_file()  # written before the upload was refused
+    assert not (tmp_path / "a").exists()  # refused before anything was written
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: offline
-    with pytest.raises(ShowcaseError, match="could not upload .* to someone/digits"):
+    with pytest.raises(ShowcaseError, match="could not upload .* `hf upload someone/digits"):
         push(CLASSIFY, run, tmp_path / "b", repo="someone/digits")
-    assert (tmp_path / "b" / WEIGHTS).is_file()
+    assert (tmp_path / "b" / WEIGHTS).is_file()  # written before the upload failed
+    (run / "metrics.json").unlink()  # weights, but training stopped before its report
+    with pytest.raises(ShowcaseError, match="has no metrics.json: its training did not finish"):
+        push(CLASSIFY, run, tmp_path / "c")
+
+
+def test_the_card_names_the_demos_dataset_and_its_terms(tmp_path, monkeypatch):
+    import core.share
+    from vision import CLASSIFY
+
+    run = Path(shutil.copytree(FIXTURES / "vision-classify", tmp_path / "run"))
+    monkeypatch.setattr(core.share, "run_config", lambda run_dir: {"seed": 0})  # real data
+    card = core.share.model_card(CLASSIFY, run)
+    assert "datasets: [MNIST]" in card and CLASSIFY.licence in card
+    mine = {"seed": 0, "hf_dataset": "/data/my_digits"}
+    monkeypatch.setattr(core.share, "run_config", lambda run_dir: mine)
+    card = core.share.model_card(CLASSIFY, run)
+    assert "datasets: [my_digits]" in card and CLASSIFY.licence not in card

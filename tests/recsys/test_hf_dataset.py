@@ -75,8 +75,8 @@ def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
     table.to_csv(path, index=False)
     train(tmp_path, path, *COLUMNS)  # the bad rating is skipped and counted
     err = capsys.readouterr().err
-    assert "ratings.csv (train split): skipped 1 rating(s) that are not numbers" in err
-    assert "the first in data row 7" in err
+    assert "ratings.csv (train split): skipped 1 row(s) without a user, an item or a numeric" in err
+    assert "the first data row 7" in err
     cases = [
         ((path, "user=userId", "item=movieId"), "no column 'rating' \\(it has: userId, movieId"),
         ((path, "usr=userId"), "give KEY=COLUMN with KEY one of user, item"),
@@ -100,3 +100,20 @@ def test_demos_that_do_not_read_own_data_yet_refuse_the_flag():
 
     with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by vision classify"):
         build(ClassifyConfig, hf_dataset="images/")
+
+
+def test_ids_with_blank_cells_keep_their_numbers_and_dates_read_as_seconds(tmp_path, capsys):
+    """A blank user cell turns the column into floats: ids stay '23', not '23.0', the row is
+    skipped and counted; ISO dates are timestamps; a relative path is found from anywhere."""
+    table = ratings_table().astype({"userId": float})
+    table.loc[3, "userId"] = np.nan
+    table["timestamp"] = pd.date_range("2020-01-01", periods=len(table), freq="h").astype(str)
+    path = tmp_path / "holes.csv"
+    table.to_csv(path, index=False)
+    report = train(tmp_path, path, *COLUMNS)
+    assert "skipped 1 row(s) without a user" in capsys.readouterr().err
+    run = report["config"]["out_dir"]
+    user = str(int(table["userId"].dropna().iloc[0]))
+    found = recommend(RecommendConfig(out_dir=run, user=user, top=3, device="cpu"))
+    assert found["rated"] > 0 and "fallback" not in found
+    assert report["config"]["hf_dataset"] == str(path.resolve())
