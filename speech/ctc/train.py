@@ -121,8 +121,10 @@ class SpeechConfig(TrainConfig):
         fraction(self, "dropout")
         if self.leave_out and self.holdout_speaker in (None, self.leave_out):
             raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
-        if self.adapt_takes and (not self.holdout_speaker or self.leave_out):
-            raise UsageError("--adapt-takes needs --holdout-speaker (and no --leave-out)")
+        if self.adapt_takes and (not self.holdout_speaker or self.leave_out or self.librispeech):
+            raise UsageError(
+                "--adapt-takes needs --holdout-speaker (and no --leave-out or --librispeech)"
+            )
         if not 0 <= self.adapt_takes < 50:
             raise UsageError(
                 f"--adapt-takes must be in [0, 50) (FSDD: 50 takes), got {self.adapt_takes}"

@@ -91,8 +91,9 @@ def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
     table[:0].to_csv(empty, index=False)
     with pytest.raises(ShowcaseError, match="empty"):
         train(tmp_path, empty, *COLUMNS)
-    with pytest.raises(ShowcaseError, match="--split names a MovieLens split"):
-        train(tmp_path, path, *COLUMNS, split="u1")
+    for other in ({"split": "u1"}, {"synthetic": True}):
+        with pytest.raises(ShowcaseError, match="--split and --synthetic name other data"):
+            train(tmp_path, path, *COLUMNS, **other)
 
 
 def test_demos_that_do_not_read_own_data_yet_refuse_the_flag():
