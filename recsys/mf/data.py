@@ -232,20 +232,27 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
             )
     train, test, note = train_test(splits, seed)
     parts = {"train": train, "test": test}
-    users = np.concatenate([ids(column(t, names["user"], source)) for t in parts.values()])
-    items = np.concatenate([ids(column(t, names["item"], source)) for t in parts.values()])
-    user_ids, user_index = np.unique(users, return_inverse=True)
-    item_ids, item_index = np.unique(items, return_inverse=True)
+    read = {}  # each column of each part read and converted once: users, items, ratings
+    for name, table in parts.items():
+        read[name] = (
+            ids(column(table, names["user"], source)),
+            ids(column(table, names["item"], source)),
+            numbers(column(table, names["rating"], source)),
+        )
+    all_users = np.concatenate([users for users, _, _ in read.values()])
+    all_items = np.concatenate([items for _, items, _ in read.values()])
+    user_ids, user_index = np.unique(all_users, return_inverse=True)
+    item_ids, item_index = np.unique(all_items, return_inverse=True)
     titles = item_titles(parts, names, source, item_ids)
     result, start = [], 0
     for name, table in parts.items():
         rows = slice(start, start + len(table))
         start += len(table)
-        values = numbers(column(table, names["rating"], source))
+        users, items, values = read[name]
         stamps = np.zeros(len(table), dtype=np.int64)
         if names["timestamp"] in table.column_names:
             stamps = seconds(column(table, names["timestamp"], source))
-        good = usable(table, names, source)
+        good = (users != "") & (items != "") & ~np.isnan(values)
         ratings = Ratings(
             torch.from_numpy(user_index[rows][good]),
             torch.from_numpy(item_index[rows][good]),
