@@ -113,14 +113,21 @@ def main() -> None:
     # The peers' libraries come with the bench extra: say so before anything trains.
     missing = [m for m in getattr(module, "NEEDS", ()) if importlib.util.find_spec(m) is None]
     if missing:
-        sys.exit(f"python -m benchmarks {args.name} needs {', '.join(missing)}: "
-                 f"pip install -e \".[bench]\"")  # fmt: skip
+        sys.exit(
+            f"python -m benchmarks {args.name} needs {', '.join(missing)}: "
+            f'pip install -e ".[bench]"'
+        )
     metrics = module.run(args)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if not args.quick:
-        before = RESULTS.read_text() if RESULTS.exists() else (
-            "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n" + HEADER
-        )  # fmt: skip
+        before = (
+            RESULTS.read_text()
+            if RESULTS.exists()
+            else (
+                "# Benchmark results\n\nOne row per run of `python -m benchmarks <name>`.\n\n"
+                + HEADER
+            )
+        )
         row = f"| {datetime.date.today()} | {machine()} | `{command}`{commit()} | {json.dumps(metrics)} |\n"
         write_text(RESULTS, before + row)  # atomic: an interrupted run never truncates the table
     print(json.dumps({"name": args.name, "metrics": metrics}))

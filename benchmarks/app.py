@@ -38,8 +38,13 @@ def run(args) -> dict:
     demo = catalog.find("vision", "classify")
     train = catalog.commands(demo)["train"]
     quick = {"max_steps": 3} if args.quick else demo.tour.quick
-    cfg = build(config_class(train), **quick, out_dir=str(catalog.run_folder(demo, runs)),
-                data_dir=args.data_dir, device=args.device)  # fmt: skip
+    cfg = build(
+        config_class(train),
+        **quick,
+        out_dir=str(catalog.run_folder(demo, runs)),
+        data_dir=args.data_dir,
+        device=args.device,
+    )
     train(cfg)
     test_x = load_mnist(args.data_dir)["test_x"]
     digits = [runs / f"digit-{i}.png" for i in range(3)]  # labels 7, 2, 1: each answer differs
@@ -53,9 +58,17 @@ def run(args) -> dict:
     app.serve(page, served, block=False)  # as `showcase app` serves it
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,2000"):  # fmt: skip
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,2000",
+    ):
         options.add_argument(arg)
     browser = webdriver.Chrome(
         options=options, service=webdriver.ChromeService(shutil.which("chromedriver"))
@@ -87,6 +100,11 @@ def run(args) -> dict:
     finally:
         browser.quit()
         page.close()
-    return {"page_load_seconds": round(load_seconds, 2), "first_round_trip_seconds": round(times[0], 2),
-            "round_trip_seconds": round(min(times[1:]), 2), "device": args.device,
-            "last_top_class": top, "screenshot": str(runs / "app.png")}  # fmt: skip
+    return {
+        "page_load_seconds": round(load_seconds, 2),
+        "first_round_trip_seconds": round(times[0], 2),
+        "round_trip_seconds": round(min(times[1:]), 2),
+        "device": args.device,
+        "last_top_class": top,
+        "screenshot": str(runs / "app.png"),
+    }

@@ -6,7 +6,7 @@ us, the later ones what they went on to rate. A hit: at least one later rating o
 among the top 10 of the user's ranking (their first k excluded). Ours folds the user in
 (`recsys.mf.model.fold_in`: ridge regression on the trained item factors) and ranks by the
 predicted rating plus `boost` times the log of each film's training count
-(`recsys.mf.predict.new_user_scores`: a film a user will like but never watch is no hit); the
+(`recsys.mf.rank.new_user_scores`: a film a user will like but never watch is no hit); the
 peer is the popularity list (most rated in training, their first k excluded), which a large boost
 becomes. The penalty and the boost are chosen on half of each fold's users (validation),
 and both rankings are scored on the other half (test). Also the time to fold one user in and rank
@@ -24,7 +24,7 @@ from core.parse import build
 from core.seed import seed_everything
 from recsys.mf.bayes import sample_model
 from recsys.mf.data import Ratings, load_ratings, synthetic_ratings
-from recsys.mf.predict import new_user_scores
+from recsys.mf.rank import new_user_scores
 from recsys.mf.train import MFTrainConfig
 
 KNOWN = (5, 10, 20)

@@ -112,8 +112,15 @@ def ncf_ranking(args) -> dict:
     for _ in range(2):
         ranks = {}
         for method in ("bpr", "bayes"):
-            cfg = build(MFTrainConfig, method=method, split="ncf", out_dir=tempfile.mkdtemp(),
-                        data_dir=args.data_dir, device=args.device, log_every=10**9)  # fmt: skip
+            cfg = build(
+                MFTrainConfig,
+                method=method,
+                split="ncf",
+                out_dir=tempfile.mkdtemp(),
+                data_dir=args.data_dir,
+                device=args.device,
+                log_every=10**9,
+            )
             metrics = main(cfg)["metrics"]
             ranks[f"ncf_{method}_hr_at_10"] = round(metrics["test_hr_at_10"], 4)
             ranks[f"ncf_{method}_ndcg_at_10"] = round(metrics["test_ndcg_at_10"], 4)

@@ -43,8 +43,12 @@ def ours(
         **overrides,
     )
     m = main(cfg)["metrics"]
-    return {"steps_to_solve": m["steps_to_solve"], "seconds_to_solve": m["seconds_to_solve"],
-            "eval_seconds": m["eval_seconds"], "final_return_mean": m["return_mean"]}  # fmt: skip
+    return {
+        "steps_to_solve": m["steps_to_solve"],
+        "seconds_to_solve": m["seconds_to_solve"],
+        "eval_seconds": m["eval_seconds"],
+        "final_return_mean": m["return_mean"],
+    }
 
 
 def sb3(seed: int, device: str, max_steps: int = MAX_STEPS) -> dict:
@@ -52,10 +56,24 @@ def sb3(seed: int, device: str, max_steps: int = MAX_STEPS) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
     torch.set_num_threads(2)
-    model = DQN("MlpPolicy", "CartPole-v1", learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
-                learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
-                exploration_fraction=0.16, exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]),
-                seed=seed, device=device, verbose=0)  # fmt: skip
+    model = DQN(
+        "MlpPolicy",
+        "CartPole-v1",
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]),
+        seed=seed,
+        device=device,
+        verbose=0,
+    )
 
     def act(obs: np.ndarray) -> np.ndarray:
         return model.predict(obs, deterministic=True)[0]
@@ -79,8 +97,12 @@ def sb3(seed: int, device: str, max_steps: int = MAX_STEPS) -> dict:
     model.learn(total_timesteps=max_steps, callback=Protocol())
     model.policy.load_state_dict(record["params"])
     final = evaluate_policy(act, "CartPole-v1", EPISODES, seed=seed + FINAL_SEED)
-    return {"steps_to_solve": record["steps_to_solve"], "seconds_to_solve": record["seconds_to_solve"],
-            "eval_seconds": protocol.eval_seconds, "final_return_mean": float(final.mean())}  # fmt: skip
+    return {
+        "steps_to_solve": record["steps_to_solve"],
+        "seconds_to_solve": record["seconds_to_solve"],
+        "eval_seconds": protocol.eval_seconds,
+        "final_return_mean": float(final.mean()),
+    }
 
 
 def quartiles(values: list) -> list:
@@ -116,13 +138,15 @@ def run(args) -> dict:
         out[f"{agent}_seconds_quartiles"] = quartiles([r["seconds_to_solve"] for r in rows])
     for name, key in (("wall", "seconds"), ("steps", "steps")):
         ours_median, sb3_median = out[f"ours_{key}_quartiles"][1], out[f"sb3_{key}_quartiles"][1]
-        out[f"{name}_ratio_median"] = (round(ours_median / sb3_median, 3)
-                                       if ours_median is not None and sb3_median else None)  # fmt: skip
+        out[f"{name}_ratio_median"] = (
+            round(ours_median / sb3_median, 3) if ours_median is not None and sb3_median else None
+        )
     for env, key in (("Acrobot-v1", "acrobot"), ("MountainCar-v0", "mountaincar")):
         rows = [ours(seed, device, env, max_steps=cap) for seed in others]
         print(f"{env}: {rows}", file=sys.stderr)
         out[f"{key}_return_mean"] = [round(r["final_return_mean"], 1) for r in rows]
         out[f"{key}_steps_to_solve"] = [r["steps_to_solve"] for r in rows]
-        out[f"{key}_seconds_to_solve"] = [None if r["seconds_to_solve"] is None else round(r["seconds_to_solve"], 1)
-                                          for r in rows]  # fmt: skip
+        out[f"{key}_seconds_to_solve"] = [
+            None if r["seconds_to_solve"] is None else round(r["seconds_to_solve"], 1) for r in rows
+        ]
     return out

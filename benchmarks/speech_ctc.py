@@ -43,8 +43,13 @@ def out_dir(args, name: str) -> str:
 def train(args, name: str, **overrides) -> dict:
     quick = {"max_steps": 20, "train_utterances": 500, "test_utterances": 50, "val_utterances": 20}
     fields = {"log_every": 250, **(quick if args.quick else {}), **overrides}
-    cfg = build(SpeechConfig, out_dir=out_dir(args, name), data_dir=args.data_dir,
-                device=args.device, **fields)  # fmt: skip
+    cfg = build(
+        SpeechConfig,
+        out_dir=out_dir(args, name),
+        data_dir=args.data_dir,
+        device=args.device,
+        **fields,
+    )
     return main(cfg)
 
 
@@ -52,8 +57,15 @@ def peer_steps(args, budget: float) -> int:
     """Wav2Letter's step count for `budget` seconds, from its pace over a 30-step probe. The probe's
     pace includes its start-up, so it is scaled by 1.15 (the 2026-11-30 row's peer, without it, used
     258 of its 307 s); --max-seconds stops the peer at the budget in any case."""
-    probe = train(args, "wav2letter-probe", model="wav2letter", max_steps=30, warmup_steps=0,
-                  val_utterances=0, test_utterances=10)  # fmt: skip
+    probe = train(
+        args,
+        "wav2letter-probe",
+        model="wav2letter",
+        max_steps=30,
+        warmup_steps=0,
+        val_utterances=0,
+        test_utterances=10,
+    )
     return max(1, int(1.15 * budget / (probe["wall_seconds"] / probe["steps"])))
 
 
@@ -68,9 +80,13 @@ class DigitCNN(nn.Module):
         def block(c_in: int, c_out: int, k: int) -> list[nn.Module]:
             return [nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.BatchNorm1d(c_out), nn.ReLU()]
 
-        self.body = nn.Sequential(*block(n_mels, width // 2, 5), nn.MaxPool1d(2),
-                                  *block(width // 2, width, 5), nn.MaxPool1d(2),
-                                  *block(width, width, 3))  # fmt: skip
+        self.body = nn.Sequential(
+            *block(n_mels, width // 2, 5),
+            nn.MaxPool1d(2),
+            *block(width // 2, width, 5),
+            nn.MaxPool1d(2),
+            *block(width, width, 3),
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,8 +117,13 @@ def shifted(x: torch.Tensor, most: int = 20) -> torch.Tensor:
     return x.gather(2, index[:, None, :].expand_as(x))
 
 
-def cnn_peer(cfg: SpeechConfig, epochs: int = 25, seconds: float = 1.0, batch_size: int = 64,
-             lr: float = 3e-3) -> dict:  # fmt: skip
+def cnn_peer(
+    cfg: SpeechConfig,
+    epochs: int = 25,
+    seconds: float = 1.0,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+) -> dict:
     """Train DigitCNN on the split's training recordings (each alone, shifted in time at random),
     keep the epoch with the best validation accuracy, score the single test recordings."""
     device = pick_device(cfg.device)
@@ -115,10 +136,14 @@ def cnn_peer(cfg: SpeechConfig, epochs: int = 25, seconds: float = 1.0, batch_si
     )
     features = Features(cfg.n_mels)
     with torch.no_grad():
-        x = {k: clip_windows(clips, ids, features, seconds).to(device)
-             for k, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids))}  # fmt: skip
-    y = {k: clips.digits[ids].to(device)
-         for k, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids))}  # fmt: skip
+        x = {
+            k: clip_windows(clips, ids, features, seconds).to(device)
+            for k, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids))
+        }
+    y = {
+        k: clips.digits[ids].to(device)
+        for k, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids))
+    }
     model = DigitCNN(cfg.n_mels).to(device)
     steps = epochs * -(-len(train_ids) // batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
@@ -145,9 +170,15 @@ def cnn_peer(cfg: SpeechConfig, epochs: int = 25, seconds: float = 1.0, batch_si
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
     train_seconds = time.perf_counter() - t0
     model.load_state_dict(best_state)
-    return {"clip_acc": accuracy("test"), "val_acc": best, "epoch": best_epoch, "epochs": epochs,
-            "train_seconds": train_seconds, "train_clips": len(train_ids),
-            "test_clips": len(test_ids)}  # fmt: skip
+    return {
+        "clip_acc": accuracy("test"),
+        "val_acc": best,
+        "epoch": best_epoch,
+        "epochs": epochs,
+        "train_seconds": train_seconds,
+        "train_clips": len(train_ids),
+        "test_clips": len(test_ids),
+    }
 
 
 def transcribe_seconds(run_dir: str, device: torch.device, data_dir) -> float:
@@ -198,8 +229,10 @@ def run(args) -> dict:
     steps = peer_steps(args, budget)
     peer = train(args, "wav2letter", model="wav2letter", max_steps=steps, max_seconds=budget)
     loso = loso_wers(args) if args.loso else {}
-    cnn = cnn_peer(build(SpeechConfig, data_dir=args.data_dir, device=args.device),
-                   epochs=1 if args.quick else 25)  # fmt: skip
+    cnn = cnn_peer(
+        build(SpeechConfig, data_dir=args.data_dir, device=args.device),
+        epochs=1 if args.quick else 25,
+    )
     m, p = ours["metrics"], peer["metrics"]
     row = {
         "device": ours["device"],
@@ -220,9 +253,15 @@ def run(args) -> dict:
         "cnn_val_acc": round(cnn["val_acc"], 4),
         "cnn_epochs": f"{cnn['epoch']} of {cnn['epochs']}",
         "cnn_train_seconds": round(cnn["train_seconds"], 1),
-        "transcribe_10s_seconds": round(transcribe_seconds(
-            ours["config"]["out_dir"], torch.device(ours["device"]), str(data_root(args.data_dir))), 3),
-    }  # fmt: skip
+        "transcribe_10s_seconds": round(
+            transcribe_seconds(
+                ours["config"]["out_dir"],
+                torch.device(ours["device"]),
+                str(data_root(args.data_dir)),
+            ),
+            3,
+        ),
+    }
     row["shift_default"] = shift_table(args, ours)
     row["shift_plain"] = shift_table(args, plain)
     if loso:

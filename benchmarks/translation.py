@@ -29,8 +29,13 @@ def out_dir(args, name: str) -> str:
 
 def train(args, name: str, **fields) -> dict:
     quick = {"max_steps": 20, "eval_every": 0} if args.quick else {}
-    cfg = build(TranslationConfig, out_dir=out_dir(args, name), data_dir=args.data_dir, device=args.device,
-                **{**fields, **quick})  # fmt: skip
+    cfg = build(
+        TranslationConfig,
+        out_dir=out_dir(args, name),
+        data_dir=args.data_dir,
+        device=args.device,
+        **{**fields, **quick},
+    )
     return main(cfg)
 
 
@@ -86,16 +91,27 @@ def run(args) -> dict:
     gru = peer(args, "gru", budget)
     tutorial = peer(args, "tutorial", budget)
     src, refs = load_multi30k(args.data_dir)["test"]
-    row = {"device": ours["device"], "train_seconds": round(budget, 1), "steps": ours["steps"],
-           "ours_reused": reused}  # fmt: skip
+    row = {
+        "device": ours["device"],
+        "train_seconds": round(budget, 1),
+        "steps": ours["steps"],
+        "ours_reused": reused,
+    }
     for name, report in (("transformer", ours), ("gru", gru), ("tutorial", tutorial)):
         m = report["metrics"]
-        row |= {f"{name}_val_bleu": round(m.get("val_bleu", float("nan")), 2),
-                f"{name}_test_bleu": round(m["test_bleu"], 2), f"{name}_test_chrf": round(m["test_chrf"], 2),
-                f"{name}_beam": m["beam"], f"{name}_steps": report["steps"],
-                f"{name}_train_seconds": round(report["wall_seconds"], 1)}  # fmt: skip
+        row |= {
+            f"{name}_val_bleu": round(m.get("val_bleu", float("nan")), 2),
+            f"{name}_test_bleu": round(m["test_bleu"], 2),
+            f"{name}_test_chrf": round(m["test_chrf"], 2),
+            f"{name}_beam": m["beam"],
+            f"{name}_steps": report["steps"],
+            f"{name}_train_seconds": round(report["wall_seconds"], 1),
+        }
     times = decode_times(ours["config"]["out_dir"], args.device, src, refs)
-    row |= {"greedy_seconds_1000": times["greedy_seconds_1000"], "beam_seconds_1000": times["beam_seconds_1000"],
-            "transformer_greedy_test_bleu": times["greedy_test_bleu"],
-            "bleu_signature": ours["metrics"]["bleu_signature"]}  # fmt: skip
+    row |= {
+        "greedy_seconds_1000": times["greedy_seconds_1000"],
+        "beam_seconds_1000": times["beam_seconds_1000"],
+        "transformer_greedy_test_bleu": times["greedy_test_bleu"],
+        "bleu_signature": ours["metrics"]["bleu_signature"],
+    }
     return row

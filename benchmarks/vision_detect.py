@@ -78,11 +78,22 @@ def build_ssdlite(size: int) -> nn.Module:
 
 def build_fcos(size: int) -> nn.Module:
     """FCOS on ResNet18-FPN, from scratch, at `size` x `size` inputs (no resize)."""
-    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, norm_layer=nn.BatchNorm2d,
-                                   trainable_layers=5, returned_layers=[2, 3, 4],
-                                   extra_blocks=LastLevelP6P7(256, 256))  # fmt: skip
-    return FCOS(backbone, num_classes=10, min_size=size, max_size=size, score_thresh=0.05,
-                detections_per_img=100)  # fmt: skip
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet18",
+        weights=None,
+        norm_layer=nn.BatchNorm2d,
+        trainable_layers=5,
+        returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(256, 256),
+    )
+    return FCOS(
+        backbone,
+        num_classes=10,
+        min_size=size,
+        max_size=size,
+        score_thresh=0.05,
+        detections_per_img=100,
+    )
 
 
 # name: (builder, the reference recipe's lr and batch, weight decay, label of digit 0)
@@ -92,8 +103,14 @@ PEERS = {
 }
 
 
-def train_peer(name: str, cfg: DetectConfig, pool, budget: float, device: torch.device,
-               max_steps: int | None = None) -> tuple[nn.Module, int, str | None]:  # fmt: skip
+def train_peer(
+    name: str,
+    cfg: DetectConfig,
+    pool,
+    budget: float,
+    device: torch.device,
+    max_steps: int | None = None,
+) -> tuple[nn.Module, int, str | None]:
     """Peer `name` trained for `budget` seconds (or `max_steps`) on the scene stream ours saw;
     returns the model, its steps and why it stopped early (a non-finite loss), if it did."""
     builder, base_lr, base_batch, weight_decay, first = PEERS[name]
@@ -151,8 +168,13 @@ def run(args) -> dict:
         if args.quick
         else {}
     )
-    cfg = build(DetectConfig, out_dir=out_dir(args, "default"), data_dir=args.data_dir,
-                device=args.device, **fields)  # fmt: skip
+    cfg = build(
+        DetectConfig,
+        out_dir=out_dir(args, "default"),
+        data_dir=args.data_dir,
+        device=args.device,
+        **fields,
+    )
     ours = main(cfg)
     budget = ours["wall_seconds"]
     device = pick_device(args.device)

@@ -38,8 +38,13 @@ def flatten(state: dict[str, torch.Tensor], prefix: str = "") -> tuple[dict, dic
     storages: set[int] = set()
     for name, value in state.items():
         value = value.detach()
-        key = (value.untyped_storage().data_ptr(), value.storage_offset(), value.dtype,
-               tuple(value.shape), tuple(value.stride()))  # fmt: skip
+        key = (
+            value.untyped_storage().data_ptr(),
+            value.storage_offset(),
+            value.dtype,
+            tuple(value.shape),
+            tuple(value.stride()),
+        )
         if value.numel() and key in seen:
             aliases[prefix + name] = seen[key]
             continue

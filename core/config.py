@@ -60,9 +60,21 @@ class TrainConfig(ChangesDefaults):
     """Shared fields this demo does not honour: setting one is refused, never silently ignored
     (own data through `datasets` until a demo reads it)."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
-        "out_dir", "data_dir", "config", "device", "max_steps", "max_seconds", "resume", "log_every",
-        "ckpt_every", "eval_every", "patience", "tensorboard", "compile", "init_from",
-    )  # fmt: skip
+        "out_dir",
+        "data_dir",
+        "config",
+        "device",
+        "max_steps",
+        "max_seconds",
+        "resume",
+        "log_every",
+        "ckpt_every",
+        "eval_every",
+        "patience",
+        "tensorboard",
+        "compile",
+        "init_from",
+    )
     """Fields a resumed run may change; any other change (seed, batch size, model shape) is refused."""
 
     data_dir: str | None = None
@@ -131,8 +143,16 @@ class TrainConfig(ChangesDefaults):
 
     def __post_init__(self) -> None:
         positive(self, "max_steps", "batch_size", "grad_accum", "log_every", "lr")
-        non_negative(self, "eval_every", "ckpt_every", "warmup_steps", "weight_decay",
-                     "grad_clip", "patience", "max_seconds")  # fmt: skip
+        non_negative(
+            self,
+            "eval_every",
+            "ckpt_every",
+            "warmup_steps",
+            "weight_decay",
+            "grad_clip",
+            "patience",
+            "max_seconds",
+        )
         if not 0 <= self.ema < 1:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         refuse_unused(self)

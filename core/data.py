@@ -79,8 +79,14 @@ def missing_files(folder: Path, checksums: dict[str, str | None]) -> list[str]:
     return missing
 
 
-def download(url: str, dest: Path, checksum: str, retries: int = 3, timeout: float = 30.0,
-             gunzip: bool = False) -> Path:  # fmt: skip
+def download(
+    url: str,
+    dest: Path,
+    checksum: str,
+    retries: int = 3,
+    timeout: float = 30.0,
+    gunzip: bool = False,
+) -> Path:
     """Fetch `url` to `dest` unless it is already there; verify the checksum; write atomically.
 
     `checksum` is `sha256:<hex>` or `md5:<hex>`; a bare hex string is taken as sha256. A file

@@ -63,8 +63,15 @@ class RunLogger:
         progress = _progress.get()
         stream, label = progress or (sys.stderr, None)
         if stream.isatty():
-            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, leave=False,
-                            file=stream, desc=label, unit="step")  # fmt: skip
+            self.bar = tqdm(
+                total=total,
+                initial=start,
+                dynamic_ncols=True,
+                leave=False,
+                file=stream,
+                desc=label,
+                unit="step",
+            )
         # without a bar, the log lines show the progress (also on the terminal under the tour)
         self.echo = progress if progress and self.bar is None else None
 

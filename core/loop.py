@@ -135,8 +135,9 @@ def fit(
                     samples.add(batch)
                     syncing = ddp is None or micro == cfg.grad_accum - 1
                     with contextlib.nullcontext() if syncing else ddp.no_sync():
-                        with torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                            enabled=dtype is not None):  # fmt: skip
+                        with torch.autocast(
+                            device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
+                        ):
                             loss, metrics = step(train_model, batch)
                         watch.push(state.step + 1, loss)
                         scaler.scale(loss / cfg.grad_accum).backward()

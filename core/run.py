@@ -67,8 +67,9 @@ class Run:
     `save` (the RNG states of all ranks are gathered); rank 0 writes.
     """
 
-    def __init__(self, cfg, modules: nn.Module, optimizer=None, scheduler=None, scaler=None,
-                 loader=None) -> None:  # fmt: skip
+    def __init__(
+        self, cfg, modules: nn.Module, optimizer=None, scheduler=None, scaler=None, loader=None
+    ) -> None:
         self.cfg, self.dir = cfg, Path(cfg.out_dir)
         self.parts = (modules, optimizer, scheduler, scaler)
         self.loader = loader

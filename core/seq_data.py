@@ -61,8 +61,15 @@ class LengthLoader:
     @classmethod
     def for_config(cls, lengths, collate, cfg, *, max_tokens: int = 0, shuffle: bool = True):
         """A loader with the config's --batch-size, --grad-accum and --seed."""
-        return cls(lengths, collate, cfg.batch_size, max_tokens=max_tokens,
-                   grad_accum=cfg.grad_accum, seed=cfg.seed, shuffle=shuffle)  # fmt: skip
+        return cls(
+            lengths,
+            collate,
+            cfg.batch_size,
+            max_tokens=max_tokens,
+            grad_accum=cfg.grad_accum,
+            seed=cfg.seed,
+            shuffle=shuffle,
+        )
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}

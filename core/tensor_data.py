@@ -52,8 +52,14 @@ class TensorLoader:
         cls, tensors: tuple[torch.Tensor, ...], cfg, *, shuffle: bool = True, device=None
     ) -> "TensorLoader":
         """A loader with the config's --batch-size, --grad-accum and --seed."""
-        return cls(tensors, cfg.batch_size, grad_accum=cfg.grad_accum, shuffle=shuffle,
-                   seed=cfg.seed, device=device)  # fmt: skip
+        return cls(
+            tensors,
+            cfg.batch_size,
+            grad_accum=cfg.grad_accum,
+            shuffle=shuffle,
+            seed=cfg.seed,
+            device=device,
+        )
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}

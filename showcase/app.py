@@ -167,16 +167,25 @@ def component(gr, widget: Widget, output: bool):
     """The Gradio component of a widget."""
     o, label = widget.options, widget.label
     if widget.kind == "image":
-        image = gr.Image(label=label, type="pil" if output else "filepath", sources=["upload"],
-                         interactive=not output)  # fmt: skip
+        image = gr.Image(
+            label=label,
+            type="pil" if output else "filepath",
+            sources=["upload"],
+            interactive=not output,
+        )
         return image if output else checked(image)
     if widget.kind == "sketch":
-        return gr.Sketchpad(label=label, type="pil", canvas_size=(280, 280),
-                            brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))  # fmt: skip
+        return gr.Sketchpad(
+            label=label,
+            type="pil",
+            canvas_size=(280, 280),
+            brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+        )
     if widget.kind == "audio":
         # format=None: the file as uploaded (the demo reads it); no conversion through FFmpeg
-        return checked(gr.Audio(label=label, sources=["upload", "microphone"], type="filepath",
-                                format=None))  # fmt: skip
+        return checked(
+            gr.Audio(label=label, sources=["upload", "microphone"], type="filepath", format=None)
+        )
     if widget.kind == "text":
         return gr.Textbox(label=label, lines=o.get("lines", 2), interactive=not output)
     if widget.kind == "slider":
@@ -205,9 +214,11 @@ def build_page(cfg: AppConfig):
             with gr.Tab(f"{demo.domain} {demo.task}", elem_id=f"tab-{name}"):
                 gr.Markdown(f"**{demo.description}** on {demo.dataset}. {tab.about}")
                 if not (folder / WEIGHTS).is_file():
-                    gr.Markdown(f"No finished run in `{folder}`: `showcase {demo.name} train "
-                                f"--out-dir {folder}` makes one; then restart the app.",
-                                elem_id=f"{name}-missing")  # fmt: skip
+                    gr.Markdown(
+                        f"No finished run in `{folder}`: `showcase {demo.name} train "
+                        f"--out-dir {folder}` makes one; then restart the app.",
+                        elem_id=f"{name}-missing",
+                    )
                     continue
                 with gr.Row():
                     with gr.Column():
@@ -251,9 +262,14 @@ def serve(page, cfg: AppConfig, block: bool = True) -> None:
     Ctrl-C (`stop`); `block=False` returns at once, the server running in a thread (tests,
     benchmarks), and `page.close()` stops it."""
     page.queue(default_concurrency_limit=1).launch(
-        server_name=cfg.host, server_port=cfg.port, max_file_size=upload_bytes(cfg),
-        ssr_mode=False, quiet=True, show_error=False, prevent_thread_lock=True,
-    )  # fmt: skip
+        server_name=cfg.host,
+        server_port=cfg.port,
+        max_file_size=upload_bytes(cfg),
+        ssr_mode=False,
+        quiet=True,
+        show_error=False,
+        prevent_thread_lock=True,
+    )
     if not block:
         return
     try:

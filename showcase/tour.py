@@ -75,8 +75,10 @@ def select(demos: list[Demo], only: str | None) -> list[Demo]:
     wanted = [w.strip() for w in only.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in valid]
     if unknown or not wanted:
-        raise UsageError(f"unknown application {', '.join(unknown) or repr(only)} in --only: "
-                         f"choose from {', '.join(valid)}")  # fmt: skip
+        raise UsageError(
+            f"unknown application {', '.join(unknown) or repr(only)} in --only: "
+            f"choose from {', '.join(valid)}"
+        )
     return [d for d in touring if d.domain in wanted or f"{d.domain}.{d.task}" in wanted]
 
 
@@ -117,12 +119,21 @@ def plan(demo: Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
     overrides |= {"max_steps": cfg.max_steps} if cfg.max_steps else {}
     overrides |= {"synthetic": True} if cfg.synthetic else {}
     shared = {"out_dir": str(run_dir), "data_dir": cfg.data_dir, "device": cfg.device}
-    row = {"demo": demo.name, "name": name, "dataset": demo.dataset, "metric": spec.metric,
-           "chance": spec.chance, "chance_is": spec.chance_is, "target": spec.target,
-           "full": spec.full, "full_source": spec.full_source,
-           "lower_is_better": spec.lower_is_better, "log": str(log.relative_to(out)),
-           "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
-           "pictures": []}  # fmt: skip
+    row = {
+        "demo": demo.name,
+        "name": name,
+        "dataset": demo.dataset,
+        "metric": spec.metric,
+        "chance": spec.chance,
+        "chance_is": spec.chance_is,
+        "target": spec.target,
+        "full": spec.full,
+        "full_source": spec.full_source,
+        "lower_is_better": spec.lower_is_better,
+        "log": str(log.relative_to(out)),
+        "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
+        "pictures": [],
+    }
     return row, overrides, shared
 
 
@@ -234,12 +245,19 @@ def main(cfg: TourConfig) -> dict:
                 f" (log: {out / row['log']})" if row["status"] == "failed" else ""
             )
         print(f"[{i}/{len(demos)}] {demo.name}: {said}", flush=True)
-    report = {"mode": mode, "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
-              "finished": time.strftime("%Y-%m-%d %H:%M"), "config": to_dict(cfg)}  # fmt: skip
+    report = {
+        "mode": mode,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
+        "config": to_dict(cfg),
+    }
     write_text(out / "tour.json", json.dumps(report, indent=2) + "\n")
     write_markdown(report, out / "index.md")
     write_html(report, out)
     failed = sum(r["status"] == "failed" for r in rows)
-    print(f"wrote {out / 'index.md'} and {out / 'index.html'} ({report['seconds']:.0f} s"
-          f"{f', {failed} failed' if failed else ''})")  # fmt: skip
+    print(
+        f"wrote {out / 'index.md'} and {out / 'index.html'} ({report['seconds']:.0f} s"
+        f"{f', {failed} failed' if failed else ''})"
+    )
     return report

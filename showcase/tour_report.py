@@ -49,8 +49,10 @@ def summary(row: dict, mode: str, where: str = "BENCHMARKS.md") -> str:
     """One finished demo in words: this run's number beside the full configuration's, e.g.
     `quick: test_acc 0.9942 after 13 s of training (500 steps); full configuration: 0.9952
     (BENCHMARKS.md); chance 0.1, target 0.995`."""
-    said = (f"{mode}: {row['metric']} {fmt(row['value'])} after {row['train_seconds']:.0f} s of "
-            f"training ({row['steps']} steps)")  # fmt: skip
+    said = (
+        f"{mode}: {row['metric']} {fmt(row['value'])} after {row['train_seconds']:.0f} s of "
+        f"training ({row['steps']} steps)"
+    )
     if row["full"] is not None:
         said += f"; full configuration: {fmt(row['full'])} ({where})"
     return said + f"; chance {fmt(row['chance'])}, target {fmt(row['target'])}"
@@ -59,18 +61,41 @@ def summary(row: dict, mode: str, where: str = "BENCHMARKS.md") -> str:
 def table(rows: list[dict]) -> list[list[str]]:
     """Header and one line per demo: application, dataset, metric, measured, training seconds,
     peak memory, the full configuration's measured value, chance, target, device, status."""
-    lines = [["application", "dataset", "metric", "measured", "train s", "peak MiB",
-              "full config (BENCHMARKS.md)", "chance", "target (full config)", "device",
-              "status"]]  # fmt: skip
+    lines = [
+        [
+            "application",
+            "dataset",
+            "metric",
+            "measured",
+            "train s",
+            "peak MiB",
+            "full config (BENCHMARKS.md)",
+            "chance",
+            "target (full config)",
+            "device",
+            "status",
+        ]
+    ]
     for r in rows:
         sign = "<=" if r["lower_is_better"] else ">="
         status = (
             r["status"] if r["status"] == "ok" else f"{r['status']}: {r['note']} (log: {r['log']})"
         )
-        lines.append([r["demo"], r["dataset"], r["metric"], fmt(r.get("value")),
-                      fmt(r.get("train_seconds")), fmt(r.get("peak_mb")), fmt(r["full"]),
-                      f"{fmt(r['chance'])} ({r['chance_is']})", f"{sign} {fmt(r['target'])}",
-                      r.get("device", "-"), status])  # fmt: skip
+        lines.append(
+            [
+                r["demo"],
+                r["dataset"],
+                r["metric"],
+                fmt(r.get("value")),
+                fmt(r.get("train_seconds")),
+                fmt(r.get("peak_mb")),
+                fmt(r["full"]),
+                f"{fmt(r['chance'])} ({r['chance_is']})",
+                f"{sign} {fmt(r['target'])}",
+                r.get("device", "-"),
+                status,
+            ]
+        )
     return lines
 
 
@@ -87,10 +112,15 @@ def sentence(row: dict, mode: str) -> str:
 
 def write_markdown(report: dict, path: Path) -> None:
     lines = table(report["rows"])
-    text = [f"# torch-showcase tour ({report['mode']})", "",
-            f"{report['finished']}, {report['seconds']:.0f} s in all. Each row: `train` then `eval` of one "
-            "application; the target is the full configuration's, the chance level what guessing scores.", "",
-            "| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]  # fmt: skip
+    text = [
+        f"# torch-showcase tour ({report['mode']})",
+        "",
+        f"{report['finished']}, {report['seconds']:.0f} s in all. Each row: `train` then `eval` of one "
+        "application; the target is the full configuration's, the chance level what guessing scores.",
+        "",
+        "| " + " | ".join(lines[0]) + " |",
+        "|" + "---|" * len(lines[0]),
+    ]
     text += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines[1:]]
     for r in report["rows"]:
         text += ["", f"## {r['demo']}", "", f"    {r['command']}", ""]
@@ -116,8 +146,9 @@ def write_html(report: dict, out: Path) -> None:
             data = base64.b64encode((out / p).read_bytes()).decode()
             images.append(f'<img alt="{e(Path(p).stem)}" src="data:image/{kind};base64,{data}">')
         said = sentence(r, report["mode"]) if r["status"] == "ok" else ""
-        sections.append(f"<h2>{e(r['demo'])}</h2><pre>{e(r['command'])}</pre><p>{e(said)}</p>"
-                        + "".join(images))  # fmt: skip
+        sections.append(
+            f"<h2>{e(r['demo'])}</h2><pre>{e(r['command'])}</pre><p>{e(said)}</p>" + "".join(images)
+        )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>torch-showcase tour</title>
 <link rel="icon" href="data:,">

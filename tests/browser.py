@@ -22,9 +22,17 @@ def chromium(width: int = 1280, height: int = 2000, fake_microphone: bool = Fals
         pytest.skip(reason)
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", f"--window-size={width},{height}"):  # fmt: skip
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(arg)
     if fake_microphone:
         options.add_argument("--use-fake-ui-for-media-stream")

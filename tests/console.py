@@ -50,8 +50,12 @@ def showcase_app(args: list[str], cwd: Path, seconds: float = 180.0) -> Iterator
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(console_script()), "app", *args, "--port", str(port)],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=terminal_sigint,
-        )  # fmt: skip
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=terminal_sigint,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + seconds

@@ -31,12 +31,22 @@ def test_vision_detect_peers_train_and_score_on_the_same_scenes():
     from vision.detect.data import make_data
     from vision.detect.train import DetectConfig
 
-    cfg = build(DetectConfig, synthetic=True, image_size=64, max_digits=3, max_scale=1.5,
-                batch_size=4, val_scenes=0, test_scenes=4, device="cpu")  # fmt: skip
+    cfg = build(
+        DetectConfig,
+        synthetic=True,
+        image_size=64,
+        max_digits=3,
+        max_scale=1.5,
+        batch_size=4,
+        val_scenes=0,
+        test_scenes=4,
+        device="cpu",
+    )
     data = make_data(cfg)
     assert set(PEERS) == {"ssdlite", "fcos"}
-    fcos, steps, stopped = train_peer("fcos", cfg, data.pool, budget=600, device=torch.device("cpu"),
-                                      max_steps=2)  # fmt: skip
+    fcos, steps, stopped = train_peer(
+        "fcos", cfg, data.pool, budget=600, device=torch.device("cpu"), max_steps=2
+    )
     assert steps == 2 and stopped is None and not fcos.training
     assert fcos.transform.min_size == (64,) and fcos.transform.max_size == 64  # no resize
     dets = peer_detect("fcos", fcos, data.test.images)
@@ -66,15 +76,23 @@ def test_speech_benchmark_reports_both_peers(monkeypatch):
 
     def train(args, name, **overrides):  # a stand-in for each CTC run (ours, probe, Wav2Letter)
         metrics = {"test_wer": 0.5, "test_cer": 0.25, "test_wer_greedy": 0.5, "clip_acc": 0.75}
-        return {"metrics": metrics, "steps": 3, "wall_seconds": 2.0, "device": "cpu",
-                "config": {"out_dir": "unused"}}  # fmt: skip
+        return {
+            "metrics": metrics,
+            "steps": 3,
+            "wall_seconds": 2.0,
+            "device": "cpu",
+            "config": {"out_dir": "unused"},
+        }
 
     real_peer = bench.cnn_peer
     monkeypatch.setattr(bench, "train", train)
     monkeypatch.setattr(bench, "transcribe_seconds", lambda *_: 0.01)
     monkeypatch.setattr(bench, "shift_table", lambda args, report: {"clean": 0.75})
-    monkeypatch.setattr(bench, "cnn_peer", lambda cfg, epochs: real_peer(
-        dataclasses.replace(cfg, synthetic=True), epochs=epochs))  # fmt: skip
+    monkeypatch.setattr(
+        bench,
+        "cnn_peer",
+        lambda cfg, epochs: real_peer(dataclasses.replace(cfg, synthetic=True), epochs=epochs),
+    )
     args = BenchConfig("speech-ctc", quick=True, device="cpu")
     result = bench.run(args)
     assert result["clip_acc"] == 0.75 and result["wav2letter_test_wer"] == 0.5

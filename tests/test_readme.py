@@ -42,86 +42,104 @@ INSTALL = re.compile(r"^python3 -m venv \.venv && \.venv/bin/pip install -e (\S+
 SMOKE = {
     # every application's tour runs in tests/showcase/test_tour.py (the same tour.main, in-process);
     # here the console script's tour, of one application, for time
-    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/showcase tour --quick":
-        ".venv/bin/showcase tour --quick --synthetic --max-steps 2 --only recsys --out-dir tour-all",
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/showcase tour --quick": ".venv/bin/showcase tour --quick --synthetic --max-steps 2 --only recsys --out-dir tour-all",
     "showcase list": "showcase list",
-    "showcase tour --quick --only vision,rl":
-        "showcase tour --quick --only vision,rl --synthetic --max-steps 2 --out-dir tour-some",
+    "showcase tour --quick --only vision,rl": "showcase tour --quick --only vision,rl --synthetic --max-steps 2 --out-dir tour-some",
     APP: APP,
     "showcase vision classify train --max-steps 3": "showcase vision classify train --max-steps 3 --synthetic",
-    "showcase vision classify train --recipe classic":
-        "showcase vision classify train --recipe classic --synthetic --max-steps 2 --out-dir runs/classic",
+    "showcase vision classify train --recipe classic": "showcase vision classify train --recipe classic --synthetic --max-steps 2 --out-dir runs/classic",
     "showcase vision classify eval --json": "showcase vision classify eval --json --synthetic",
     "showcase vision classify eval --shift": "showcase vision classify eval --shift --synthetic",
     "showcase vision classify predict digit.png folder/": "showcase vision classify predict digit.png folder/",
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
     "showcase vision classify push --to shared/digits": "showcase vision classify push --to shared/digits",
-    "showcase vision classify train --init-from shared/digits":
-        "showcase vision classify train --init-from shared/digits --synthetic --max-steps 2 --out-dir runs/fine",
+    "showcase vision classify train --init-from shared/digits": "showcase vision classify train --init-from shared/digits --synthetic --max-steps 2 --out-dir runs/fine",
     "showcase vision detect train": "showcase vision detect train --synthetic --max-steps 2",
-    "showcase vision detect train --coco DIR":
-        "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
+    "showcase vision detect train --coco DIR": "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
     "showcase vision detect eval --json": "showcase vision detect eval --json",
     "showcase vision detect eval --shift": "showcase vision detect eval --shift",
     "showcase vision detect predict photo.jpg --json": "showcase vision detect predict photo.jpg --json",
     "showcase speech ctc train": "showcase speech ctc train --synthetic --max-steps 2",
     # FSDD's speakers: the real data (small), a few utterances
-    "showcase speech ctc train --holdout-speaker theo":
-        "showcase speech ctc train --holdout-speaker theo --max-steps 2 --train-utterances 16 "
-        "--val-utterances 4 --test-utterances 4 --out-dir runs/theo",
+    "showcase speech ctc train --holdout-speaker theo": "showcase speech ctc train --holdout-speaker theo --max-steps 2 --train-utterances 16 "
+    "--val-utterances 4 --test-utterances 4 --out-dir runs/theo",
     "showcase speech ctc eval --json": "showcase speech ctc eval --json",
     "showcase speech ctc eval --shift": "showcase speech ctc eval --shift",
     "showcase speech ctc transcribe call.wav --json": "showcase speech ctc transcribe call.wav --json",
     # an untrained model decodes to --max-len: short sentences, greedy
-    "showcase translation seq2seq train":
-        "showcase translation seq2seq train --synthetic --max-steps 2 --max-len 12 --beam 1",
-    "showcase translation seq2seq train --model gru":
-        "showcase translation seq2seq train --model gru --synthetic --max-steps 2 --max-len 12 --beam 1 "
-        "--out-dir runs/gru",
+    "showcase translation seq2seq train": "showcase translation seq2seq train --synthetic --max-steps 2 --max-len 12 --beam 1",
+    "showcase translation seq2seq train --model gru": "showcase translation seq2seq train --model gru --synthetic --max-steps 2 --max-len 12 --beam 1 "
+    "--out-dir runs/gru",
     "showcase translation seq2seq eval --json": "showcase translation seq2seq eval --json",
-    'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json':
-        'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
+    'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json': 'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
     "showcase rl dqn train --env Acrobot-v1": "showcase rl dqn train --env Acrobot-v1 --synthetic --max-steps 4",
     "showcase rl dqn eval": "showcase rl dqn eval --episodes 2",
     "showcase rl dqn play --gif cartpole.gif": "showcase rl dqn play --gif cartpole.gif --episodes 1",
     # MovieLens-100k is small: the real data, for user 42 and "Star Wars (1977)"
     "showcase recsys mf train --split u1": "showcase recsys mf train --split u1 --max-steps 2",
-    "showcase recsys mf train --method map":
-        "showcase recsys mf train --method map --max-steps 2 --out-dir runs/map",
-    "showcase recsys mf train --method bpr --split ncf":
-        "showcase recsys mf train --method bpr --split ncf --max-steps 2 --out-dir runs/bpr",
+    "showcase recsys mf train --method map": "showcase recsys mf train --method map --max-steps 2 --out-dir runs/map",
+    "showcase recsys mf train --method bpr --split ncf": "showcase recsys mf train --method bpr --split ncf --max-steps 2 --out-dir runs/bpr",
     "showcase recsys mf recommend --user 42 --top 10": "showcase recsys mf recommend --user 42 --top 10",
-    'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"':
-        'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
+    'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"': 'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
     "python -m vision.classify train --config run.yaml": "python -m vision.classify train --config run.yaml",
-    "torchrun --nproc_per_node 2 -m vision.classify train --device cpu":
-        "torchrun --nproc_per_node 2 -m vision.classify train --device cpu --synthetic --max-steps 2 "
-        "--out-dir runs/ddp",
-}  # fmt: skip
+    "torchrun --nproc_per_node 2 -m vision.classify train --device cpu": "torchrun --nproc_per_node 2 -m vision.classify train --device cpu --synthetic --max-steps 2 "
+    "--out-dir runs/ddp",
+}
 # Lines that run one after another (a train line first: the others use its run); chains run side
 # by side. The app runs last, on all of them.
 CHAINS = [
-    ["showcase vision classify train --max-steps 3", "showcase vision classify eval --json",
-     "showcase vision classify eval --shift", "showcase vision classify predict digit.png folder/",
-     "showcase vision classify export --out exported", "showcase vision classify push --to shared/digits",
-     "showcase vision classify train --init-from shared/digits"],
-    ["showcase vision detect train", "showcase vision detect eval --json", "showcase vision detect eval --shift",
-     "showcase vision detect predict photo.jpg --json", "showcase vision detect train --coco DIR"],
-    ["showcase speech ctc train", "showcase speech ctc eval --json", "showcase speech ctc eval --shift",
-     "showcase speech ctc transcribe call.wav --json", "showcase speech ctc train --holdout-speaker theo"],
-    ["showcase translation seq2seq train", "showcase translation seq2seq eval --json",
-     'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
-     "showcase translation seq2seq train --model gru"],
-    ["showcase rl dqn train --env Acrobot-v1", "showcase rl dqn eval",
-     "showcase rl dqn play --gif cartpole.gif"],
-    ["showcase recsys mf train --split u1", "showcase recsys mf recommend --user 42 --top 10",
-     'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
-     "showcase recsys mf train --method map", "showcase recsys mf train --method bpr --split ncf"],
-    ["showcase vision classify train --recipe classic", "python -m vision.classify train --config run.yaml",
-     "torchrun --nproc_per_node 2 -m vision.classify train --device cpu"],
-    [next(k for k in SMOKE if k.endswith("showcase tour --quick")), "showcase list",
-     "showcase tour --quick --only vision,rl"],
-]  # fmt: skip
+    [
+        "showcase vision classify train --max-steps 3",
+        "showcase vision classify eval --json",
+        "showcase vision classify eval --shift",
+        "showcase vision classify predict digit.png folder/",
+        "showcase vision classify export --out exported",
+        "showcase vision classify push --to shared/digits",
+        "showcase vision classify train --init-from shared/digits",
+    ],
+    [
+        "showcase vision detect train",
+        "showcase vision detect eval --json",
+        "showcase vision detect eval --shift",
+        "showcase vision detect predict photo.jpg --json",
+        "showcase vision detect train --coco DIR",
+    ],
+    [
+        "showcase speech ctc train",
+        "showcase speech ctc eval --json",
+        "showcase speech ctc eval --shift",
+        "showcase speech ctc transcribe call.wav --json",
+        "showcase speech ctc train --holdout-speaker theo",
+    ],
+    [
+        "showcase translation seq2seq train",
+        "showcase translation seq2seq eval --json",
+        'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
+        "showcase translation seq2seq train --model gru",
+    ],
+    [
+        "showcase rl dqn train --env Acrobot-v1",
+        "showcase rl dqn eval",
+        "showcase rl dqn play --gif cartpole.gif",
+    ],
+    [
+        "showcase recsys mf train --split u1",
+        "showcase recsys mf recommend --user 42 --top 10",
+        'showcase recsys mf recommend --rate "Star Wars (1977)=5" "Fargo (1996)=4"',
+        "showcase recsys mf train --method map",
+        "showcase recsys mf train --method bpr --split ncf",
+    ],
+    [
+        "showcase vision classify train --recipe classic",
+        "python -m vision.classify train --config run.yaml",
+        "torchrun --nproc_per_node 2 -m vision.classify train --device cpu",
+    ],
+    [
+        next(k for k in SMOKE if k.endswith("showcase tour --quick")),
+        "showcase list",
+        "showcase tour --quick --only vision,rl",
+    ],
+]
 NEEDS_DATA = {
     "showcase recsys mf": "ml-100k",
     "showcase speech ctc train --holdout": "fsdd",
@@ -288,8 +306,16 @@ def coco(folder: Path, n: int = 30) -> None:
         pixels[y : y + h, x : x + w] = 255
         Image.fromarray(pixels).save(folder / "images" / f"{i}.png")
         images.append({"id": i, "file_name": f"{i}.png", "width": 64, "height": 48})
-        annotations.append({"id": i + 1, "image_id": i, "category_id": 1 + i % 2,
-                            "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})  # fmt: skip
+        annotations.append(
+            {
+                "id": i + 1,
+                "image_id": i,
+                "category_id": 1 + i % 2,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": 0,
+            }
+        )
     categories = [{"id": 1, "name": "tall"}, {"id": 2, "name": "wide"}]
     doc = {"images": images, "annotations": annotations, "categories": categories}
     (folder / "annotations.json").write_text(json.dumps(doc))
@@ -306,8 +332,9 @@ def missing_data(line: str) -> str | None:
 
 def run_line(smoke: str, cwd: Path, env: dict) -> Ran:
     t0 = time.monotonic()
-    done = subprocess.run(["bash", "-c", smoke], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", smoke], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     return Ran(done.returncode, done.stdout, done.stderr, time.monotonic() - t0)
 
 
@@ -317,8 +344,11 @@ def ran(tmp_path_factory) -> tuple[Path, dict[str, Ran]]:
     console_script()  # the venv's scripts are there (else: skip, or in CI fail)
     cwd = tmp_path_factory.mktemp("readme")
     make_inputs(cwd)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     results: dict[str, Ran] = {}
 
     def chain(lines: list[str]) -> None:
@@ -391,9 +421,23 @@ def test_app_serves_the_trained_runs(ran):
 
 NUMBER = re.compile(r"(?<![\w.@/-])(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(%?)")
 # Words of a results cell that are protocol, not measurement (each must still be in the README).
-PROTOCOL = ["2-core", "SGD 0.01/0.5, batch 32, mean/std 0.5", "mAP@[.5:.95]", "mAP@.5", "HR@10",
-            "NDCG@10", "(5-fold)", "(u1)", "a 10-s file", "100-episode mean >= 475", ">= -100",
-            "beam-5", "(beam 5)", "the 1,000 test sentences", "at 20 and 10 dB SNR"]  # fmt: skip
+PROTOCOL = [
+    "2-core",
+    "SGD 0.01/0.5, batch 32, mean/std 0.5",
+    "mAP@[.5:.95]",
+    "mAP@.5",
+    "HR@10",
+    "NDCG@10",
+    "(5-fold)",
+    "(u1)",
+    "a 10-s file",
+    "100-episode mean >= 475",
+    ">= -100",
+    "beam-5",
+    "(beam 5)",
+    "the 1,000 test sentences",
+    "at 20 and 10 dB SNR",
+]
 
 
 def table_rows() -> list[tuple[str, str, str]]:

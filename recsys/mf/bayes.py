@@ -19,9 +19,10 @@ from core.config import to_dict
 from core.logger import RunLogger
 from core.loop import FitResult
 from core.run import WEIGHTS, Run
-from recsys.mf.data import Ratings, carve_validation
+from recsys.mf.data import Ratings
 from recsys.mf.model import BiasedMF, MFConfig, predict_ratings, rmse_mae
 from recsys.mf.observed import Observed, observe
+from recsys.mf.splits import carve_validation
 
 # torch flags its sparse CSR tensors as beta on first use; the sampler relies on the stable subset.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

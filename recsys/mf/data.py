@@ -73,8 +73,15 @@ class Ratings:
 
     def subset(self, idx: torch.Tensor) -> "Ratings":
         """The same users and items, only the ratings at `idx`."""
-        return Ratings(self.users[idx], self.items[idx], self.ratings[idx], self.timestamps[idx],
-                       self.user_ids, self.item_ids, self.titles)  # fmt: skip
+        return Ratings(
+            self.users[idx],
+            self.items[idx],
+            self.ratings[idx],
+            self.timestamps[idx],
+            self.user_ids,
+            self.item_ids,
+            self.titles,
+        )
 
 
 def dataset_dir(data_dir: str | None, name: str, split: str | None = None) -> Path:
@@ -172,203 +179,21 @@ def load_ratings(data_dir: str | None, name: str = "ml-100k", split: str | None 
         items.append(item)
         values.append(value)
         stamps.append(stamp)
-    result = Ratings(torch.tensor(users), torch.tensor(items), torch.tensor(values, dtype=torch.float32),
-                     torch.tensor(stamps), list(user_index), item_ids, titles, malformed)  # fmt: skip
+    result = Ratings(
+        torch.tensor(users),
+        torch.tensor(items),
+        torch.tensor(values, dtype=torch.float32),
+        torch.tensor(stamps),
+        list(user_index),
+        item_ids,
+        titles,
+        malformed,
+    )
     if malformed:
         note = f"{path.name}: skipped {malformed} malformed line(s), the first at {first}"
         result.notes.append(note)
         print(f"showcase: warning: {note}", file=sys.stderr)
     return result
-
-
-def split_data(data_dir: str | None, dataset: str, split: str | None, fold: int, seed: int,
-               synthetic: bool = False) -> tuple[Ratings, Ratings]:  # fmt: skip
-    """(train, test) ratings: an ml-100k split file pair (`u1`..`u5`, `ua`, `ub`), the NCF
-    leave-latest-out split (`ncf`), or fold `fold` of a fixed 5-fold partition (split None)."""
-    if synthetic:
-        data = synthetic_ratings(seed=seed)
-        folds = kfold(len(data.ratings), 5, seed)
-        return data.subset(torch.cat(folds[1:])), data.subset(folds[0])
-    if split == "ncf":
-        return leave_latest_out(load_ratings(data_dir, dataset))
-    if split:
-        return (load_ratings(data_dir, dataset, f"{split}.base"),
-                load_ratings(data_dir, dataset, f"{split}.test"))  # fmt: skip
-    data = load_ratings(data_dir, dataset)
-    folds = kfold(len(data.ratings), 5, seed=0)
-    train = torch.cat([f for k, f in enumerate(folds) if k != fold])
-    return data.subset(train), data.subset(folds[fold])
-
-
-COLUMNS = {
-    "user": "user",
-    "item": "item",
-    "rating": "rating",
-    "timestamp": "timestamp",
-    "title": "title",
-}
-"""--hf-dataset's columns by role (rename with --hf-columns); timestamp and title may be absent."""
-
-
-def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratings]:
-    """(train, test) ratings from a table through `datasets` (csv, tsv, json, parquet or a Hub
-    dataset) with user, item and rating columns, and timestamp and title where present: the
-    source's test split, or a seeded fifth of its rows. Users and items are indexed over both
-    parts. A row without a user or item, or whose rating is not a number, is skipped and
-    counted, the first one named by its data row."""
-    import numpy as np
-
-    from core.hf_data import column, column_names, open_source, train_test
-
-    names = column_names(pairs, COLUMNS)
-    splits = open_source(source)
-    for name, table in splits.items():  # bad rows named by their row in the source
-        bad = np.flatnonzero(~usable(table, names, source))
-        if len(bad):
-            where = f"{source} ({name} split): skipped {len(bad)} row(s) without a user, an item"
-            print(
-                f"showcase: warning: {where} or a numeric rating, the first data row {bad[0] + 1}",
-                file=sys.stderr,
-            )
-    train, test, note = train_test(splits, seed)
-    parts = {"train": train, "test": test}
-    read = {}  # each column of each part read and converted once: users, items, ratings
-    for name, table in parts.items():
-        read[name] = (
-            ids(column(table, names["user"], source)),
-            ids(column(table, names["item"], source)),
-            numbers(column(table, names["rating"], source)),
-        )
-    all_users = np.concatenate([users for users, _, _ in read.values()])
-    all_items = np.concatenate([items for _, items, _ in read.values()])
-    user_ids, user_index = np.unique(all_users, return_inverse=True)
-    item_ids, item_index = np.unique(all_items, return_inverse=True)
-    titles = item_titles(parts, names, source, item_ids)
-    result, start = [], 0
-    for name, table in parts.items():
-        rows = slice(start, start + len(table))
-        start += len(table)
-        users, items, values = read[name]
-        stamps = np.zeros(len(table), dtype=np.int64)
-        if names["timestamp"] in table.column_names:
-            stamps = seconds(column(table, names["timestamp"], source))
-        good = (users != "") & (items != "") & ~np.isnan(values)
-        ratings = Ratings(
-            torch.from_numpy(user_index[rows][good]),
-            torch.from_numpy(item_index[rows][good]),
-            torch.from_numpy(values[good]),
-            torch.from_numpy(stamps[good]),
-            list(user_ids),
-            list(item_ids),
-            titles,
-            malformed=int((~good).sum()),
-        )
-        if len(ratings.ratings) == 0:
-            raise DataError(f"--hf-dataset {source}: no ratings in its {name} split")
-        ratings.notes.append(f"test: {note}")
-        result.append(ratings)
-    return result[0], result[1]
-
-
-def usable(table, names: dict, source: str):
-    """(N,) True where a row has a user, an item and a numeric rating."""
-    import numpy as np
-
-    from core.hf_data import column
-
-    rated = ~np.isnan(numbers(column(table, names["rating"], source)))
-    return (
-        rated
-        & (ids(column(table, names["user"], source)) != "")
-        & (ids(column(table, names["item"], source)) != "")
-    )
-
-
-def ids(values):
-    """Raw ids as strings: whole numbers without a decimal point (a column with a blank cell
-    reads as floats), a missing one as ''."""
-    import numpy as np
-    import pandas as pd
-
-    series = pd.Series(values)
-    number = pd.to_numeric(series, errors="coerce")
-    whole = number.notna() & (number == number.round())
-    text = series.astype(str).where(series.notna(), "")
-    text[whole] = number[whole].astype(np.int64).astype(str)
-    return text.to_numpy(dtype=str)
-
-
-def seconds(values):
-    """Timestamps as int64 seconds: numbers as they are, dates (ISO strings) converted, 0 where
-    missing or unreadable."""
-    import numpy as np
-    import pandas as pd
-
-    series = pd.Series(values)
-    number = pd.to_numeric(series, errors="coerce")
-    if number.isna().all() and series.notna().any():  # dates, not numbers
-        dates = pd.to_datetime(series, errors="coerce", utc=True)
-        number = (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return number.fillna(0).to_numpy(dtype=np.float64).astype(np.int64)
-
-
-def numbers(values):
-    """A column as float32, NaN where a value is not a number."""
-    import numpy as np
-    import pandas as pd
-
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float32)
-
-
-def item_titles(parts: dict, names: dict, source: str, item_ids) -> list[str]:
-    """Each item's title from the title column where the source has one, else its id."""
-    from core.hf_data import column
-
-    titles = {}
-    for table in parts.values():
-        if names["title"] in table.column_names:
-            keys = ids(column(table, names["item"], source))
-            values = column(table, names["title"], source).astype(str)
-            titles.update(zip(keys, values, strict=True))
-    return [titles.get(i, str(i)) for i in item_ids]
-
-
-def carve_validation(train: Ratings, fraction: float, seed: int) -> tuple[Ratings, Ratings]:
-    """(fit, validation) parts of the training ratings, fixed by the seed."""
-    order = torch.randperm(len(train.ratings), generator=torch.Generator().manual_seed(seed + 1))
-    n_val = int(fraction * len(order))
-    return train.subset(order[n_val:]), train.subset(order[:n_val])
-
-
-def kfold(n: int, folds: int, seed: int) -> list[torch.Tensor]:
-    """A random partition of range(n) into `folds` index tensors."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return list(order.chunk(folds))
-
-
-def leave_latest_out(data: Ratings) -> tuple[Ratings, Ratings]:
-    """The NCF protocol's split: each user's latest rating is held out, the rest is training.
-
-    The latest is the rating with the largest timestamp; of several at the same second, the one
-    on the later line of the ratings file. A max over unique keys (timestamp, line) per user is
-    a deterministic reduction, whatever the thread count.
-    """
-    n = len(data.ratings)
-    key = data.timestamps * n + torch.arange(n)  # unique; larger = later (ties: later line)
-    latest = torch.full((data.num_users,), -1, dtype=torch.long)
-    latest = latest.scatter_reduce(0, data.users, key, reduce="amax")
-    held = torch.zeros(n, dtype=torch.bool)
-    held[latest[latest >= 0] % n] = True
-    return data.subset((~held).nonzero().flatten()), data.subset(held.nonzero().flatten())
-
-
-def sample_negatives(data: Ratings, users: torch.Tensor, count: int, seed: int) -> torch.Tensor:
-    """(B, count) items that each user never rated, drawn uniformly without replacement."""
-    rated = torch.zeros(data.num_users, data.num_items, dtype=torch.bool)
-    rated[data.users, data.items] = True
-    gen = torch.Generator().manual_seed(seed)
-    weights = (~rated[users]).float()  # (B, I)
-    return torch.multinomial(weights, count, replacement=False, generator=gen)
 
 
 def synthetic_ratings(
@@ -380,5 +205,12 @@ def synthetic_ratings(
     full = (3.0 + (p @ q.T) / rank**0.5).clamp(1, 5)
     mask = torch.rand(num_users, num_items, generator=gen) < density
     users, items = mask.nonzero(as_tuple=True)
-    return Ratings(users, items, full[users, items], torch.zeros_like(users), list(range(num_users)),
-                   list(range(num_items)), [f"movie {i}" for i in range(num_items)])  # fmt: skip
+    return Ratings(
+        users,
+        items,
+        full[users, items],
+        torch.zeros_like(users),
+        list(range(num_users)),
+        list(range(num_items)),
+        [f"movie {i}" for i in range(num_items)],
+    )

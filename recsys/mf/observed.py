@@ -57,8 +57,16 @@ def observe(data: Ratings, global_mean: float, implicit: bool, device) -> Observ
     user_count = torch.bincount(users, minlength=num_users)
     item_count = torch.bincount(items, minlength=num_items)
     starts = [torch.cat([c.new_zeros(1), c.cumsum(0)]) for c in (user_count, item_count)]
-    obs = Observed(users, items, ratings - global_mean, *starts, by_item, users[by_item],
-                   user_count.float(), item_count.float())  # fmt: skip
+    obs = Observed(
+        users,
+        items,
+        ratings - global_mean,
+        *starts,
+        by_item,
+        users[by_item],
+        user_count.float(),
+        item_count.float(),
+    )
     ones = torch.ones_like(ratings)
     obs.user_rated, obs.item_rated = obs.per_user(ones), obs.per_item(ones)
     if implicit:

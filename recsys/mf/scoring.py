@@ -4,13 +4,15 @@ the map of item embeddings."""
 import torch
 
 from core.files import save_figure
-from recsys.mf.data import Ratings, sample_negatives
+from recsys.mf.data import Ratings
 from recsys.mf.model import BiasedMF, hit_rate_ndcg, predict_ratings, rmse_mae
+from recsys.mf.splits import sample_negatives
 
 
 @torch.no_grad()
-def test_metrics(model: BiasedMF, train: Ratings, test: Ratings, method: str, split: str | None,
-                 seed: int) -> dict[str, float]:  # fmt: skip
+def test_metrics(
+    model: BiasedMF, train: Ratings, test: Ratings, method: str, split: str | None, seed: int
+) -> dict[str, float]:
     """What a method is for, on its test ratings: RMSE and MAE of the stars a rating method
     predicts; HR@10 and NDCG@10 for bpr (whose scores are no stars) and for any run on `ncf`."""
     device = model.global_mean.device
@@ -28,9 +30,15 @@ def test_metrics(model: BiasedMF, train: Ratings, test: Ratings, method: str, sp
 def ranking_metrics(model: BiasedMF, train: Ratings, test: Ratings, seed: int) -> dict[str, float]:
     """HR@10 and NDCG@10: each held-out item ranked against 99 items its user never rated."""
     device = model.global_mean.device
-    everything = Ratings(torch.cat([train.users, test.users]), torch.cat([train.items, test.items]),
-                         torch.cat([train.ratings, test.ratings]), torch.cat([train.timestamps, test.timestamps]),
-                         train.user_ids, train.item_ids, train.titles)  # fmt: skip
+    everything = Ratings(
+        torch.cat([train.users, test.users]),
+        torch.cat([train.items, test.items]),
+        torch.cat([train.ratings, test.ratings]),
+        torch.cat([train.timestamps, test.timestamps]),
+        train.user_ids,
+        train.item_ids,
+        train.titles,
+    )
     negatives = sample_negatives(everything, test.users, 99, seed)  # (B, 99)
     candidates = torch.cat([test.items[:, None], negatives], 1).to(
         device
@@ -45,8 +53,18 @@ def plot_items(model: BiasedMF, train, path: str, labels: int = 12) -> None:
 
 
 # Where a label may sit relative to its point, in points: right, left, above, below, farther out.
-LABEL_OFFSETS = ((6, 3), (-6, 3), (6, -10), (-6, -10), (0, 10), (0, -16), (12, 14), (-12, 14),
-                 (12, -22), (-12, -22))  # fmt: skip
+LABEL_OFFSETS = (
+    (6, 3),
+    (-6, 3),
+    (6, -10),
+    (-6, -10),
+    (0, 10),
+    (0, -16),
+    (12, 14),
+    (-12, 14),
+    (12, -22),
+    (-12, -22),
+)
 
 
 def item_map(model: BiasedMF, train, labels: int = 12):
@@ -73,9 +91,15 @@ def item_map(model: BiasedMF, train, labels: int = 12):
         if len(placed) == labels:
             break
         for dx, dy in LABEL_OFFSETS:
-            text = ax.annotate(train.titles[keep[j]], xy[j], xytext=(dx, dy), textcoords="offset points",
-                               fontsize=8, ha="left" if dx >= 0 else "right",
-                               arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})  # fmt: skip
+            text = ax.annotate(
+                train.titles[keep[j]],
+                xy[j],
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=8,
+                ha="left" if dx >= 0 else "right",
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
+            )
             box = text.get_window_extent(renderer).expanded(1.05, 1.2)
             inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
             if inside and not any(box.overlaps(other) for other in placed):

@@ -30,13 +30,7 @@ from core.share import push_command
 from core.tensor_data import TensorLoader
 from recsys import MF
 from recsys.mf.bayes import sample_model
-from recsys.mf.data import (
-    Ratings,
-    carve_validation,
-    hf_ratings,
-    sample_negatives,
-    split_data,
-)
+from recsys.mf.data import Ratings
 from recsys.mf.export import export_model
 from recsys.mf.model import (
     BiasedMF,
@@ -49,13 +43,30 @@ from recsys.mf.model import (
 )
 from recsys.mf.predict import load_run, recommend
 from recsys.mf.scoring import plot_items, test_metrics
+from recsys.mf.splits import carve_validation, sample_negatives, split_data
+from recsys.mf.tables import hf_ratings
 
 TASK = "recsys.mf"
 
 
-GIBBS_UNUSED = ("lr", "weight_decay", "schedule", "warmup_steps", "grad_clip", "grad_accum", "ema",
-                "amp", "amp_dtype", "compile", "patience", "batch_size", "reg", "bias_reg",
-                "init_from", "freeze")  # fmt: skip
+GIBBS_UNUSED = (
+    "lr",
+    "weight_decay",
+    "schedule",
+    "warmup_steps",
+    "grad_clip",
+    "grad_accum",
+    "ema",
+    "amp",
+    "amp_dtype",
+    "compile",
+    "patience",
+    "batch_size",
+    "reg",
+    "bias_reg",
+    "init_from",
+    "freeze",
+)
 
 
 @dataclasses.dataclass
@@ -178,8 +189,16 @@ def fit_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
         }
 
     monitor, mode = ("val_hr_at_10", "max") if cfg.method == "bpr" else ("val_rmse", "min")
-    result = fit(model, step, loader, cfg, device=device, evaluate=validate if n_val else None,
-                 monitor=monitor if n_val else None, mode=mode)  # fmt: skip
+    result = fit(
+        model,
+        step,
+        loader,
+        cfg,
+        device=device,
+        evaluate=validate if n_val else None,
+        monitor=monitor if n_val else None,
+        mode=mode,
+    )
     return model, result
 
 

@@ -42,8 +42,13 @@ def make_envs(env_id: str, num_envs: int, same_step_reset: bool = True, **kwargs
     (CartPole: all copies stepped as one NumPy array, ~5x faster than one env at a time)."""
     if same_step_reset:
         mode = gym.vector.AutoresetMode.SAME_STEP
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                            vector_kwargs={"autoreset_mode": mode}, **kwargs)  # fmt: skip
+        return gym.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": mode},
+            **kwargs,
+        )
     return gym.make_vec(env_id, num_envs=num_envs, **kwargs)  # next-step autoreset
 
 
@@ -87,9 +92,14 @@ class ReplayBuffer:
             idx = slice(self.pos, self.pos + n)
         else:
             idx = ((self.pos + torch.arange(n)) % self.capacity).to(self.device)
-        for store, values in ((self.obs, obs), (self.next_obs, next_obs), (self.actions, actions),
-                              (self.rewards, rewards), (self.terminated, terminated),
-                              (self.ended, ended)):  # fmt: skip
+        for store, values in (
+            (self.obs, obs),
+            (self.next_obs, next_obs),
+            (self.actions, actions),
+            (self.rewards, rewards),
+            (self.terminated, terminated),
+            (self.ended, ended),
+        ):
             store[idx] = torch.as_tensor(values, device=self.device).to(store.dtype)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)

@@ -66,6 +66,10 @@ def app_tab():
         write_gif(q_net, env_id, seed, str(gif))
         return str(gif), f"{env_id}, seed {seed}: return {episode_return:.1f}"
 
-    return Tab(inputs=[Widget("slider", "episode seed", {"minimum": 0, "maximum": 1000, "value": 7})],
-               outputs=[Widget("image", "the episode"), Widget("text", "return", {"lines": 1})],
-               load=load, infer=infer, button="Play an episode")  # fmt: skip
+    return Tab(
+        inputs=[Widget("slider", "episode seed", {"minimum": 0, "maximum": 1000, "value": 7})],
+        outputs=[Widget("image", "the episode"), Widget("text", "return", {"lines": 1})],
+        load=load,
+        infer=infer,
+        button="Play an episode",
+    )

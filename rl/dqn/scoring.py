@@ -133,8 +133,10 @@ def evaluate(cfg: DQNEvalConfig) -> dict:
         if threshold is None
         else f"{'meets' if metrics['solved'] else 'below'} the threshold {threshold:g}"
     )
-    summary = (f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
-               f"episodes ({verdict}); wrote {gif}")  # fmt: skip
+    summary = (
+        f"{env_id}: {metrics['return_mean']:.1f} ± {metrics['return_std']:.1f} over {cfg.episodes} "
+        f"episodes ({verdict}); wrote {gif}"
+    )
     return report_eval(
         cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
     )
@@ -180,5 +182,9 @@ def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -
         frames.append(Image.fromarray(env.render()))
     env.close()
     small = [f.resize((f.width // 2, f.height // 2)) for f in frames[::2]]
-    atomic_write(Path(path), lambda tmp: small[0].save(tmp, format="GIF", save_all=True,
-                                                     append_images=small[1:], duration=40, loop=0))  # fmt: skip
+    atomic_write(
+        Path(path),
+        lambda tmp: small[0].save(
+            tmp, format="GIF", save_all=True, append_images=small[1:], duration=40, loop=0
+        ),
+    )

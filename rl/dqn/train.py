@@ -45,15 +45,38 @@ ENV_DEFAULTS: dict[str, dict] = {
     # 20,500); the evaluated and kept policy is a moving average of the online weights (--ema, a
     # decay per update), steadier when it first crosses -100 (`python -m benchmarks rl-steady`
     # counts the kept policies that miss it on fresh seeds, with and without)
-    "Acrobot-v1": dict(max_steps=100_000, lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=1000,
-                       target_update=250, train_freq=4, gradient_steps=2, eps_fraction=0.12, eps_end=0.1,
-                       hidden=(256, 256), ema=0.99),
+    "Acrobot-v1": dict(
+        max_steps=100_000,
+        lr=6.3e-4,
+        batch_size=128,
+        buffer_size=50_000,
+        learning_starts=1000,
+        target_update=250,
+        train_freq=4,
+        gradient_steps=2,
+        eps_fraction=0.12,
+        eps_end=0.1,
+        hidden=(256, 256),
+        ema=0.99,
+    ),
     # scale_obs with n_step 3 solves tuning seeds 10 and 11 (kept policies -107.7, -100.4); the
     # plain defaults kept -200.0 and -175.9, scale_obs alone -200.0 and -157.6 (120k steps)
-    "MountainCar-v0": dict(max_steps=120_000, lr=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
-                           target_update=600, train_freq=16, gradient_steps=8, eps_fraction=0.2, eps_end=0.07,
-                           hidden=(256, 256), scale_obs=True, n_step=3),
-}  # fmt: skip
+    "MountainCar-v0": dict(
+        max_steps=120_000,
+        lr=4e-3,
+        batch_size=128,
+        buffer_size=10_000,
+        learning_starts=1000,
+        target_update=600,
+        train_freq=16,
+        gradient_steps=8,
+        eps_fraction=0.2,
+        eps_end=0.07,
+        hidden=(256, 256),
+        scale_obs=True,
+        n_step=3,
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -127,8 +150,18 @@ class DQNConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "num_envs", "buffer_size", "n_step", "train_freq", "gradient_steps",
-                 "target_update", "eval_every", "eval_episodes", "final_episodes")  # fmt: skip
+        positive(
+            self,
+            "num_envs",
+            "buffer_size",
+            "n_step",
+            "train_freq",
+            "gradient_steps",
+            "target_update",
+            "eval_every",
+            "eval_episodes",
+            "final_episodes",
+        )
         non_negative(self, "learning_starts")
         for name in ("gamma", "tau", "eps_fraction"):
             if not 0 < getattr(self, name) <= 1:
@@ -142,8 +175,15 @@ class DQNConfig(TrainConfig):
                 )
 
 
-def evaluate_and_keep(q_net: nn.Module, protocol: SolveProtocol, run: Run, cfg: DQNConfig,
-                      meta: dict, logger: RunLogger, eps: float) -> None:  # fmt: skip
+def evaluate_and_keep(
+    q_net: nn.Module,
+    protocol: SolveProtocol,
+    run: Run,
+    cfg: DQNConfig,
+    meta: dict,
+    logger: RunLogger,
+    eps: float,
+) -> None:
     """Evaluate the greedy policy; keep it in best.safetensors if it is the best so far; mark the
     run solved when it meets the threshold (with --stop-at-threshold)."""
     state, extra, step = run.state, run.state.extra, run.state.step
@@ -256,8 +296,10 @@ def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
         "updates": extra["updates"],
     }
     report = write_report(cfg, TASK, metrics, state.step, wall, device)
-    print(f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
-          f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s")  # fmt: skip
+    print(
+        f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
+        f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s"
+    )
     return report
 
 

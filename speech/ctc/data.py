@@ -51,9 +51,16 @@ class Clips:
 
     def to(self, device) -> "Clips":
         """Every tensor on `device`."""
-        return Clips(self.audio.to(device), self.starts.to(device), self.lengths.to(device),
-                     self.digits.to(device), self.speakers.to(device), self.index.to(device),
-                     self.speaker_names, self.texts)  # fmt: skip
+        return Clips(
+            self.audio.to(device),
+            self.starts.to(device),
+            self.lengths.to(device),
+            self.digits.to(device),
+            self.speakers.to(device),
+            self.index.to(device),
+            self.speaker_names,
+            self.texts,
+        )
 
 
 def read_sums(text: str) -> dict[str, str]:
@@ -109,8 +116,10 @@ def download_fsdd(folder: Path) -> None:
                 name = Path(member.name).name
                 if "/recordings/" in member.name and NAME.match(name) and member.isfile():
                     (recordings / name).write_bytes(tar.extractfile(member).read())
-        lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                 for p in sorted(recordings.iterdir(), key=lambda p: p.name)]  # fmt: skip
+        lines = [
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+            for p in sorted(recordings.iterdir(), key=lambda p: p.name)
+        ]
         text = "".join(lines)
         if hashlib.sha256(text.encode()).hexdigest() != FSDD_SUMS:
             raise DataError(f"the archive at {FSDD_URL} does not hold FSDD v1.0.10's recordings")
@@ -139,11 +148,16 @@ def load_fsdd(data_dir: str | None) -> Clips:
     waves = [read_audio(recordings / n)[0] for n in names]
     lengths = torch.tensor([len(w) for w in waves])
     starts = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]])
-    return Clips(torch.from_numpy(np.concatenate(waves)), starts, lengths,
-                 torch.tensor([int(d) for d, _, _ in meta]),
-                 torch.tensor([speakers.index(s) for _, s, _ in meta]),
-                 torch.tensor([int(i) for _, _, i in meta]), speakers,
-                 [WORDS[int(d)] for d, _, _ in meta])  # fmt: skip
+    return Clips(
+        torch.from_numpy(np.concatenate(waves)),
+        starts,
+        lengths,
+        torch.tensor([int(d) for d, _, _ in meta]),
+        torch.tensor([speakers.index(s) for _, s, _ in meta]),
+        torch.tensor([int(i) for _, _, i in meta]),
+        speakers,
+        [WORDS[int(d)] for d, _, _ in meta],
+    )
 
 
 def synthetic_clips(seed: int = 0) -> Clips:
@@ -159,8 +173,16 @@ def synthetic_clips(seed: int = 0) -> Clips:
                 digits.append(d), speakers.append(spk), index.append(i)
     lengths = torch.full((len(waves),), len(t))
     starts = torch.arange(len(waves)) * len(t)
-    return Clips(torch.cat(waves), starts, lengths, torch.tensor(digits), torch.tensor(speakers),
-                 torch.tensor(index), ["a", "b"], [WORDS[d] for d in digits])  # fmt: skip
+    return Clips(
+        torch.cat(waves),
+        starts,
+        lengths,
+        torch.tensor(digits),
+        torch.tensor(speakers),
+        torch.tensor(index),
+        ["a", "b"],
+        [WORDS[d] for d in digits],
+    )
 
 
 def load_librispeech(folder: str | Path) -> Clips:
@@ -188,9 +210,16 @@ def load_librispeech(folder: str | Path) -> Clips:
         )
     names = sorted(set(speakers))
     lengths = torch.tensor([len(w) for w in waves])
-    return Clips(torch.cat(waves), lengths.cumsum(0) - lengths, lengths, torch.full_like(lengths, -1),
-                 torch.tensor([names.index(s) for s in speakers]),
-                 torch.arange(len(waves)) % 10, names, texts)  # fmt: skip
+    return Clips(
+        torch.cat(waves),
+        lengths.cumsum(0) - lengths,
+        lengths,
+        torch.full_like(lengths, -1),
+        torch.tensor([names.index(s) for s in speakers]),
+        torch.arange(len(waves)) % 10,
+        names,
+        texts,
+    )
 
 
 def to_8k(audio: np.ndarray, rate: int) -> torch.Tensor:

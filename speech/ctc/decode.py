@@ -44,9 +44,17 @@ class LexiconDecoder:
         with tempfile.TemporaryDirectory() as tmp:
             lexicon = Path(tmp) / "lexicon.txt"
             lexicon.write_text("".join(f"{w} {' '.join(w)} |\n" for w in words))
-            self.decoder = ctc_decoder(lexicon=str(lexicon), tokens=TOKENS, lm=None,
-                                       beam_size=beam_size, blank_token="-", sil_token="|",
-                                       unk_word="<unk>", word_score=0.0, sil_score=0.0)  # fmt: skip
+            self.decoder = ctc_decoder(
+                lexicon=str(lexicon),
+                tokens=TOKENS,
+                lm=None,
+                beam_size=beam_size,
+                blank_token="-",
+                sil_token="|",
+                unk_word="<unk>",
+                word_score=0.0,
+                sil_score=0.0,
+            )
 
     def __call__(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         hyps = self.decoder(emissions.float().cpu().contiguous(), lengths.cpu().int())
@@ -76,7 +84,12 @@ def word_times(emission: torch.Tensor, text: str, seconds_per_frame: float) -> l
     out, k = [], 0
     for word in words:
         first, last = frames[k][0], frames[k + len(word) - 1][-1]
-        out.append({"word": word, "start": round(first * seconds_per_frame, 3),
-                    "end": round((last + 1) * seconds_per_frame, 3)})  # fmt: skip
+        out.append(
+            {
+                "word": word,
+                "start": round(first * seconds_per_frame, 3),
+                "end": round((last + 1) * seconds_per_frame, 3),
+            }
+        )
         k += len(word) + 1  # the space between words is a token too
     return out

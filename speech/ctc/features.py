@@ -16,8 +16,9 @@ class Features(torch.nn.Module):
         import torchaudio.transforms as T
 
         self.hop = sample_rate // 100
-        self.mel = T.MelSpectrogram(sample_rate, n_fft=256, win_length=sample_rate // 40,
-                                    hop_length=self.hop, n_mels=n_mels)  # fmt: skip
+        self.mel = T.MelSpectrogram(
+            sample_rate, n_fft=256, win_length=sample_rate // 40, hop_length=self.hop, n_mels=n_mels
+        )
 
     def frames(self, samples: torch.Tensor) -> torch.Tensor:
         return samples // self.hop + 1
@@ -57,10 +58,13 @@ def warp(x: torch.Tensor, frames: torch.Tensor, spread: float) -> tuple[torch.Te
     scale = 1 + (torch.rand(b, 2, device=x.device) * 2 - 1) * spread  # (B, [freq, time])
     fy = torch.arange(f, device=x.device)[None, :] / scale[:, :1]  # (B, F) input band per band
     tx = torch.arange(out_t, device=x.device)[None, :] / scale[:, 1:]  # (B, T') input frame
-    grid = torch.stack([  # (B, F, T', 2): x = time, y = frequency, in [-1, 1] (align_corners)
-        (2 * tx / max(t - 1, 1) - 1)[:, None, :].expand(b, f, out_t),
-        (2 * fy / max(f - 1, 1) - 1)[:, :, None].expand(b, f, out_t),
-    ], dim=-1)  # fmt: skip
+    grid = torch.stack(
+        [  # (B, F, T', 2): x = time, y = frequency, in [-1, 1] (align_corners)
+            (2 * tx / max(t - 1, 1) - 1)[:, None, :].expand(b, f, out_t),
+            (2 * fy / max(f - 1, 1) - 1)[:, :, None].expand(b, f, out_t),
+        ],
+        dim=-1,
+    )
     x = F.grid_sample(x[:, None], grid, align_corners=True, padding_mode="zeros")[:, 0]
     frames = (frames * scale[:, 1]).long().clamp(1, out_t)
     mask = torch.arange(out_t, device=x.device)[None, :] < frames[:, None]

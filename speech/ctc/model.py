@@ -46,14 +46,23 @@ class CTCModel(nn.Module):
             )
         c, self.stride = cfg.channels, cfg.stride  # input frames per output frame
         self.conv = nn.Sequential(
-            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.GELU(),
-            nn.Conv2d(c, c, 3, stride=(1, cfg.stride // 2), padding=1), nn.BatchNorm2d(c),
+            nn.Conv2d(1, c, 3, stride=2, padding=1),
+            nn.BatchNorm2d(c),
             nn.GELU(),
-        )  # fmt: skip
+            nn.Conv2d(c, c, 3, stride=(1, cfg.stride // 2), padding=1),
+            nn.BatchNorm2d(c),
+            nn.GELU(),
+        )
         self.proj = nn.Linear(c * ((cfg.n_mels + 1) // 2), cfg.hidden)
         self.norm = nn.LayerNorm(cfg.hidden)
-        self.rnn = nn.GRU(cfg.hidden, cfg.hidden, cfg.layers, batch_first=True,
-                          bidirectional=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)  # fmt: skip
+        self.rnn = nn.GRU(
+            cfg.hidden,
+            cfg.hidden,
+            cfg.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
 
@@ -100,5 +109,11 @@ def build_model(name: str, cfg: CTCConfig) -> nn.Module:
 
 def ctc_loss(emissions, lengths, targets, target_lengths) -> torch.Tensor:
     """CTC loss averaged over the batch (each utterance's loss divided by its target length)."""
-    return F.ctc_loss(emissions.transpose(0, 1).float(), targets, lengths, target_lengths,
-                      blank=0, zero_infinity=True)  # fmt: skip
+    return F.ctc_loss(
+        emissions.transpose(0, 1).float(),
+        targets,
+        lengths,
+        target_lengths,
+        blank=0,
+        zero_infinity=True,
+    )

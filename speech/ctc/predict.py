@@ -78,14 +78,27 @@ def load_trained(out_dir: str, device: torch.device) -> Trained:
     """A finished run's model (eval mode), its features module, training config, weights step
     and word list."""
     cfg = run_config(out_dir)
-    model = build_model(cfg["model"], CTCConfig(cfg["n_mels"], cfg["channels"], cfg["hidden"],
-                                                cfg["layers"], cfg["dropout"],
-                                                stride=cfg.get("stride", 2)))  # fmt: skip
+    model = build_model(
+        cfg["model"],
+        CTCConfig(
+            cfg["n_mels"],
+            cfg["channels"],
+            cfg["hidden"],
+            cfg["layers"],
+            cfg["dropout"],
+            stride=cfg.get("stride", 2),
+        ),
+    )
     meta = load_run_weights(model, out_dir)
     stored = Path(out_dir) / LEXICON
     words = stored.read_text().split() if stored.is_file() else None
-    return Trained(model.to(device).eval(), Features(cfg["n_mels"]).to(device), cfg,
-                   int(meta.get("step", 0)), words)  # fmt: skip
+    return Trained(
+        model.to(device).eval(),
+        Features(cfg["n_mels"]).to(device),
+        cfg,
+        int(meta.get("step", 0)),
+        words,
+    )
 
 
 @dataclasses.dataclass
@@ -123,8 +136,9 @@ def chunks(wave: torch.Tensor, seconds: float) -> list[tuple[int, torch.Tensor]]
 
 
 @torch.no_grad()
-def recognize_wave(model, features: Features, wave: torch.Tensor, decoder, chunk_seconds: float,
-                   device) -> tuple[str, list[dict]]:  # fmt: skip
+def recognize_wave(
+    model, features: Features, wave: torch.Tensor, decoder, chunk_seconds: float, device
+) -> tuple[str, list[dict]]:
     """Text and timed words of one 8 kHz waveform; silence or a too-short clip gives ''."""
     words, timed = [], []
     for offset, piece in chunks(wave, chunk_seconds):
@@ -166,8 +180,9 @@ def transcribe(cfg: TranscribeConfig) -> dict:
         except DataError as exc:
             errors.append(str(exc))
             continue
-        text, words = recognize_wave(model, features, to_8k(audio, rate), decoder,
-                                     cfg.chunk_seconds, device)  # fmt: skip
+        text, words = recognize_wave(
+            model, features, to_8k(audio, rate), decoder, cfg.chunk_seconds, device
+        )
         result = {"file": str(path), "text": text, "words": words}
         results.append(result)
         print(json.dumps(result) if cfg.json else f"{path}: {text}")
@@ -210,8 +225,15 @@ def app_tab():
             [str(folder / name)] for name in ("3_theo_0.wav", "7_jackson_1.wav", "0_george_2.wav")
         ]
 
-    return Tab(inputs=[Widget("audio", "audio (any rate, any channels)")],
-               outputs=[Widget("text", "transcript", {"lines": 1}),
-                        Widget("table", "words", {"headers": ["word", "start (s)", "end (s)"]})],
-               load=load, infer=infer, examples=examples, button="Transcribe",
-               about="Trained on spoken digits: say numbers, one word at a time.")  # fmt: skip
+    return Tab(
+        inputs=[Widget("audio", "audio (any rate, any channels)")],
+        outputs=[
+            Widget("text", "transcript", {"lines": 1}),
+            Widget("table", "words", {"headers": ["word", "start (s)", "end (s)"]}),
+        ],
+        load=load,
+        infer=infer,
+        examples=examples,
+        button="Transcribe",
+        about="Trained on spoken digits: say numbers, one word at a time.",
+    )

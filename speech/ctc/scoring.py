@@ -16,8 +16,9 @@ from speech.shifts import clipping, noise, pitch, reverb, speed
 
 
 @torch.no_grad()
-def recognize(model, features: Features, clips: Clips, plan: Plan, decoders: dict,
-              batch_size: int = 64) -> tuple[dict[str, list[str]], list[str]]:  # fmt: skip
+def recognize(
+    model, features: Features, clips: Clips, plan: Plan, decoders: dict, batch_size: int = 64
+) -> tuple[dict[str, list[str]], list[str]]:
     """Hypotheses of every decoder in `decoders` (name -> decoder, None: greedy) for every
     utterance of `plan`, from one pass of the model over batches of similar length; and the
     references."""
@@ -66,10 +67,13 @@ def recognize_batches(model, features, lengths, decoders, batch_size, batch) -> 
 def score(model, features, split: Split, decoder, batch_size: int = 64) -> dict:
     """Test WER/CER (lexicon beam search, and greedy), single-clip accuracy, and the WER of each
     speaker's test utterances."""
-    hyps, refs = recognize(model, features, split.clips, split.test,
-                           {"beam": decoder, "greedy": None}, batch_size)  # fmt: skip
-    metrics = {**wer_cer(hyps["beam"], refs, "test_"),
-               "test_wer_greedy": wer_cer(hyps["greedy"], refs)["wer"]}  # fmt: skip
+    hyps, refs = recognize(
+        model, features, split.clips, split.test, {"beam": decoder, "greedy": None}, batch_size
+    )
+    metrics = {
+        **wer_cer(hyps["beam"], refs, "test_"),
+        "test_wer_greedy": wer_cer(hyps["greedy"], refs)["wer"],
+    }
     if split.test_clips is not None:
         found, clip_refs = recognize(
             model, features, split.clips, split.test_clips, {"beam": decoder}

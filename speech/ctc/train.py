@@ -115,8 +115,18 @@ class SpeechConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "channels", "hidden", "layers", "n_mels", "train_utterances",
-                 "test_utterances", "max_words", "beam", "batch_seconds")  # fmt: skip
+        positive(
+            self,
+            "channels",
+            "hidden",
+            "layers",
+            "n_mels",
+            "train_utterances",
+            "test_utterances",
+            "max_words",
+            "beam",
+            "batch_seconds",
+        )
         non_negative(self, "val_utterances")
         fraction(self, "dropout")
         if self.leave_out and self.holdout_speaker in (None, self.leave_out):
@@ -169,8 +179,12 @@ def main(cfg: SpeechConfig) -> dict:
         cfg.model,
         CTCConfig(cfg.n_mels, cfg.channels, cfg.hidden, cfg.layers, cfg.dropout, stride=cfg.stride),
     )
-    loader = LengthLoader.for_config(lengths, make_collate(clips, split.train, device), cfg,
-                                     max_tokens=int(cfg.batch_seconds * SAMPLE_RATE))  # fmt: skip
+    loader = LengthLoader.for_config(
+        lengths,
+        make_collate(clips, split.train, device),
+        cfg,
+        max_tokens=int(cfg.batch_seconds * SAMPLE_RATE),
+    )
     decoder = LexiconDecoder(words, cfg.beam)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
@@ -232,9 +246,11 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     per_speaker = metrics["per_speaker_wer"]
     plot_alignment(model, features, clips, split.test, f"{cfg.out_dir}/alignment.png")
     table = "\n".join(f"  {name:10s} {w:.4f}" for name, w in per_speaker.items())
-    summary = (f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f} "
-               f"clip_acc {metrics.get('clip_acc', float('nan')):.4f}\nper-speaker WER:\n{table}\n"
-               f"wrote {cfg.out_dir}/alignment.png")  # fmt: skip
+    summary = (
+        f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f} "
+        f"clip_acc {metrics.get('clip_acc', float('nan')):.4f}\nper-speaker WER:\n{table}\n"
+        f"wrote {cfg.out_dir}/alignment.png"
+    )
     if cfg.shift:
         plan = split.test_clips if cfg.split == "test" else split.val_clips
         if plan is None:

@@ -45,13 +45,18 @@ def join(a: Plan, b: Plan) -> Plan:
 
     def widen(p: Plan) -> Plan:
         extra = w - p.clips.shape[1]
-        return Plan(torch.nn.functional.pad(p.clips, (0, extra), value=-1),
-                    torch.nn.functional.pad(p.silences, (0, extra)),
-                    torch.nn.functional.pad(p.gains, (0, extra), value=1.0))  # fmt: skip
+        return Plan(
+            torch.nn.functional.pad(p.clips, (0, extra), value=-1),
+            torch.nn.functional.pad(p.silences, (0, extra)),
+            torch.nn.functional.pad(p.gains, (0, extra), value=1.0),
+        )
 
     a, b = widen(a), widen(b)
-    return Plan(torch.cat([a.clips, b.clips]), torch.cat([a.silences, b.silences]),
-                torch.cat([a.gains, b.gains]))  # fmt: skip
+    return Plan(
+        torch.cat([a.clips, b.clips]),
+        torch.cat([a.silences, b.silences]),
+        torch.cat([a.gains, b.gains]),
+    )
 
 
 def single(clips: Clips, pool: torch.Tensor) -> Plan:
@@ -61,8 +66,9 @@ def single(clips: Clips, pool: torch.Tensor) -> Plan:
     return Plan(pool[:, None].clone(), torch.zeros(n, 2, dtype=torch.long), torch.ones(n, 1))
 
 
-def compose(clips: Clips, pool: torch.Tensor, count: int, seed: int, max_words: int = 7,
-            min_words: int = 1) -> Plan:  # fmt: skip
+def compose(
+    clips: Clips, pool: torch.Tensor, count: int, seed: int, max_words: int = 7, min_words: int = 1
+) -> Plan:
     """`count` utterances of `min_words`..`max_words` clips from `pool`, each of one speaker,
     joined by 50-300 ms silences; a third start and a third end with no silence at all."""
     if len(pool) == 0:
@@ -159,8 +165,13 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
         test = ids[clips.index == 0]
         val = ids[clips.index == 1] if cfg.val_utterances else ids[:0]
         train = ids[(clips.index != 0) & ((clips.index != 1) | (cfg.val_utterances == 0))]
-        return Split(clips, single(clips, train), single(clips, val) if len(val) else None,
-                     single(clips, test), None)  # fmt: skip
+        return Split(
+            clips,
+            single(clips, train),
+            single(clips, val) if len(val) else None,
+            single(clips, test),
+            None,
+        )
     clips = synthetic_clips(cfg.seed) if cfg.synthetic else load_fsdd(data_dir or cfg.data_dir)
     ids = torch.arange(len(clips.lengths))
     is_test, is_val = clips.index < 5, clips.index >= 45
@@ -180,9 +191,12 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
     train_ids, val_ids, test_ids = ids[~is_test & ~is_val], ids[is_val], ids[is_test]
     words = cfg.max_words
     if cfg.synthetic:  # smoke tests: a few utterances of each kind
-        cfg = dataclasses.replace(cfg, train_utterances=min(cfg.train_utterances, 200),
-                                  val_utterances=min(cfg.val_utterances, 20),
-                                  test_utterances=min(cfg.test_utterances, 40))  # fmt: skip
+        cfg = dataclasses.replace(
+            cfg,
+            train_utterances=min(cfg.train_utterances, 200),
+            val_utterances=min(cfg.val_utterances, 20),
+            test_utterances=min(cfg.test_utterances, 40),
+        )
     train = compose(clips, train_ids, cfg.train_utterances, cfg.seed, words)
     if cfg.single_clips:  # bare clips are rare among compositions: add each recording alone
         rest = max(1, cfg.train_utterances - len(train_ids))

@@ -33,7 +33,8 @@ if __name__ == "__main__":
     from showcase import catalog
 
     train = catalog.commands(catalog.find(domain, task))["train"]
-    cfg = build(config_class(train), synthetic=True, max_steps=3, out_dir=out_dir,
-                device="cpu", log_every=1)  # fmt: skip
+    cfg = build(
+        config_class(train), synthetic=True, max_steps=3, out_dir=out_dir, device="cpu", log_every=1
+    )
     report = train(cfg)
     print(f"rank {distributed.rank()} eval calls {eval_calls} metrics {sorted(report['metrics'])}")

@@ -36,9 +36,17 @@ if __name__ == "__main__":
         "--nan-rank", type=int, default=-1, help="this rank's loss is NaN at step 7"
     )
     args = parser.parse_args()
-    cfg = TrainConfig(out_dir=args.out_dir, device="cpu", max_steps=args.max_steps, batch_size=32,
-                      lr=0.05, log_every=10, eval_every=10 if args.with_eval else 0,
-                      ckpt_every=10, resume=args.resume)  # fmt: skip
+    cfg = TrainConfig(
+        out_dir=args.out_dir,
+        device="cpu",
+        max_steps=args.max_steps,
+        batch_size=32,
+        lr=0.05,
+        log_every=10,
+        eval_every=10 if args.with_eval else 0,
+        ckpt_every=10,
+        resume=args.resume,
+    )
     try:
         device = setup(cfg)
         gen = torch.Generator().manual_seed(0)
@@ -67,9 +75,15 @@ if __name__ == "__main__":
         if args.on_main:
             evaluate = distributed.on_main(evaluate)
         loader = TensorLoader.for_config((x[:512], y[:512]), cfg)
-        result = fit(model, step, loader, cfg, device=device,
-                     evaluate=evaluate if args.with_eval else None,
-                     monitor="val_acc" if args.with_eval else None)  # fmt: skip
+        result = fit(
+            model,
+            step,
+            loader,
+            cfg,
+            device=device,
+            evaluate=evaluate if args.with_eval else None,
+            monitor="val_acc" if args.with_eval else None,
+        )
         print(f"result best {result.best} weights_step {result.weights_step}")
         print(f"rank {distributed.rank()} evaluated {evaluations} times")
     except ShowcaseError as exc:

@@ -26,11 +26,25 @@ def free_port() -> int:
 
 
 def launch(out_dir, *args, procs=2, check=True, worker=WORKER):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
-                "--master_addr", "127.0.0.1", "--master_port", str(free_port())]  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(procs),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+    ]
     command = [*torchrun] if procs > 1 else [sys.executable]
-    result = subprocess.run([*command, str(worker), str(out_dir), *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [*command, str(worker), str(out_dir), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -119,8 +119,15 @@ def test_early_stopping_keeps_best_weights(tmp_path):
     model = MLP(2, [16], 4)
     x, y = blobs()
     scores = iter([0.5, 0.9, 0.8, 0.7, 0.95])
-    result = fit(model, step, TensorLoader((x, y), 32), cfg, device=device,
-                 evaluate=lambda m: {"score": next(scores)}, monitor="score")  # fmt: skip
+    result = fit(
+        model,
+        step,
+        TensorLoader((x, y), 32),
+        cfg,
+        device=device,
+        evaluate=lambda m: {"score": next(scores)},
+        monitor="score",
+    )
     assert result.stopped_early and result.steps == 20
     assert result.best == {"score": 0.9}
 

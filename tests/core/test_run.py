@@ -53,8 +53,13 @@ def test_tied_model_trains_and_resumes(tmp_path):
     cfg = TrainConfig(out_dir=str(tmp_path / "r"), max_steps=6, batch_size=8, ckpt_every=3)
     device = setup(cfg)
     x = torch.randint(0, 11, (64,))
-    fit(TiedLM(), lambda m, b: (F.cross_entropy(m(b[0]), b[0]), {}),
-        TensorLoader.for_config((x,), cfg), cfg, device=device)  # fmt: skip
+    fit(
+        TiedLM(),
+        lambda m, b: (F.cross_entropy(m(b[0]), b[0]), {}),
+        TensorLoader.for_config((x,), cfg),
+        cfg,
+        device=device,
+    )
     assert (tmp_path / "r" / "model.safetensors").exists()
 
 
@@ -78,8 +83,15 @@ def monitored(tmp_path, scores, name="es", **overrides):
         snapshots[len(snapshots)] = {k: v.clone() for k, v in m.state_dict().items()}
         return {"score": scores[len(snapshots) - 1]}
 
-    result = fit(model, step, TensorLoader.for_config((x, y), cfg), cfg, device=device,
-                 evaluate=evaluate, monitor="score")  # fmt: skip
+    result = fit(
+        model,
+        step,
+        TensorLoader.for_config((x, y), cfg),
+        cfg,
+        device=device,
+        evaluate=evaluate,
+        monitor="score",
+    )
     return model, result, snapshots
 
 
@@ -102,10 +114,12 @@ def test_resume_after_early_stopping_trains_on(tmp_path):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"seed": 1}, "--seed was 0 in the saved run, now 1"),
-     ({"batch_size": 64}, "--batch-size was 32"),
-     ({"max_steps": 4}, "past --max-steps 4")],
-)  # fmt: skip
+    [
+        ({"seed": 1}, "--seed was 0 in the saved run, now 1"),
+        ({"batch_size": 64}, "--batch-size was 32"),
+        ({"max_steps": 4}, "past --max-steps 4"),
+    ],
+)
 def test_resume_with_a_changed_config_is_refused(tmp_path, change, message):
     train(tmp_path, max_steps=10)
     with pytest.raises(ShowcaseError, match=message):

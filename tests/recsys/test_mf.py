@@ -8,7 +8,7 @@ import torch
 from core.errors import MissingData, ShowcaseError
 from core.parse import build
 from recsys.mf.bayes import draw_link, draw_rows
-from recsys.mf.data import kfold, load_ratings, synthetic_ratings
+from recsys.mf.data import load_ratings, synthetic_ratings
 from recsys.mf.model import (
     BiasedMF,
     MFConfig,
@@ -21,6 +21,7 @@ from recsys.mf.model import (
 from recsys.mf.observed import thin_svd
 from recsys.mf.predict import RecommendConfig, load_run, recommend
 from recsys.mf.scoring import item_map
+from recsys.mf.splits import kfold
 from recsys.mf.train import MFTrainConfig, main
 from tests.conftest import real_data
 
@@ -49,8 +50,15 @@ def test_mf_recovers_a_planted_low_rank_matrix():
 
 
 def test_gibbs_recovers_a_planted_low_rank_matrix(tmp_path):
-    cfg = build(MFTrainConfig, synthetic=True, out_dir=str(tmp_path / "run"), device="cpu",
-                dim=3, max_steps=60, burn_in=0.3)  # fmt: skip
+    cfg = build(
+        MFTrainConfig,
+        synthetic=True,
+        out_dir=str(tmp_path / "run"),
+        device="cpu",
+        dim=3,
+        max_steps=60,
+        burn_in=0.3,
+    )
     metrics = main(cfg)["metrics"]
     assert metrics["test_rmse"] < 0.2  # the ratings' own spread is about 1
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -64,8 +72,13 @@ def test_draw_rows_matches_the_gaussian_posterior():
     gram = a @ a.T + torch.eye(3)  # one row's sum of outer products
     weighted, prior_mean, prior_precision = torch.randn(3), torch.randn(3), torch.rand(3) + 0.5
     n = 40_000
-    draws = draw_rows(gram.expand(n, 3, 3), weighted.expand(n, 3), prior_mean.expand(n, 3),
-                      prior_precision, torch.tensor(2.0))  # fmt: skip
+    draws = draw_rows(
+        gram.expand(n, 3, 3),
+        weighted.expand(n, 3),
+        prior_mean.expand(n, 3),
+        prior_precision,
+        torch.tensor(2.0),
+    )
     precision = 2.0 * gram + torch.diag(prior_precision)
     mean = torch.linalg.solve(precision, prior_precision * prior_mean + 2.0 * weighted)
     assert torch.allclose(draws.mean(0), mean, atol=0.02)
@@ -274,7 +287,7 @@ def test_similar_and_bad_input(trained, capsys):
 
 
 def test_leave_latest_out_and_negatives():
-    from recsys.mf.data import leave_latest_out, sample_negatives
+    from recsys.mf.splits import leave_latest_out, sample_negatives
 
     data = synthetic_ratings(num_users=20, num_items=40, density=0.5)
     data.timestamps = torch.randperm(len(data.ratings))
@@ -323,7 +336,7 @@ def test_eval_reproduces_train_metrics_and_plots(trained):
 def ml100k_latest_held_out(threads):
     torch.set_num_threads(threads)
     try:
-        from recsys.mf.data import leave_latest_out
+        from recsys.mf.splits import leave_latest_out
 
         _, held = leave_latest_out(load_ratings(None, "ml-100k"))
     finally:
@@ -393,8 +406,9 @@ def test_latest_small_titles_are_utf8(tmp_path):
     )
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,5,100\n1,2,4,101\n")
     assert load_ratings(str(tmp_path), "ml-latest-small").titles == [
-        "Amélie (2001)", "Léon: The Professional (1994)"
-    ]  # fmt: skip
+        "Amélie (2001)",
+        "Léon: The Professional (1994)",
+    ]
 
 
 def test_recommend_ranks_by_raw_score_and_bpr_eval_ranks(tmp_path, capsys):

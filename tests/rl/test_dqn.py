@@ -37,13 +37,25 @@ def test_n_step_returns_stop_at_episode_ends():
     # two envs side by side; env 0 ends its episode at its third step (terminated), env 1 never
     for t in range(6):
         ended = np.array([t == 2, False])
-        buf.add(np.array([[10 * t], [10 * t + 1]]), np.zeros(2), np.array([1.0, 2.0]),
-                np.array([[10 * t + 5], [10 * t + 6]]), ended.astype(float), ended)  # fmt: skip
+        buf.add(
+            np.array([[10 * t], [10 * t + 1]]),
+            np.zeros(2),
+            np.array([1.0, 2.0]),
+            np.array([[10 * t + 5], [10 * t + 6]]),
+            ended.astype(float),
+            ended,
+        )
     torch.manual_seed(0)
     obs, _, returns, next_obs, terminated, discount = buf.sample(200, steps=3, gamma=0.5, stride=2)
     assert obs.max() <= 31  # the newest (3 - 1) steps of each env have no look-ahead yet
-    for o, g, n, term, d in zip(obs[:, 0].tolist(), returns.tolist(), next_obs[:, 0].tolist(),
-                                terminated.tolist(), discount.tolist(), strict=True):  # fmt: skip
+    for o, g, n, term, d in zip(
+        obs[:, 0].tolist(),
+        returns.tolist(),
+        next_obs[:, 0].tolist(),
+        terminated.tolist(),
+        discount.tolist(),
+        strict=True,
+    ):
         t, env = divmod(int(o), 10)
         if env == 1:  # never ends: 2 + 1 + 0.5 (x2), bootstrap from 2 steps later
             assert (g, n, term, d) == (3.5, o + 20 + 5, 0.0, 0.125)
@@ -109,8 +121,16 @@ def test_q_network_shape():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("dqn") / "run"
-    cfg = build(DQNConfig, out_dir=str(out), device="cpu", max_steps=6000, eval_every=1000, eval_episodes=5,
-                final_episodes=10, seed=0)  # fmt: skip
+    cfg = build(
+        DQNConfig,
+        out_dir=str(out),
+        device="cpu",
+        max_steps=6000,
+        eval_every=1000,
+        eval_episodes=5,
+        final_episodes=10,
+        seed=0,
+    )
     return cfg, main(cfg)
 
 
@@ -126,8 +146,16 @@ def test_short_cartpole_run_learns(trained):
 def test_training_logs_a_curve_and_advances_the_progress_bar(tmp_path, monkeypatch):
     advanced = []
     monkeypatch.setattr(RunLogger, "advance", lambda self, steps: advanced.append(steps))
-    cfg = build(DQNConfig, out_dir=str(tmp_path / "r"), device="cpu", max_steps=2000, eval_every=1000,
-                eval_episodes=2, final_episodes=2, stop_at_threshold=False)  # fmt: skip
+    cfg = build(
+        DQNConfig,
+        out_dir=str(tmp_path / "r"),
+        device="cpu",
+        max_steps=2000,
+        eval_every=1000,
+        eval_episodes=2,
+        final_episodes=2,
+        stop_at_threshold=False,
+    )
     main(cfg)
     assert sum(advanced) == 2000  # environment steps, the bar's unit
     log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
@@ -135,8 +163,16 @@ def test_training_logs_a_curve_and_advances_the_progress_bar(tmp_path, monkeypat
 
 
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):
-    cfg = build(DQNConfig, out_dir=str(tmp_path / "r"), device="cpu", max_steps=1200, eval_every=600,
-                eval_episodes=2, final_episodes=2, stop_at_threshold=False)  # fmt: skip
+    cfg = build(
+        DQNConfig,
+        out_dir=str(tmp_path / "r"),
+        device="cpu",
+        max_steps=1200,
+        eval_every=600,
+        eval_episodes=2,
+        final_episodes=2,
+        stop_at_threshold=False,
+    )
     first = main(cfg)
     more = build(DQNConfig, **{**cfg.__dict__, "max_steps": 2400, "resume": True})
     second = main(more)
@@ -202,8 +238,17 @@ def test_obs_scale_maps_bounds_onto_unit_range_and_leaves_unbounded_dimensions()
 
 
 def test_scaled_observations_train_save_and_evaluate(tmp_path):
-    cfg = build(DQNConfig, env="MountainCar-v0", out_dir=str(tmp_path / "mc"), device="cpu", max_steps=1200,
-                eval_every=600, eval_episodes=2, final_episodes=2, learning_starts=200)  # fmt: skip
+    cfg = build(
+        DQNConfig,
+        env="MountainCar-v0",
+        out_dir=str(tmp_path / "mc"),
+        device="cpu",
+        max_steps=1200,
+        eval_every=600,
+        eval_episodes=2,
+        final_episodes=2,
+        learning_starts=200,
+    )
     assert cfg.scale_obs and cfg.n_step == 3  # MountainCar's defaults
     report = main(cfg)
     assert report["metrics"]["episodes"] == 2 and report["metrics"]["updates"] > 0

@@ -135,8 +135,15 @@ def register(monkeypatch, tmp_path, trains: dict[str, str]) -> list[Demo]:
             f"from tests.showcase.tour_fakes import fake_eval, {train}\n"
             f"COMMANDS = {{'train': {train}, 'eval': fake_eval}}\n"
         )
-        spec = Tour(metric="score", target=0.9, chance=0.5, chance_is="a coin",
-                    quick={"max_steps": 5}, full=0.875, full_source="fake score")  # fmt: skip
+        spec = Tour(
+            metric="score",
+            target=0.9,
+            chance=0.5,
+            chance_is="a coin",
+            quick={"max_steps": 5},
+            full=0.875,
+            full_source="fake score",
+        )
         demos.append(
             Demo("fake", task, "a fake", "made up", "score", "runs/fake", f"fake_{task}", spec)
         )

@@ -108,8 +108,22 @@ def ids(text):
 
 def test_greedy_and_beam_decoding_on_hand_made_emissions():
     # "t-wo" with a doubled o, a space, then "on" with a doubled n across a blank: "two onn"
-    path = [0, *ids("t"), *ids("w"), 0, *ids("o"), *ids("o"), 0, *ids(" "), *ids("o"), *ids("n"), 0,
-            *ids("n"), *ids("e"), 0]  # fmt: skip
+    path = [
+        0,
+        *ids("t"),
+        *ids("w"),
+        0,
+        *ids("o"),
+        *ids("o"),
+        0,
+        *ids(" "),
+        *ids("o"),
+        *ids("n"),
+        0,
+        *ids("n"),
+        *ids("e"),
+        0,
+    ]
     e = emissions_for(path)[None]
     lengths = torch.tensor([len(path)])
     assert greedy(e, lengths) == ["two onne"]  # best path: what the frames say
@@ -131,8 +145,18 @@ def test_error_rates_match_torchmetrics():
 
 
 def test_forced_alignment_times_fall_inside_the_utterance():
-    path = [0] * 5 + ids("t") * 3 + ids("w") * 2 + ids("o") * 3 + [0] * 4 + ids(" ") + ids("s") * 2 + \
-        ids("i") * 2 + ids("x") * 3 + [0] * 6  # fmt: skip
+    path = (
+        [0] * 5
+        + ids("t") * 3
+        + ids("w") * 2
+        + ids("o") * 3
+        + [0] * 4
+        + ids(" ")
+        + ids("s") * 2
+        + ids("i") * 2
+        + ids("x") * 3
+        + [0] * 6
+    )
     words = word_times(emissions_for(path), "two six", seconds_per_frame=0.02)
     assert [w["word"] for w in words] == ["two", "six"]
     assert words[0]["start"] == pytest.approx(5 * 0.02) and words[0]["end"] == pytest.approx(
@@ -229,8 +253,11 @@ def test_long_file_is_transcribed_in_chunks(trained, tmp_path, capsys):
         wave, _ = soundfile.read(recordings / name, dtype="float32")
         pieces += [wave, np.zeros(16000, dtype=np.float32)]
     soundfile.write(tmp_path / "long.wav", np.concatenate(pieces), 8000)
-    result = transcribe(TranscribeConfig(paths=[str(tmp_path / "long.wav")], out_dir=cfg.out_dir,
-                                         device="cpu", chunk_seconds=6.0))  # fmt: skip
+    result = transcribe(
+        TranscribeConfig(
+            paths=[str(tmp_path / "long.wav")], out_dir=cfg.out_dir, device="cpu", chunk_seconds=6.0
+        )
+    )
     from speech.ctc.scoring import wer_cer
 
     words = result["transcripts"][0]["words"]
@@ -258,11 +285,26 @@ def test_fsdd_loads_every_recording_verified(tmp_path):
 
 
 def test_bad_flags_are_one_line(tmp_path):
-    for args, message in [(["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
-                          (["--beam", "0"], "--beam must be > 0")]:  # fmt: skip
-        result = subprocess.run([sys.executable, "-m", "showcase", "speech", "ctc", "train", *args,
-                                 "--out-dir", str(tmp_path / "r")], capture_output=True, text=True,
-                                cwd=ROOT)  # fmt: skip
+    for args, message in [
+        (["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
+        (["--beam", "0"], "--beam must be > 0"),
+    ]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "showcase",
+                "speech",
+                "ctc",
+                "train",
+                *args,
+                "--out-dir",
+                str(tmp_path / "r"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -282,8 +324,17 @@ def test_librispeech_folder_trains_and_fsdd_offline_error_is_clear(tmp_path, mon
     loaded = speech_data.load_librispeech(tmp_path / "libri")
     assert loaded.texts[:2] == [clips.texts[0], clips.texts[1]] and len(loaded.lengths) == 30
     assert abs(int(loaded.lengths[0]) - int(clips.lengths[0])) <= 2  # back at 8 kHz
-    cfg = build(SpeechConfig, librispeech=str(tmp_path / "libri"), out_dir=str(tmp_path / "run"),
-                device="cpu", max_steps=3, hidden=16, layers=1, batch_size=4, log_every=1)  # fmt: skip
+    cfg = build(
+        SpeechConfig,
+        librispeech=str(tmp_path / "libri"),
+        out_dir=str(tmp_path / "run"),
+        device="cpu",
+        max_steps=3,
+        hidden=16,
+        layers=1,
+        batch_size=4,
+        log_every=1,
+    )
     assert main(cfg)["steps"] == 3
     monkeypatch.setattr(speech_data, "FSDD_URL", "http://127.0.0.1:9/fsdd.tar.gz")
     with pytest.raises(MissingData, match="FSDD is missing in .* cannot be downloaded .* put its"):
@@ -324,13 +375,33 @@ def test_the_beam_search_words_come_from_training_transcripts_and_stay_with_the_
 
     # every 10th utterance is test (0, 10, 20), every 10th + 1 validation: test words and
     # validation words must not reach the beam search
-    texts = [WORDS[k % 3] + (" secret" if k % 10 == 0 else " spare" if k % 10 == 1 else
-             " known" if k % 10 == 5 else "") for k in range(30)]  # fmt: skip
+    texts = [
+        WORDS[k % 3]
+        + (
+            " secret"
+            if k % 10 == 0
+            else " spare"
+            if k % 10 == 1
+            else " known"
+            if k % 10 == 5
+            else ""
+        )
+        for k in range(30)
+    ]
     folder = libri_folder(tmp_path / "libri", texts)
     out = tmp_path / "run"
     seen = spy_on_lexicons(monkeypatch, train, predict)
-    cfg = build(SpeechConfig, librispeech=str(folder), out_dir=str(out), device="cpu",
-                max_steps=3, hidden=16, layers=1, batch_size=4, log_every=1)  # fmt: skip
+    cfg = build(
+        SpeechConfig,
+        librispeech=str(folder),
+        out_dir=str(out),
+        device="cpu",
+        max_steps=3,
+        hidden=16,
+        layers=1,
+        batch_size=4,
+        log_every=1,
+    )
     main(cfg)
     training = ["known", "one", "two", "zero"]
     assert seen == [training]
@@ -341,8 +412,11 @@ def test_the_beam_search_words_come_from_training_transcripts_and_stay_with_the_
     app_tab().load(str(out), torch.device("cpu"))
     assert seen == [training] * 4  # eval, transcribe and the app tab use the run's list
     (tmp_path / "mine.txt").write_text("alpha beta\n")
-    transcribe(TranscribeConfig(paths=[clip], out_dir=str(out), device="cpu",
-                                lexicon=str(tmp_path / "mine.txt")))  # fmt: skip
+    transcribe(
+        TranscribeConfig(
+            paths=[clip], out_dir=str(out), device="cpu", lexicon=str(tmp_path / "mine.txt")
+        )
+    )
     assert seen[-1] == ["alpha", "beta"]  # --lexicon still overrides it
     # a run trained before the list was stored still loads: eval rebuilds it from the training
     # transcripts, transcribe and the app fall back to the ten digit words
@@ -356,8 +430,20 @@ def test_the_beam_search_words_come_from_training_transcripts_and_stay_with_the_
 
 def test_eval_reports_the_step_its_weights_come_from(tmp_path, capsys):
     out = tmp_path / "run"
-    main(build(SpeechConfig, synthetic=True, out_dir=str(out), device="cpu", max_steps=4,
-               eval_every=2, hidden=16, layers=1, batch_size=8, log_every=2))  # fmt: skip
+    main(
+        build(
+            SpeechConfig,
+            synthetic=True,
+            out_dir=str(out),
+            device="cpu",
+            max_steps=4,
+            eval_every=2,
+            hidden=16,
+            layers=1,
+            batch_size=8,
+            log_every=2,
+        )
+    )
     step = read_meta(out / "model.safetensors")["step"]
     assert step in (2, 4)
     report = evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu"))
@@ -375,8 +461,11 @@ class OneDevice(TorchFunctionMode):
         if func is torch._has_compatible_shallow_copy_type:  # Module.to asks it of both devices
             return func(*args, **kwargs)
         leaves = torch.utils._pytree.tree_leaves((args, kwargs))
-        devices = {t.device for t in leaves if isinstance(t, torch.Tensor)
-                   and not (t.device.type == "cpu" and t.dim() == 0)}  # fmt: skip
+        devices = {
+            t.device
+            for t in leaves
+            if isinstance(t, torch.Tensor) and not (t.device.type == "cpu" and t.dim() == 0)
+        }
         if len(devices) > 1:
             raise RuntimeError(f"{getattr(func, '__name__', func)} mixes devices {devices}")
         return func(*args, **kwargs)
@@ -407,8 +496,11 @@ def test_training_scores_on_the_training_device(tmp_path, monkeypatch):
         return core.loop.FitResult(steps=0, wall_seconds=0.0)
 
     def score(model, features, split, decoder, batch_size=64):
-        tensors = [*model.parameters(), *features.buffers(),
-                   *(v for v in vars(split.clips).values() if isinstance(v, torch.Tensor))]  # fmt: skip
+        tensors = [
+            *model.parameters(),
+            *features.buffers(),
+            *(v for v in vars(split.clips).values() if isinstance(v, torch.Tensor)),
+        ]
         seen.append({t.device.type for t in tensors})
         return {}
 
@@ -417,8 +509,17 @@ def test_training_scores_on_the_training_device(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "fit", fit)
     monkeypatch.setattr(train, "score", score)
     with OneDevice():
-        main(build(SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), device="cpu",
-                   max_steps=1, hidden=16, layers=1))  # fmt: skip
+        main(
+            build(
+                SpeechConfig,
+                synthetic=True,
+                out_dir=str(tmp_path / "run"),
+                device="cpu",
+                max_steps=1,
+                hidden=16,
+                layers=1,
+            )
+        )
     assert seen == [{"meta"}]
 
 

@@ -143,8 +143,12 @@ def test_beam_one_is_greedy_and_copy_task_is_learned(name):
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     for _ in range(500):  # copy random sequences of 3-6 tokens
-        seqs = [torch.randint(4, 20, (int(torch.randint(3, 7, (1,), generator=gen)),), generator=gen).tolist()
-                for _ in range(32)]  # fmt: skip
+        seqs = [
+            torch.randint(
+                4, 20, (int(torch.randint(3, 7, (1,), generator=gen)),), generator=gen
+            ).tolist()
+            for _ in range(32)
+        ]
         pairs = Pairs.build([s + [EOS] for s in seqs], [s + [EOS] for s in seqs])
         src, tgt = collate(pairs, torch.arange(32))
         loss = seq2seq_loss(model(src, tgt[:, :-1]), tgt[:, 1:], 0.0)
@@ -207,8 +211,16 @@ def test_own_files_hold_out_a_test_set_apart_from_validation(tmp_path):
 
 def test_own_files_run_reports_which_pairs_scored(tmp_path, capsys):
     files = write_pairs(tmp_path, "train", 200)
-    cfg = build(TranslationConfig, train_files=files, out_dir=str(tmp_path / "run"), device="cpu",
-                max_steps=2, vocab_size=300, beam=1, **SHAPE)  # fmt: skip
+    cfg = build(
+        TranslationConfig,
+        train_files=files,
+        out_dir=str(tmp_path / "run"),
+        device="cpu",
+        max_steps=2,
+        vocab_size=300,
+        beam=1,
+        **SHAPE,
+    )
     metrics = main(cfg)["metrics"]
     assert metrics["val_pairs"].startswith("20 pairs held out of --train-files (first seeded slice")
     assert metrics["test_pairs"].startswith("20 pairs held out of --train-files (second seeded")
@@ -236,8 +248,16 @@ def test_long_inputs_are_truncated_with_a_warning(tokenizer):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("translation") / "run"
-    cfg = build(TranslationConfig, synthetic=True, out_dir=str(out), device="cpu", max_steps=3,
-                vocab_size=300, log_every=1, **{k: v for k, v in SHAPE.items()})  # fmt: skip
+    cfg = build(
+        TranslationConfig,
+        synthetic=True,
+        out_dir=str(out),
+        device="cpu",
+        max_steps=3,
+        vocab_size=300,
+        log_every=1,
+        **{k: v for k, v in SHAPE.items()},
+    )
     main(cfg)
     return out
 
@@ -262,10 +282,21 @@ def test_translate_names_a_non_utf8_line(trained, monkeypatch):
 def test_hf_marian_path_offline(tokenizer, tmp_path, capsys):
     from transformers import MarianConfig, MarianMTModel
 
-    cfg = MarianConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
-                       encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                       decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=PAD,
-                       eos_token_id=EOS, decoder_start_token_id=PAD, forced_eos_token_id=EOS)  # fmt: skip
+    cfg = MarianConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+        decoder_start_token_id=PAD,
+        forced_eos_token_id=EOS,
+    )
     MarianMTModel(cfg).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     translate(
@@ -292,8 +323,17 @@ def test_real_multi30k_loads_with_its_published_sizes():
 
 def test_translate_cli_reads_stdin(trained):
     root = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "translation.seq2seq", "translate", "--out-dir", str(trained), "--device", "cpu",
-           "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "translation.seq2seq",
+        "translate",
+        "--out-dir",
+        str(trained),
+        "--device",
+        "cpu",
+        "--json",
+    ]
     result = subprocess.run(cmd, input=b"eins zwei\n\ndrei\n", capture_output=True, cwd=root)
     assert result.returncode == 0, result.stderr.decode()
     lines = [json.loads(x) for x in result.stdout.decode().strip().split("\n")]
@@ -313,7 +353,12 @@ def test_quick_tour_configuration_translates_multi30k(tmp_path):
 
     root = real_data("multi30k")
     (demo,) = DEMOS
-    cfg = build(TranslationConfig, **demo.tour.quick, out_dir=str(tmp_path / "quick"), device="cpu",
-                data_dir=str(root.parent))  # fmt: skip
+    cfg = build(
+        TranslationConfig,
+        **demo.tour.quick,
+        out_dir=str(tmp_path / "quick"),
+        device="cpu",
+        data_dir=str(root.parent),
+    )
     metrics = main(cfg)["metrics"]
     assert metrics["val_bleu"] >= 20 and metrics["test_bleu"] >= 20  # chance 0.5; the full run: 40

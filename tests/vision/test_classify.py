@@ -56,8 +56,16 @@ def trained(tmp_path_factory):
     """A short real-data run of the default config (about 15 s on 2 CPU cores)."""
     root = real_data("MNIST", "raw")
     out = tmp_path_factory.mktemp("classify") / "run"
-    cfg = build(ClassifyConfig, data_dir=str(root.parent.parent), out_dir=str(out), device="cpu",
-                max_steps=200, warmup_steps=20, val_size=1000, log_every=100)  # fmt: skip
+    cfg = build(
+        ClassifyConfig,
+        data_dir=str(root.parent.parent),
+        out_dir=str(out),
+        device="cpu",
+        max_steps=200,
+        warmup_steps=20,
+        val_size=1000,
+        log_every=100,
+    )
     return cfg, main(cfg)
 
 

@@ -104,8 +104,11 @@ def test_coco_round_trip(pool, tmp_path):
 def write_coco(tmp_path, annotations, size=(40, 30)):
     (tmp_path / "images").mkdir(exist_ok=True)
     Image.fromarray(np.zeros(size[::-1], dtype=np.uint8)).save(tmp_path / "images" / "a.png")
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": size[0], "height": size[1]}],
-           "annotations": annotations, "categories": [{"id": 3, "name": "cat"}]}  # fmt: skip
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": size[0], "height": size[1]}],
+        "annotations": annotations,
+        "categories": [{"id": 3, "name": "cat"}],
+    }
     (tmp_path / "annotations.json").write_text(json.dumps(doc))
 
 
@@ -116,8 +119,13 @@ def test_bad_coco_annotations_name_the_file_and_annotation(tmp_path):
     write_coco(tmp_path, [{"id": 8, "image_id": 1, "category_id": 3, "bbox": [30, 5, 20, 10]}])
     with pytest.raises(DataError, match=r"annotation 0 \(id 8\): bbox .* outside its image a.png"):
         load_coco(tmp_path, 32, 1)
-    write_coco(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 10, 10]},
-                          {"id": 2, "image_id": 1, "category_id": 3, "bbox": [5, 5, 0, 4]}])  # fmt: skip
+    write_coco(
+        tmp_path,
+        [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 10, 10]},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [5, 5, 0, 4]},
+        ],
+    )
     with pytest.warns(UserWarning, match="dropped 1 degenerate box"):
         scenes, names = load_coco(tmp_path, 40, 1)
     assert names == ["cat"] and scenes.targets(0)["boxes"].tolist() == [[1.0, 1.0, 11.0, 11.0]]
@@ -241,8 +249,13 @@ def test_eval_writes_report_and_picture(trained):
 
 
 def test_bad_config_values_are_refused():
-    for bad in ({"image_size": 100}, {"max_scale": 0.5}, {"nms_iou": 1.0}, {"val_digits": 60_000},
-                {"val_coco": "val"}):  # fmt: skip
+    for bad in (
+        {"image_size": 100},
+        {"max_scale": 0.5},
+        {"nms_iou": 1.0},
+        {"val_digits": 60_000},
+        {"val_coco": "val"},
+    ):
         with pytest.raises(ShowcaseError):
             build(DetectConfig, **bad)
 
@@ -252,8 +265,16 @@ def test_trains_and_evaluates_on_a_coco_folder(pool, tmp_path, capsys):
     folder = tmp_path / "coco"
     save_coco(scenes, folder, [str(k) for k in range(10)])
     out = tmp_path / "run"
-    cfg = build(DetectConfig, coco=str(folder), out_dir=str(out), device="cpu", max_steps=3,
-                batch_size=4, log_every=1, eval_every=0)  # fmt: skip
+    cfg = build(
+        DetectConfig,
+        coco=str(folder),
+        out_dir=str(out),
+        device="cpu",
+        max_steps=3,
+        batch_size=4,
+        log_every=1,
+        eval_every=0,
+    )
     report = main(cfg)
     assert {"map", "map_50"} <= set(report["metrics"])
     report = evaluate(DetectEvalConfig(out_dir=str(out), device="cpu", coco=str(folder), json=True))
@@ -289,8 +310,16 @@ def test_coco_run_report_names_its_splits(pool, tmp_path, capsys):
     save_coco(
         make_scenes(*pool, 10, seed=0, opts=SceneOptions()), folder, [str(k) for k in range(10)]
     )
-    cfg = build(DetectConfig, coco=str(folder), out_dir=str(tmp_path / "run"), device="cpu",
-                max_steps=2, batch_size=4, log_every=1, eval_every=0)  # fmt: skip
+    cfg = build(
+        DetectConfig,
+        coco=str(folder),
+        out_dir=str(tmp_path / "run"),
+        device="cpu",
+        max_steps=2,
+        batch_size=4,
+        log_every=1,
+        eval_every=0,
+    )
     report = main(cfg)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["metrics"]["splits"] == report["metrics"]["splits"]
@@ -303,21 +332,35 @@ def test_coco_run_report_names_its_splits(pool, tmp_path, capsys):
 def write_crowd_coco(folder):
     (folder / "images").mkdir(parents=True)
     Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(folder / "images" / "a.png")
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "iscrowd": 0},
-                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 30, 30, 30], "iscrowd": 1}],
-           "categories": [{"id": 1, "name": "digit"}]}  # fmt: skip
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 30, 30, 30], "iscrowd": 1},
+        ],
+        "categories": [{"id": 1, "name": "digit"}],
+    }
     (folder / "annotations.json").write_text(json.dumps(doc))
 
 
 def test_crowd_regions_neither_match_nor_count_as_misses_nor_train(tmp_path):
     write_crowd_coco(tmp_path)
     scenes, _ = load_coco(tmp_path, 64, channels=1)
-    exact = [{"boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0]]), "scores": torch.tensor([0.9]),
-              "labels": torch.tensor([0])}]  # fmt: skip
+    exact = [
+        {
+            "boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0]]),
+            "scores": torch.tensor([0.9]),
+            "labels": torch.tensor([0]),
+        }
+    ]
     assert coco_map(exact, scenes)["map"].item() == pytest.approx(1.0)
-    on_crowd = [{"boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0], [30.0, 30.0, 60.0, 60.0]]),
-                 "scores": torch.tensor([0.9, 0.95]), "labels": torch.tensor([0, 0])}]  # fmt: skip
+    on_crowd = [
+        {
+            "boxes": torch.tensor([[4.0, 4.0, 24.0, 24.0], [30.0, 30.0, 60.0, 60.0]]),
+            "scores": torch.tensor([0.9, 0.95]),
+            "labels": torch.tensor([0, 0]),
+        }
+    ]
     assert coco_map(on_crowd, scenes)["map"].item() == pytest.approx(1.0)  # not a false positive
     _, boxes, labels = scenes.training_tensors()
     assert labels[0].tolist().count(0) == 1 and boxes[0][labels[0] == 0].tolist() == [
@@ -348,8 +391,13 @@ def test_drawn_boxes_do_not_repeat_an_object_under_another_class(
     trained, tmp_path, capsys, monkeypatch
 ):
     Image.fromarray(np.zeros((128, 128), dtype=np.uint8)).save(tmp_path / "scene.png")
-    twice = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0], [70.0, 70.0, 90.0, 90.0]]),
-             "scores": torch.tensor([0.9, 0.8, 0.7]), "labels": torch.tensor([3, 8, 8])}  # fmt: skip
+    twice = {
+        "boxes": torch.tensor(
+            [[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0], [70.0, 70.0, 90.0, 90.0]]
+        ),
+        "scores": torch.tensor([0.9, 0.8, 0.7]),
+        "labels": torch.tensor([3, 8, 8]),
+    }
     monkeypatch.setattr(predict_mod, "detect", lambda *args, **kwargs: [twice])
     predict(
         PredictConfig([str(tmp_path / "scene.png")], out_dir=str(trained), device="cpu", json=True)
@@ -361,8 +409,11 @@ def test_drawn_boxes_do_not_repeat_an_object_under_another_class(
 def test_one_box_per_object_for_drawing_class_wise_for_scoring():
     from vision.detect.model import one_per_object
 
-    dets = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0]]),
-            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([3, 8])}  # fmt: skip
+    dets = {
+        "boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0], [11.0, 10.0, 40.0, 41.0]]),
+        "scores": torch.tensor([0.9, 0.8]),
+        "labels": torch.tensor([3, 8]),
+    }
     assert one_per_object(dets, 0.6)["labels"].tolist() == [3]
     points = grid_points(32, 32, 4)
     logits = torch.full((1, 64, 3), -9.0)

@@ -44,8 +44,9 @@ class GRU(nn.Module):
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = (src != PAD).sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.drop(self.embed(src)), lengths, batch_first=True,
-                                                   enforce_sorted=False)  # fmt: skip
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.drop(self.embed(src)), lengths, batch_first=True, enforce_sorted=False
+        )
         states, _ = self.encoder(packed)
         memory, _ = nn.utils.rnn.pad_packed_sequence(
             states, batch_first=True, total_length=src.shape[1]
@@ -121,8 +122,9 @@ class Tutorial(nn.Module):
 
     def decode(self, tgt, memory, pad, weights: bool = False):
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device)
-        x = self.transformer.decoder(self.embed(self.tgt_embed, tgt), memory, tgt_mask=causal,
-                                     memory_key_padding_mask=pad)  # fmt: skip
+        x = self.transformer.decoder(
+            self.embed(self.tgt_embed, tgt), memory, tgt_mask=causal, memory_key_padding_mask=pad
+        )
         return self.generator(x)
 
     def forward(self, src, tgt):

@@ -58,8 +58,10 @@ def read_pair(source: Path, target: Path) -> tuple[list[str], list[str]]:
     """Aligned source and target lines; files of different line counts are an error naming both."""
     src, tgt = read_lines(source), read_lines(target)
     if len(src) != len(tgt):
-        raise DataError(f"{source} has {len(src)} lines but {target} has {len(tgt)}: "
-                        "a parallel pair needs one target line per source line")  # fmt: skip
+        raise DataError(
+            f"{source} has {len(src)} lines but {target} has {len(tgt)}: "
+            "a parallel pair needs one target line per source line"
+        )
     return src, tgt
 
 
@@ -71,8 +73,10 @@ def load_multi30k(data_dir: str | None) -> dict[str, tuple[list[str], list[str]]
         try:
             download(URL.format(name), folder / name, FILES[name], gunzip=True)
         except DataError as exc:
-            raise MissingData(f"Multi30k file {name} is missing in {folder} and could not be downloaded "
-                            f"({exc}); put the decompressed file there") from None  # fmt: skip
+            raise MissingData(
+                f"Multi30k file {name} is missing in {folder} and could not be downloaded "
+                f"({exc}); put the decompressed file there"
+            ) from None
     return {
         split: read_pair(folder / f"{stem}.de", folder / f"{stem}.en")
         for split, stem in SPLITS.items()
@@ -89,8 +93,12 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
     return wrap(tok)
 
@@ -98,8 +106,13 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 def wrap(tok):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
-                                   bos_token="<s>", eos_token="</s>")  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+    )
 
 
 def load_tokenizer(folder: Path):
@@ -195,8 +208,11 @@ def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
     pairs (validation first, then test), so the pairs that pick the kept weights are never scored
     as the test."""
     if cfg.synthetic:
-        return {"train": synthetic_text(2000, cfg.seed), "val": synthetic_text(40, cfg.seed + 1),
-                "test": synthetic_text(40, 10_000)}  # fmt: skip
+        return {
+            "train": synthetic_text(2000, cfg.seed),
+            "val": synthetic_text(40, cfg.seed + 1),
+            "test": synthetic_text(40, 10_000),
+        }
     if cfg.train_files is None:
         if cfg.val_files or cfg.test_files:
             raise UsageError("--val-files and --test-files need --train-files")
@@ -206,8 +222,10 @@ def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
     carved = [name for name, files in given.items() if files is None]
     size = min(HELD_OUT, len(train[0]) // 10)
     if carved and size == 0:
-        raise UsageError(f"--train-files hold {len(train[0])} pairs: too few to hold out "
-                         f"{' and '.join(carved)} pairs; pass --{carved[0]}-files")  # fmt: skip
+        raise UsageError(
+            f"--train-files hold {len(train[0])} pairs: too few to hold out "
+            f"{' and '.join(carved)} pairs; pass --{carved[0]}-files"
+        )
     order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(cfg.seed))
     texts, held = {}, set()
     # validation takes the first slice of the seeded order, test the next one
@@ -238,6 +256,8 @@ def split_sources(cfg, texts: dict) -> dict[str, str]:
             out[name] = f"{files[0]} {files[1]} ({n} pairs)"
         else:
             which = "first" if name == "val" or cfg.val_files else "second"
-            out[name] = (f"{n} pairs held out of --train-files ({which} seeded slice, seed {cfg.seed}; "
-                         "not trained on)")  # fmt: skip
+            out[name] = (
+                f"{n} pairs held out of --train-files ({which} seeded slice, seed {cfg.seed}; "
+                "not trained on)"
+            )
     return out

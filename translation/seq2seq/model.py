@@ -174,12 +174,20 @@ def build_model(name: str, vocab_size: int, cfg: dict) -> nn.Module:
 
     if name == "gru":
         return GRU(GRUConfig(vocab_size, cfg["emb"], cfg["hidden"], cfg["dropout"]))
-    shape = Seq2SeqConfig(vocab_size, cfg["d_model"], cfg["heads"], cfg["layers"], cfg["d_ff"],
-                          cfg["dropout"], cfg["max_len"])  # fmt: skip
+    shape = Seq2SeqConfig(
+        vocab_size,
+        cfg["d_model"],
+        cfg["heads"],
+        cfg["layers"],
+        cfg["d_ff"],
+        cfg["dropout"],
+        cfg["max_len"],
+    )
     return Tutorial(shape) if name == "tutorial" else Transformer(shape)
 
 
 def seq2seq_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Label-smoothed cross-entropy over the non-padding target tokens."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD,
-                           label_smoothing=smoothing)  # fmt: skip
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, label_smoothing=smoothing
+    )

@@ -62,8 +62,11 @@ class Translator:
             )
             limit = min(self.max_len, int(lengths.max()) * 2 + 10)
             with torch.no_grad():
-                found = (greedy(self.model, src, limit) if beam == 1
-                         else beam_search(self.model, src, beam, limit, self.alpha))  # fmt: skip
+                found = (
+                    greedy(self.model, src, limit)
+                    if beam == 1
+                    else beam_search(self.model, src, beam, limit, self.alpha)
+                )
             for k, tokens in zip(chunk, found, strict=True):
                 out[todo[k]] = self.text(tokens)
         return out
@@ -94,8 +97,10 @@ class HFTranslator:
                 AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=True).to(device).eval()
             )
         except (OSError, ValueError) as exc:
-            raise ShowcaseError(f"hf:{name} is not in the local Hugging Face cache or folder "
-                                f"({' '.join(str(exc).split())[:120]})") from exc  # fmt: skip
+            raise ShowcaseError(
+                f"hf:{name} is not in the local Hugging Face cache or folder "
+                f"({' '.join(str(exc).split())[:120]})"
+            ) from exc
         positions = getattr(self.model.config, "max_position_embeddings", max_len)
         self.device, self.max_len, self.batch_size = (
             torch.device(device),
@@ -108,8 +113,13 @@ class HFTranslator:
         todo = [i for i, s in enumerate(sentences) if s.strip()]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            batch = self.tokenizer([sentences[i] for i in chunk], return_tensors="pt", padding=True,
-                                   truncation=True, max_length=self.max_len).to(self.device)  # fmt: skip
+            batch = self.tokenizer(
+                [sentences[i] for i in chunk],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_len,
+            ).to(self.device)
             with torch.no_grad():
                 generated = self.model.generate(
                     **batch, num_beams=beam, max_new_tokens=self.max_len
@@ -182,8 +192,11 @@ def translate(cfg: TranslateConfig) -> dict:
     for w in caught:
         print(f"showcase: warning: {w.message}", file=sys.stderr)
     for source, translation in zip(sentences, out, strict=True):
-        print(json.dumps({"source": source, "translation": translation}, ensure_ascii=False) if cfg.json
-              else translation)  # fmt: skip
+        print(
+            json.dumps({"source": source, "translation": translation}, ensure_ascii=False)
+            if cfg.json
+            else translation
+        )
     return {
         "translations": [
             {"source": s, "translation": t} for s, t in zip(sentences, out, strict=True)
@@ -218,7 +231,17 @@ def app_tab():
             return []
         return [[test[i], 5] for i in (0, 1, 2)]
 
-    return Tab(inputs=[Widget("text", "German (one sentence a line)", {"lines": 3}),
-                       Widget("slider", "beam size (1: greedy)", {"minimum": 1, "maximum": 10, "value": 5})],
-               outputs=[Widget("text", "English", {"lines": 3}), Widget("image", "attention (first sentence)")],
-               load=load, infer=infer, examples=examples, button="Translate")  # fmt: skip
+    return Tab(
+        inputs=[
+            Widget("text", "German (one sentence a line)", {"lines": 3}),
+            Widget("slider", "beam size (1: greedy)", {"minimum": 1, "maximum": 10, "value": 5}),
+        ],
+        outputs=[
+            Widget("text", "English", {"lines": 3}),
+            Widget("image", "attention (first sentence)"),
+        ],
+        load=load,
+        infer=infer,
+        examples=examples,
+        button="Translate",
+    )

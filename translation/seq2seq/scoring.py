@@ -10,8 +10,11 @@ def bleu_chrf(hyps: list[str], refs: list[str]) -> dict:
     from sacrebleu.metrics import BLEU, CHRF
 
     bleu = BLEU()
-    return {"bleu": bleu.corpus_score(hyps, [refs]).score, "chrf": CHRF().corpus_score(hyps, [refs]).score,
-            "signature": str(bleu.get_signature())}  # fmt: skip
+    return {
+        "bleu": bleu.corpus_score(hyps, [refs]).score,
+        "chrf": CHRF().corpus_score(hyps, [refs]).score,
+        "signature": str(bleu.get_signature()),
+    }
 
 
 def plot_attention(translator, sentence: str, path: Path) -> bool:

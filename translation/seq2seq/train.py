@@ -58,10 +58,23 @@ class TranslationConfig(TrainConfig):
         "gru": {"lr": 2e-3, "dropout": 0.2, "label_smoothing": 0.1},
         # PyTorch's "Language Translation with nn.Transformer": emb 512, 3+3 layers, 8 heads, FFN 512,
         # Adam 1e-4 with betas (0.9, 0.98), batch 128, plain cross-entropy, greedy decoding.
-        "tutorial": {"d_model": 512, "heads": 8, "layers": 3, "d_ff": 512, "dropout": 0.1, "lr": 1e-4,
-                     "weight_decay": 0.0, "batch_size": 128, "max_tokens": 0, "label_smoothing": 0.0,
-                     "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "beam": 1},
-    }  # fmt: skip
+        "tutorial": {
+            "d_model": 512,
+            "heads": 8,
+            "layers": 3,
+            "d_ff": 512,
+            "dropout": 0.1,
+            "lr": 1e-4,
+            "weight_decay": 0.0,
+            "batch_size": 128,
+            "max_tokens": 0,
+            "label_smoothing": 0.0,
+            "schedule": "constant",
+            "warmup_steps": 0,
+            "grad_clip": 0.0,
+            "beam": 1,
+        },
+    }
     DEFAULTS: ClassVar[dict] = {
         "max_steps": 2400,
         "batch_size": 128,
@@ -159,25 +172,40 @@ def main(cfg: TranslationConfig) -> dict:
     )
     train = train.to(device)
     model = build_model(cfg.model, len(tokenizer), cfg.shape())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
-                                  weight_decay=cfg.weight_decay)  # fmt: skip
-    loader = LengthLoader.for_config(train.lengths(), lambda rows: collate(train, rows), cfg,
-                                     max_tokens=cfg.max_tokens)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=cfg.weight_decay
+    )
+    loader = LengthLoader.for_config(
+        train.lengths(), lambda rows: collate(train, rows), cfg, max_tokens=cfg.max_tokens
+    )
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def validate(m):
         hyps = Translator(m, tokenizer, device, cfg.max_len).translate(texts["val"][0], beam=1)
         return {"val_bleu": bleu_chrf(hyps, texts["val"][1])["bleu"]}
 
-    result = fit(model, make_step(cfg.label_smoothing), loader, cfg, device=device, optimizer=optimizer,
-                 evaluate=validate, monitor="val_bleu")  # fmt: skip
+    result = fit(
+        model,
+        make_step(cfg.label_smoothing),
+        loader,
+        cfg,
+        device=device,
+        optimizer=optimizer,
+        evaluate=validate,
+        monitor="val_bleu",
+    )
     translator = Translator(model, tokenizer, device, cfg.max_len, cfg.alpha)
     t0 = time.perf_counter()
     hyps = distributed.on_main(translator.translate)(texts["test"][0], beam=cfg.beam)
     scores = bleu_chrf(hyps, texts["test"][1])
-    metrics = {**result.best, "test_bleu": scores["bleu"], "test_chrf": scores["chrf"],
-               "beam": cfg.beam, "test_decode_seconds": round(time.perf_counter() - t0, 2),
-               "bleu_signature": scores["signature"]}  # fmt: skip
+    metrics = {
+        **result.best,
+        "test_bleu": scores["bleu"],
+        "test_chrf": scores["chrf"],
+        "beam": cfg.beam,
+        "test_decode_seconds": round(time.perf_counter() - t0, 2),
+        "bleu_signature": scores["signature"],
+    }
     sources = split_sources(cfg, texts)
     metrics |= {"val_pairs": sources["val"], "test_pairs": sources["test"]}
     notes = (
@@ -232,13 +260,23 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     hyps = translator.translate(src, beam=beam)
     seconds = time.perf_counter() - t1
     scores = bleu_chrf(hyps, refs)
-    metrics = {f"{cfg.split}_bleu": scores["bleu"], f"{cfg.split}_chrf": scores["chrf"], "beam": beam,
-               "sentences": len(src), "decode_seconds": round(seconds, 2), "bleu_signature": scores["signature"],
-               f"{cfg.split}_pairs": source}  # fmt: skip
+    metrics = {
+        f"{cfg.split}_bleu": scores["bleu"],
+        f"{cfg.split}_chrf": scores["chrf"],
+        "beam": beam,
+        "sentences": len(src),
+        "decode_seconds": round(seconds, 2),
+        "bleu_signature": scores["signature"],
+        f"{cfg.split}_pairs": source,
+    }
     picture = Path(cfg.out_dir) / "attention.png"
     shown = plot_attention(translator, src[0], picture)
-    lines = [f"{cfg.split}_bleu {scores['bleu']:.2f}  {cfg.split}_chrf {scores['chrf']:.2f}  (beam {beam}, "
-             f"{len(src)} sentences in {seconds:.1f}s)", f"{cfg.split}: {source}", scores["signature"]]  # fmt: skip
+    lines = [
+        f"{cfg.split}_bleu {scores['bleu']:.2f}  {cfg.split}_chrf {scores['chrf']:.2f}  (beam {beam}, "
+        f"{len(src)} sentences in {seconds:.1f}s)",
+        f"{cfg.split}: {source}",
+        scores["signature"],
+    ]
     lines += [f"wrote {picture}"] if shown else []
     summary, eval_seconds = "\n".join(lines), time.perf_counter() - t0
     return report_eval(

@@ -176,6 +176,12 @@ def app_tab():
             rows.append([None, str(path)])
         return rows
 
-    return Tab(inputs=[Widget("sketch", "draw a digit"), Widget("image", "or upload an image")],
-               outputs=[Widget("label", "prediction")], load=load, infer=infer, examples=examples,
-               button="Classify", about="An upload wins over the sketch.")  # fmt: skip
+    return Tab(
+        inputs=[Widget("sketch", "draw a digit"), Widget("image", "or upload an image")],
+        outputs=[Widget("label", "prediction")],
+        load=load,
+        infer=infer,
+        examples=examples,
+        button="Classify",
+        about="An upload wins over the sketch.",
+    )

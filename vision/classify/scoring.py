@@ -56,8 +56,15 @@ def plot_confusion(
     ax.imshow(cm.log1p(), cmap="Blues")
     for i in range(num_classes):
         for j in range(num_classes):
-            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if i == j else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                int(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if i == j else "black",
+            )
     ax.set(xlabel="predicted", ylabel="true", xticks=range(num_classes), yticks=range(num_classes))
     ax.set_title("MNIST test confusion matrix")
     _save(fig, path)

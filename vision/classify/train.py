@@ -43,10 +43,24 @@ class ClassifyConfig(TrainConfig):
         "default": {},
         # pytorch/examples' Net with the recipe of the LeNet-style tutorials (not pytorch/examples' own
         # Adadelta recipe): SGD(lr 0.01, momentum 0.5), batch 32, mean/std 0.5, 10 epochs of all 60k.
-        "classic": dict(model="net", optimizer="sgd", lr=0.01, momentum=0.5, weight_decay=0.0,
-                        batch_size=32, max_steps=18750, schedule="constant", warmup_steps=0,
-                        mean=0.5, std=0.5, augment=False, val_size=0, label_smoothing=0.0, tta=False),
-    }  # fmt: skip
+        "classic": dict(
+            model="net",
+            optimizer="sgd",
+            lr=0.01,
+            momentum=0.5,
+            weight_decay=0.0,
+            batch_size=32,
+            max_steps=18750,
+            schedule="constant",
+            warmup_steps=0,
+            mean=0.5,
+            std=0.5,
+            augment=False,
+            val_size=0,
+            label_smoothing=0.0,
+            tta=False,
+        ),
+    }
     DEFAULTS: ClassVar[dict] = {
         "max_steps": 2600,
         "batch_size": 256,
@@ -141,9 +155,15 @@ def main(cfg: ClassifyConfig) -> dict:
         return {"val_acc": accuracy(logits, val[1].to(logits.device)).item()}
 
     result = fit(
-        model, make_step(cfg), loader, cfg, device=device, optimizer=opt,
-        evaluate=validate if val is not None else None, monitor="val_acc" if val is not None else None,
-    )  # fmt: skip
+        model,
+        make_step(cfg),
+        loader,
+        cfg,
+        device=device,
+        optimizer=opt,
+        evaluate=validate if val is not None else None,
+        monitor="val_acc" if val is not None else None,
+    )
     test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std, tta=cfg.tta)
     metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}
     return report_train(cfg, TASK, metrics, result, device, shown=["test_acc"])
@@ -187,11 +207,13 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     metrics = {"test_acc": (pred == y).float().mean().item(), "per_class_acc": per_class_acc}
     plot_confusion(y.cpu(), pred.cpu(), f"{cfg.out_dir}/confusion.png")
     plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png")
-    summary = "\n".join([
-        f"test_acc {metrics['test_acc']:.4f}",
-        "per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()),
-        f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png",
-    ])  # fmt: skip
+    summary = "\n".join(
+        [
+            f"test_acc {metrics['test_acc']:.4f}",
+            "per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()),
+            f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png",
+        ]
+    )
     if cfg.shift:
         metrics["shift"] = score_shifts(model, (x, y.cpu()), train_cfg, cfg.out_dir)
         summary += "\n" + shift_summary(metrics["shift"], "test_acc")

@@ -37,9 +37,16 @@ def save_coco(scenes: Scenes, folder: Path, names: list[str]) -> None:
         target = scenes.targets(i)
         for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
             x1, y1, x2, y2 = box
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": label + 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                                "iscrowd": 0})  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": label + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": k + 1, "name": n} for k, n in enumerate(names)]
     doc = {"images": images, "annotations": annotations, "categories": categories}
     write_text(folder / ANNOTATIONS, json.dumps(doc) + "\n")
@@ -88,9 +95,12 @@ def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
         where = f"{path}: image {k}"
         images[_field(im, "id", where)] = {
             "file": Path(folder) / "images" / _field(im, "file_name", where),
-            "width": _field(im, "width", where), "height": _field(im, "height", where),
-            "boxes": [], "categories": [], "crowd": [],
-        }  # fmt: skip
+            "width": _field(im, "width", where),
+            "height": _field(im, "height", where),
+            "boxes": [],
+            "categories": [],
+            "crowd": [],
+        }
     dropped = 0
     for k, ann in enumerate(doc["annotations"]):
         where = (
@@ -111,8 +121,10 @@ def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
             raise DataError(f"{where}: bbox must be [x, y, width, height], got {bbox!r}")
         x, y, w, h = bbox
         if x < -1 or y < -1 or x + w > image["width"] + 1 or y + h > image["height"] + 1:
-            raise DataError(f"{where}: bbox {bbox} lies outside its image "
-                            f"{image['file'].name} ({image['width']}x{image['height']})")  # fmt: skip
+            raise DataError(
+                f"{where}: bbox {bbox} lies outside its image "
+                f"{image['file'].name} ({image['width']}x{image['height']})"
+            )
         if w < 1 or h < 1:
             dropped += 1
             continue
@@ -167,8 +179,10 @@ def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]
     for i, r in enumerate(records):
         pixels = read_image(r["file"], channels)
         if pixels.shape[1:] != (r["height"], r["width"]):
-            raise DataError(f"{r['file']}: is {pixels.shape[2]}x{pixels.shape[1]}, "
-                            f"the annotations say {r['width']}x{r['height']}")  # fmt: skip
+            raise DataError(
+                f"{r['file']}: is {pixels.shape[2]}x{pixels.shape[1]}, "
+                f"the annotations say {r['width']}x{r['height']}"
+            )
         images[i], scale = letterbox(pixels, size)
         n = len(r["boxes"])
         if n:

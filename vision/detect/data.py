@@ -66,11 +66,14 @@ def make_data(cfg) -> Data:
     source = "synthetic MNIST" if cfg.synthetic else "MNIST"
     splits = {
         "train": f"fresh scenes every step from {count(len(train_ids), source + ' training digit')}",
-        "val": (f"{count(len(val), 'scene')} from {n_val} other {source} training digits (seed "
-                f"{cfg.seed + 1}); they pick the kept weights") if val else
-               "none (--val-scenes 0 or --val-digits 0): the last step's weights are kept",
+        "val": (
+            f"{count(len(val), 'scene')} from {n_val} other {source} training digits (seed "
+            f"{cfg.seed + 1}); they pick the kept weights"
+        )
+        if val
+        else "none (--val-scenes 0 or --val-digits 0): the last step's weights are kept",
         "test": f"{count(len(test), 'scene')} from the {source} test digits (seed {TEST_SEED}), {UNSEEN}",
-    }  # fmt: skip
+    }
     return Data(DIGITS, 1, (x[train_ids], y[train_ids]), None, val, test, splits)
 
 
@@ -80,8 +83,10 @@ def coco_data(cfg) -> Data:
     scenes, names = load_coco(Path(cfg.coco), cfg.image_size, channels=3)
     parts = 2 if cfg.val_coco else 3
     if len(scenes) < parts:
-        raise ShowcaseError(f"{cfg.coco}: a COCO training folder needs at least {parts} images "
-                            f"(training, {'' if cfg.val_coco else 'validation, '}test)")  # fmt: skip
+        raise ShowcaseError(
+            f"{cfg.coco}: a COCO training folder needs at least {parts} images "
+            f"(training, {'' if cfg.val_coco else 'validation, '}test)"
+        )
     order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(cfg.seed))
     held = max(1, len(scenes) // 10)
     test = scenes.subset(order[:held])
@@ -89,8 +94,9 @@ def coco_data(cfg) -> Data:
     if cfg.val_coco:
         val, val_names = load_coco(Path(cfg.val_coco), cfg.image_size, channels=3)
         if val_names != names:
-            raise ShowcaseError(f"{cfg.val_coco}: its categories {val_names} differ from "
-                                f"{cfg.coco}'s {names}")  # fmt: skip
+            raise ShowcaseError(
+                f"{cfg.val_coco}: its categories {val_names} differ from {cfg.coco}'s {names}"
+            )
         train = scenes.subset(order[held:])
         val_text = f"{cfg.val_coco}: all {count(len(val), 'image')}"
     else:

@@ -165,8 +165,14 @@ def boxes_and_scores(logits, ltrb, centerness, points, size: tuple[int, int] | N
 
 
 @torch.no_grad()
-def select(boxes, scores, score_thresh: float = 0.05, nms_iou: float = 0.6, max_det: int = 100,
-           pre_nms: int = 1000) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+def select(
+    boxes,
+    scores,
+    score_thresh: float = 0.05,
+    nms_iou: float = 0.6,
+    max_det: int = 100,
+    pre_nms: int = 1000,
+) -> list[dict[str, torch.Tensor]]:
     """Per image the detections kept from `boxes_and_scores`: the best `pre_nms` (location,
     class) pairs above `score_thresh`, class-wise NMS at `nms_iou`, at most `max_det`; batched
     over the images. The post-processing after an exported graph."""
@@ -190,9 +196,17 @@ def select(boxes, scores, score_thresh: float = 0.05, nms_iou: float = 0.6, max_
 
 
 @torch.no_grad()
-def decode(logits, ltrb, centerness, points, score_thresh: float = 0.05, nms_iou: float = 0.6,
-           max_det: int = 100, pre_nms: int = 1000, size: tuple[int, int] | None = None
-           ) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+def decode(
+    logits,
+    ltrb,
+    centerness,
+    points,
+    score_thresh: float = 0.05,
+    nms_iou: float = 0.6,
+    max_det: int = 100,
+    pre_nms: int = 1000,
+    size: tuple[int, int] | None = None,
+) -> list[dict[str, torch.Tensor]]:
     """Per image the boxes (clipped to `size` (H, W) when given), scores and labels kept by
     class-wise NMS, batched over the images."""
     boxes, scores = boxes_and_scores(logits, ltrb, centerness, points, size)

@@ -53,8 +53,13 @@ def load_trained(out_dir: str, device: torch.device):
 
 
 @torch.no_grad()
-def detect(model, images: torch.Tensor, score_thresh: float = 0.05, nms_iou: float = 0.6,
-           batch_size: int = 100) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+def detect(
+    model,
+    images: torch.Tensor,
+    score_thresh: float = 0.05,
+    nms_iou: float = 0.6,
+    batch_size: int = 100,
+) -> list[dict[str, torch.Tensor]]:
     """Detections (boxes xyxy, scores, labels) for uint8 images (N, C, S, S), batched, on CPU."""
     model.eval()
     device = next(model.parameters()).device
@@ -98,8 +103,14 @@ def as_model_input(pixels: torch.Tensor, size: int) -> tuple[torch.Tensor, float
     return letterbox(pixels, size, fill=int(border.median()))
 
 
-def detect_image(model, names: list[str], size: int, original: torch.Tensor, score_thresh: float,
-                 nms_iou: float = 0.6):  # fmt: skip
+def detect_image(
+    model,
+    names: list[str],
+    size: int,
+    original: torch.Tensor,
+    score_thresh: float,
+    nms_iou: float = 0.6,
+):
     """Boxes (N, 4) in the image's own coordinates and the detections as dicts, of one uint8
     (C, H, W) image: one box per object (class-agnostic NMS at `nms_iou`)."""
     device = next(model.parameters()).device
@@ -109,9 +120,12 @@ def detect_image(model, names: list[str], size: int, original: torch.Tensor, sco
     h, w = original.shape[1:]
     boxes = (det["boxes"].cpu() / scale).clamp(min=0)
     boxes = torch.minimum(boxes, torch.tensor([w, h, w, h], dtype=boxes.dtype))
-    detections = [{"box": [round(v, 1) for v in b], "label": names[k], "score": round(s, 4)}
-                  for b, k, s in zip(boxes.tolist(), det["labels"].tolist(), det["scores"].tolist(),
-                                     strict=True)]  # fmt: skip
+    detections = [
+        {"box": [round(v, 1) for v in b], "label": names[k], "score": round(s, 4)}
+        for b, k, s in zip(
+            boxes.tolist(), det["labels"].tolist(), det["scores"].tolist(), strict=True
+        )
+    ]
     return boxes, detections
 
 
@@ -140,8 +154,12 @@ def predict(cfg: PredictConfig) -> dict:
             [f"{d['label']} {d['score']:.2f}" for d in detections],
             drawn,
         )
-        result = {"file": str(path), "detections": detections, "drawn": str(drawn),
-                  "replaced": replaced}  # fmt: skip
+        result = {
+            "file": str(path),
+            "detections": detections,
+            "drawn": str(drawn),
+            "replaced": replaced,
+        }
         results.append(result)
         if cfg.json:
             print(json.dumps(result))
@@ -152,8 +170,11 @@ def predict(cfg: PredictConfig) -> dict:
     for line in errors:
         print(f"showcase: error: {line}", file=sys.stderr)
     if errors:
-        raise (ShowcaseError(f"{len(errors)} input(s) could not be predicted") if results
-               else ShowcaseError(errors[0]))  # fmt: skip
+        raise (
+            ShowcaseError(f"{len(errors)} input(s) could not be predicted")
+            if results
+            else ShowcaseError(errors[0])
+        )
     return {"predictions": results}
 
 
@@ -225,8 +246,15 @@ def app_tab():
             rows.append([str(path)])
         return rows
 
-    return Tab(inputs=[Widget("image", "upload an image")],
-               outputs=[Widget("image", "detections"),
-                        Widget("table", "boxes", {"headers": ["label", "score", "x1", "y1", "x2", "y2"]})],
-               load=load, infer=infer, examples=examples, button="Detect",
-               about="Boxes with a score of at least 0.3 are drawn.")  # fmt: skip
+    return Tab(
+        inputs=[Widget("image", "upload an image")],
+        outputs=[
+            Widget("image", "detections"),
+            Widget("table", "boxes", {"headers": ["label", "score", "x1", "y1", "x2", "y2"]}),
+        ],
+        load=load,
+        infer=infer,
+        examples=examples,
+        button="Detect",
+        about="Boxes with a score of at least 0.3 are drawn.",
+    )

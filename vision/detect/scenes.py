@@ -79,10 +79,17 @@ def layout(n: int, pool_size: int, opts: SceneOptions, gen: torch.Generator) -> 
     x = torch.rand(n, k + m, generator=gen) * (s - side)
     y = torch.rand(n, k + m, generator=gen) * (s - side)
     frames = torch.stack([x, y, x + side, y + side], -1)  # (n, k + m, 4)
-    index = torch.cat([torch.randint(0, pool_size, (n, k), generator=gen),
-                       torch.randint(0, STROKES, (n, m), generator=gen)], 1)  # fmt: skip
-    gain = torch.cat([0.7 + 0.3 * torch.rand(n, k, generator=gen),
-                      0.2 + 0.4 * torch.rand(n, m, generator=gen)], 1)  # fmt: skip
+    index = torch.cat(
+        [
+            torch.randint(0, pool_size, (n, k), generator=gen),
+            torch.randint(0, STROKES, (n, m), generator=gen),
+        ],
+        1,
+    )
+    gain = torch.cat(
+        [0.7 + 0.3 * torch.rand(n, k, generator=gen), 0.2 + 0.4 * torch.rand(n, m, generator=gen)],
+        1,
+    )
     ink = frames[:, :k] + (4 / 28) * side[:, :k, None] * torch.tensor(
         [1, 1, -1, -1]
     )  # MNIST's border
@@ -93,8 +100,14 @@ def layout(n: int, pool_size: int, opts: SceneOptions, gen: torch.Generator) -> 
         keep[:, j] = (j < count) & clear
     strokes = torch.arange(m) < torch.randint(0, m + 1, (n, 1), generator=gen)  # (n, m)
     noise = opts.noise * torch.rand(n, generator=gen)
-    return {"frames": frames, "index": index, "gain": gain, "keep": torch.cat([keep, strokes], 1),
-            "noise": noise, "noise_seed": int(torch.randint(0, 2**31, (1,), generator=gen))}  # fmt: skip
+    return {
+        "frames": frames,
+        "index": index,
+        "gain": gain,
+        "keep": torch.cat([keep, strokes], 1),
+        "noise": noise,
+        "noise_seed": int(torch.randint(0, 2**31, (1,), generator=gen)),
+    }
 
 
 def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
@@ -106,8 +119,13 @@ def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     return inter / (area[:, :, None] + area[:, None, :] - inter)
 
 
-def render(digits: torch.Tensor, plan: dict, opts: SceneOptions, device: torch.device,
-           rows: slice = slice(None)):  # fmt: skip
+def render(
+    digits: torch.Tensor,
+    plan: dict,
+    opts: SceneOptions,
+    device: torch.device,
+    rows: slice = slice(None),
+):
     """Pixels (n, 1, H, W) uint8, ink-tight boxes (n, K, 4) and which digit slots hold a digit
     (n, K) for the scenes `rows` of `plan`; `digits` (P, 28, 28) uint8 is the pool."""
     total, k = len(plan["index"]), opts.max_digits
@@ -180,8 +198,14 @@ def stroke_bank(device: torch.device) -> torch.Tensor:
     return (glyphs * 255).round().to(torch.uint8).to(device)
 
 
-def compose(digits: torch.Tensor, classes: torch.Tensor, n: int, seed: int, opts: SceneOptions,
-            device: torch.device | str = "cpu"):  # fmt: skip
+def compose(
+    digits: torch.Tensor,
+    classes: torch.Tensor,
+    n: int,
+    seed: int,
+    opts: SceneOptions,
+    device: torch.device | str = "cpu",
+):
     """`n` scenes from seed `seed`: images (n, 1, H, W) uint8, boxes (n, K, 4), labels (n, K)."""
     gen = torch.Generator().manual_seed(seed)
     plan = layout(n, len(digits), opts, gen)
@@ -193,11 +217,19 @@ def compose(digits: torch.Tensor, classes: torch.Tensor, n: int, seed: int, opts
     )
 
 
-def make_scenes(digits: torch.Tensor, classes: torch.Tensor, n: int, seed: int, opts: SceneOptions,
-                chunk: int = 256) -> Scenes:  # fmt: skip
+def make_scenes(
+    digits: torch.Tensor,
+    classes: torch.Tensor,
+    n: int,
+    seed: int,
+    opts: SceneOptions,
+    chunk: int = 256,
+) -> Scenes:
     """A fixed set of `n` scenes on the CPU, rendered `chunk` at a time."""
-    parts = [compose(digits, classes, min(chunk, n - i), seed * 1_000_003 + i, opts)
-             for i in range(0, n, chunk)]  # fmt: skip
+    parts = [
+        compose(digits, classes, min(chunk, n - i), seed * 1_000_003 + i, opts)
+        for i in range(0, n, chunk)
+    ]
     return Scenes(*(torch.cat(p) for p in zip(*parts, strict=True)))
 
 
@@ -207,8 +239,17 @@ class SceneLoader:
     Each optimizer step takes `batch_size` scenes over all ranks and micro-batches; each rank
     renders only its own slice of every micro-batch's layout."""
 
-    def __init__(self, digits: torch.Tensor, classes: torch.Tensor, batch_size: int, opts: SceneOptions,
-                 *, grad_accum: int = 1, seed: int = 0, device=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        digits: torch.Tensor,
+        classes: torch.Tensor,
+        batch_size: int,
+        opts: SceneOptions,
+        *,
+        grad_accum: int = 1,
+        seed: int = 0,
+        device=None,
+    ) -> None:
         world = distributed.world_size()
         if batch_size % (grad_accum * world):
             raise ShowcaseError(
@@ -223,8 +264,15 @@ class SceneLoader:
 
     @classmethod
     def for_config(cls, digits, classes, cfg, opts: SceneOptions, device=None) -> "SceneLoader":
-        return cls(digits, classes, cfg.batch_size, opts, grad_accum=cfg.grad_accum,
-                   seed=cfg.seed, device=device)  # fmt: skip
+        return cls(
+            digits,
+            classes,
+            cfg.batch_size,
+            opts,
+            grad_accum=cfg.grad_accum,
+            seed=cfg.seed,
+            device=device,
+        )
 
     def state_dict(self) -> dict[str, int]:
         return {"batch": self.batch}

@@ -124,8 +124,14 @@ class DetectConfig(TrainConfig):
             )
 
     def scene_options(self) -> SceneOptions:
-        return SceneOptions(self.image_size, self.max_digits, self.min_scale, self.max_scale,
-                            noise=self.noise, clutter=self.clutter)  # fmt: skip
+        return SceneOptions(
+            self.image_size,
+            self.max_digits,
+            self.min_scale,
+            self.max_scale,
+            noise=self.noise,
+            clutter=self.clutter,
+        )
 
 
 def make_step(points: torch.Tensor, stride: int, robust: bool = False):
@@ -167,8 +173,15 @@ def main(cfg: DetectConfig) -> dict:
             f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
         }
 
-    result = fit(model, make_step(points, model.stride, robust), loader, cfg, device=device,
-                 evaluate=validate if data.val else None, monitor="val_map" if data.val else None)  # fmt: skip
+    result = fit(
+        model,
+        make_step(points, model.stride, robust),
+        loader,
+        cfg,
+        device=device,
+        evaluate=validate if data.val else None,
+        monitor="val_map" if data.val else None,
+    )
     t0 = time.perf_counter()
     test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
     metrics = {**result.best, **test_map}
@@ -211,32 +224,48 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
         split = f"{cfg.coco}: all {count(len(scenes), 'image')}"
         trained_on = [train_cfg.get("coco"), train_cfg.get("val_coco")]
         if any(d and Path(d).resolve() == Path(cfg.coco).resolve() for d in trained_on):
-            split += (", among them images the model trained on or was selected on (metrics.json "
-                      "scores its held-out test slice alone)")  # fmt: skip
+            split += (
+                ", among them images the model trained on or was selected on (metrics.json "
+                "scores its held-out test slice alone)"
+            )
     else:
         if train_cfg.get("coco"):
             raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: pass --coco DIR")
-        run_cfg = from_run(DetectConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir"),
-                           val_scenes=0)  # fmt: skip
+        run_cfg = from_run(
+            DetectConfig,
+            train_cfg,
+            data_dir=cfg.data_dir or train_cfg.get("data_dir"),
+            val_scenes=0,
+        )
         data = make_data(run_cfg)
         scenes, split = data.test, data.splits["test"]
     dets = detect(
         model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"], cfg.batch_size
     )
     result = coco_map(dets, scenes, class_metrics=True)
-    per_class = {names[int(k)]: round(v.item(), 4)
-                 for k, v in zip(result["classes"].flatten(), result["map_per_class"].flatten(), strict=True)}  # fmt: skip
-    metrics = {"map": result["map"].item(), "map_50": result["map_50"].item(), "map_75": result["map_75"].item(),
-               "per_class_map": per_class, "images": len(scenes), "split": split}  # fmt: skip
+    per_class = {
+        names[int(k)]: round(v.item(), 4)
+        for k, v in zip(result["classes"].flatten(), result["map_per_class"].flatten(), strict=True)
+    }
+    metrics = {
+        "map": result["map"].item(),
+        "map_50": result["map_50"].item(),
+        "map_75": result["map_75"].item(),
+        "per_class_map": per_class,
+        "images": len(scenes),
+        "split": split,
+    }
     picture = Path(cfg.out_dir) / "detections.png"
     plot_scenes(scenes, dets, names, picture, train_cfg["nms_iou"])
-    summary = "\n".join([
-        f"map {metrics['map']:.4f}  map_50 {metrics['map_50']:.4f}  map_75 {metrics['map_75']:.4f} "
-        f"on {len(scenes)} images (weights of step {step})",
-        f"data: {split}",
-        "per-class map " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class.items()),
-        f"wrote {picture}",
-    ])  # fmt: skip
+    summary = "\n".join(
+        [
+            f"map {metrics['map']:.4f}  map_50 {metrics['map_50']:.4f}  map_75 {metrics['map_75']:.4f} "
+            f"on {len(scenes)} images (weights of step {step})",
+            f"data: {split}",
+            "per-class map " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class.items()),
+            f"wrote {picture}",
+        ]
+    )
     if cfg.shift:
         metrics["shift"] = score_shifts(model, scenes, names, train_cfg, cfg.out_dir)
         summary += "\n" + shift_summary(metrics["shift"], "map")
