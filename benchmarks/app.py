@@ -24,9 +24,31 @@ def wait_for(predicate, seconds: float = 120.0):
     raise TimeoutError("the page did not answer")
 
 
+def headless_chromium():
+    """A headless Chromium driven by Selenium, its window tall enough for a whole tab."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,2000",
+    ):
+        options.add_argument(arg)
+    return webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(shutil.which("chromedriver"))
+    )
+
+
 def run(args) -> dict:
     from PIL import Image
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
 
     from core.command import config_class
@@ -56,23 +78,7 @@ def run(args) -> dict:
     served = app.AppConfig(runs=str(runs), port=port, device=args.device, data_dir=args.data_dir)
     page = app.build_page(served)
     app.serve(page, served, block=False)  # as `showcase app` serves it
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,2000",
-    ):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(
-        options=options, service=webdriver.ChromeService(shutil.which("chromedriver"))
-    )
+    browser = headless_chromium()
     try:
         browser.get("about:blank")  # the browser's own start-up is not the page's load time
         t0 = time.perf_counter()

@@ -11,10 +11,10 @@ steps, val/test sacreBLEU and chrF (cased, detokenized), and decoding time of th
 sentences, greedy and beam-5."""
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.runs import train_ours
 from core.config import to_dict
 from core.parse import build
 from translation.seq2seq.data import load_multi30k
@@ -23,20 +23,9 @@ from translation.seq2seq.scoring import bleu_chrf
 from translation.seq2seq.train import TranslationConfig, main
 
 
-def out_dir(args, name: str) -> str:
-    return str(Path(args.keep_runs) / name) if args.keep_runs else tempfile.mkdtemp()
-
-
 def train(args, name: str, **fields) -> dict:
     quick = {"max_steps": 20, "eval_every": 0} if args.quick else {}
-    cfg = build(
-        TranslationConfig,
-        out_dir=out_dir(args, name),
-        data_dir=args.data_dir,
-        device=args.device,
-        **{**fields, **quick},
-    )
-    return main(cfg)
+    return train_ours(args, main, name, **{**fields, **quick})
 
 
 def pace(run_dir: str) -> float:

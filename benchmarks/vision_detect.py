@@ -22,7 +22,6 @@ do; ours trains with its default robust augmentation, so the clean comparison do
 
 import functools
 import math
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,19 +32,15 @@ from torchvision.models.detection import FCOS, ssdlite320_mobilenet_v3_large
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from benchmarks.runs import run_dir
 from core.device import pick_device
 from core.parse import build
 from core.seed import seed_everything
 from core.shift import at_middle, shift_rows
-from vision.detect.data import make_data
+from vision.detect.data import SceneLoader, make_data
 from vision.detect.predict import detect, load_trained
-from vision.detect.scenes import SceneLoader
 from vision.detect.scoring import coco_map, score_shifts
 from vision.detect.train import DetectConfig, main
-
-
-def out_dir(args, name: str) -> str:
-    return str(Path(args.keep_runs) / name) if args.keep_runs else tempfile.mkdtemp()
 
 
 def score(dets: list[dict], scenes) -> dict[str, float]:
@@ -170,7 +165,7 @@ def run(args) -> dict:
     )
     cfg = build(
         DetectConfig,
-        out_dir=out_dir(args, "default"),
+        out_dir=run_dir(args, "default"),
         data_dir=args.data_dir,
         device=args.device,
         **fields,
@@ -201,7 +196,7 @@ def run(args) -> dict:
         if args.keep_runs:
             from core.checkpoint import save_weights
 
-            save_weights(peer, Path(out_dir(args, name)) / "model.safetensors", {"steps": steps})
+            save_weights(peer, Path(run_dir(args, name)) / "model.safetensors", {"steps": steps})
         infer = functools.partial(peer_detect, name, peer)
         scores = score(infer(test.images), test)
         result |= {

@@ -1,6 +1,5 @@
-"""The typed configs every demo shares (`TrainConfig`, `EvalConfig`), the one-line checks of
-their values, and their JSON form in a run folder. `core.parse` turns a config class into the CLI.
-"""
+"""The typed configs every demo shares (`TrainConfig`, `EvalConfig`) and their JSON form in a run
+folder; `core.errors` refuses out-of-range values and `core.parse` turns a config class into the CLI."""
 
 import dataclasses
 import json
@@ -9,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from core.demo import Demo
-from core.errors import UsageError
+from core.errors import UsageError, flag, non_negative, positive
 from core.files import write_text
 
 
@@ -133,6 +132,8 @@ class TrainConfig(ChangesDefaults):
     """Keep the parameters whose name matches this regular expression fixed (e.g. `^features`)."""
     tensorboard: bool = False
     """Also log to TensorBoard in the run directory."""
+    synthetic: bool = False
+    """Tiny made-up data instead of the real dataset (smoke tests only; RL: tiny evaluations)."""
     hf_dataset: str | None = None
     """Train on your own data through Hugging Face datasets: a local file (csv, tsv, json, jsonl,
     parquet) or folder, or a Hub dataset (owner/name, with network); the demo's docs list its
@@ -159,32 +160,6 @@ class TrainConfig(ChangesDefaults):
         if self.hf_dataset and Path(self.hf_dataset).expanduser().exists():
             # the run records where its data is, so eval and predict find it from anywhere
             self.hf_dataset = str(Path(self.hf_dataset).expanduser().resolve())
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a config field: `max_steps` -> `--max-steps`."""
-    return "--" + name.replace("_", "-")
-
-
-def positive(cfg: Any, *names: str) -> None:
-    """Refuse, with one line, a field among `names` that is not > 0."""
-    for name in names:
-        if not getattr(cfg, name) > 0:
-            raise UsageError(f"{flag(name)} must be > 0, got {getattr(cfg, name)}")
-
-
-def non_negative(cfg: Any, *names: str) -> None:
-    """Refuse, with one line, a field among `names` that is < 0."""
-    for name in names:
-        if getattr(cfg, name) < 0:
-            raise UsageError(f"{flag(name)} must be >= 0, got {getattr(cfg, name)}")
-
-
-def fraction(cfg: Any, *names: str) -> None:
-    """Refuse, with one line, a field among `names` outside [0, 1)."""
-    for name in names:
-        if not 0 <= getattr(cfg, name) < 1:
-            raise UsageError(f"{flag(name)} must be in [0, 1), got {getattr(cfg, name)}")
 
 
 def refuse_unused(cfg: Any, names: tuple[str, ...] | None = None, who: str | None = None) -> None:

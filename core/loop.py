@@ -116,6 +116,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_fn(cfg))
     dtype = amp_dtype(device, cfg.amp_dtype) if cfg.amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    amp = {"dtype": dtype or torch.bfloat16, "enabled": dtype is not None}  # for torch.autocast
     ema = moving_average(model, cfg.ema)
     final = ema.module if ema else model  # what is evaluated and kept
     saved = nn.ModuleDict({"net": model, "ema": ema}) if ema else model
@@ -135,9 +136,7 @@ def fit(
                     samples.add(batch)
                     syncing = ddp is None or micro == cfg.grad_accum - 1
                     with contextlib.nullcontext() if syncing else ddp.no_sync():
-                        with torch.autocast(
-                            device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
-                        ):
+                        with torch.autocast(device.type, **amp):
                             loss, metrics = step(train_model, batch)
                         watch.push(state.step + 1, loss)
                         scaler.scale(loss / cfg.grad_accum).backward()

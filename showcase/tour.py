@@ -26,12 +26,12 @@ from typing import Any
 from core.command import config_class
 from core.config import to_dict
 from core.demo import Demo
-from core.errors import MissingData, UsageError
+from core.errors import MissingData, UsageError, non_negative
 from core.files import copy_file, write_text
 from core.logger import progress_to
 from core.parse import build
 from showcase import catalog
-from showcase.tour_report import plot_curves, summary, write_html, write_markdown
+from showcase.tour_report import plan, plot_curves, summary, write_html, write_markdown
 
 MARKER = ".showcase-tour"  # marks a folder the tour wrote, the only kind --force may replace
 
@@ -62,8 +62,7 @@ class TourConfig:
     def __post_init__(self) -> None:
         if self.quick and self.full:
             raise UsageError("choose one of --quick and --full")
-        if self.max_steps < 0:
-            raise UsageError(f"--max-steps must be >= 0, got {self.max_steps}")
+        non_negative(self, "max_steps")
 
 
 def select(demos: list[Demo], only: str | None) -> list[Demo]:
@@ -95,46 +94,6 @@ def prepare(out: Path, force: bool) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).touch()
-
-
-def flags(fields: dict[str, Any]) -> str:
-    """Config fields as the CLI flags that set them."""
-    out = []
-    for key, value in fields.items():
-        name = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            out.append(name if value else "--no-" + name[2:])
-        elif value is not None:
-            out.append(f"{name} {value}")
-    return " ".join(out)
-
-
-def plan(demo: Demo, cfg: TourConfig, out: Path) -> tuple[dict, dict, dict]:
-    """A demo's row before it runs, its train-config overrides and the fields train and eval share."""
-    spec = demo.tour
-    name = f"{demo.domain}-{demo.task}"
-    # runs/ holds each run under its default folder name, so `showcase app --runs <out>/runs` serves them
-    run_dir, log = catalog.run_folder(demo, out / "runs"), out / "logs" / f"{name}.log"
-    overrides = {} if cfg.full else dict(spec.quick)
-    overrides |= {"max_steps": cfg.max_steps} if cfg.max_steps else {}
-    overrides |= {"synthetic": True} if cfg.synthetic else {}
-    shared = {"out_dir": str(run_dir), "data_dir": cfg.data_dir, "device": cfg.device}
-    row = {
-        "demo": demo.name,
-        "name": name,
-        "dataset": demo.dataset,
-        "metric": spec.metric,
-        "chance": spec.chance,
-        "chance_is": spec.chance_is,
-        "target": spec.target,
-        "full": spec.full,
-        "full_source": spec.full_source,
-        "lower_is_better": spec.lower_is_better,
-        "log": str(log.relative_to(out)),
-        "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
-        "pictures": [],
-    }
-    return row, overrides, shared
 
 
 def run_demo(demo: Demo, cfg: TourConfig, out: Path) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""The tour's report: each demo's training curves, the summary line under its command, the table,
-`index.md` and a self-contained `index.html` (every picture embedded)."""
+"""The tour's report: each demo's row as planned (its command and targets), its training curves,
+the summary line under its command, the table, `index.md` and a self-contained `index.html` (every
+picture embedded)."""
 
 import base64
 import html
 import json
 from pathlib import Path
+from typing import Any
 
+from core.demo import Demo
 from core.files import save_figure, write_text
+from showcase import catalog
 
 
 def plot_curves(log: Path, path: Path, title: str) -> bool:
@@ -166,3 +170,43 @@ application; the target is the full configuration's, the chance level what guess
 </body></html>
 """
     write_text(out / "index.html", page)
+
+
+def flags(fields: dict[str, Any]) -> str:
+    """Config fields as the CLI flags that set them."""
+    out = []
+    for key, value in fields.items():
+        name = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(name if value else "--no-" + name[2:])
+        elif value is not None:
+            out.append(f"{name} {value}")
+    return " ".join(out)
+
+
+def plan(demo: Demo, cfg, out: Path) -> tuple[dict, dict, dict]:
+    """A demo's row before it runs (`cfg`: the `TourConfig`), its train-config overrides and the fields train and eval share."""
+    spec = demo.tour
+    name = f"{demo.domain}-{demo.task}"
+    # runs/ holds each run under its default folder name, so `showcase app --runs <out>/runs` serves them
+    run_dir, log = catalog.run_folder(demo, out / "runs"), out / "logs" / f"{name}.log"
+    overrides = {} if cfg.full else dict(spec.quick)
+    overrides |= {"max_steps": cfg.max_steps} if cfg.max_steps else {}
+    overrides |= {"synthetic": True} if cfg.synthetic else {}
+    shared = {"out_dir": str(run_dir), "data_dir": cfg.data_dir, "device": cfg.device}
+    row = {
+        "demo": demo.name,
+        "name": name,
+        "dataset": demo.dataset,
+        "metric": spec.metric,
+        "chance": spec.chance,
+        "chance_is": spec.chance_is,
+        "target": spec.target,
+        "full": spec.full,
+        "full_source": spec.full_source,
+        "lower_is_better": spec.lower_is_better,
+        "log": str(log.relative_to(out)),
+        "command": f"showcase {demo.name} train {flags({**overrides, **shared, 'seed': cfg.seed})}",
+        "pictures": [],
+    }
+    return row, overrides, shared

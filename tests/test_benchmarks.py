@@ -55,7 +55,7 @@ def test_vision_detect_peers_train_and_score_on_the_same_scenes():
 
 
 def test_speech_cnn_peer_trains_and_scores_the_single_test_clips():
-    from benchmarks.speech_ctc import DigitCNN, cnn_peer
+    from benchmarks.speech_cnn import DigitCNN, cnn_peer
     from core.parse import build
     from speech.ctc.train import SpeechConfig
 

@@ -5,10 +5,10 @@ import json
 
 import torch
 
-from core.config import InferenceConfig, positive
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import ShowcaseError
+from core.errors import ShowcaseError, positive
 from core.run import load_run_weights, run_config
 from recsys import MF
 from recsys.mf.bayes import kept_draws

@@ -20,9 +20,9 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive, refuse_unused
+from core.config import EvalConfig, TrainConfig, refuse_unused
 from core.device import pick_device
-from core.errors import UsageError
+from core.errors import UsageError, fraction, non_negative, positive
 from core.loop import fit, setup
 from core.report import report_eval, report_train
 from core.run import run_config, run_step
@@ -116,8 +116,6 @@ class MFTrainConfig(TrainConfig):
     """Ratings per step; the default exceeds ml-100k, so each step is full-batch."""
     log_every: int = 5
     """Sweeps (or steps) between log lines: the training curve's points."""
-    synthetic: bool = False
-    """Use a small planted low-rank matrix instead of MovieLens (smoke tests only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

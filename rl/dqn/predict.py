@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import InferenceConfig, positive
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
+from core.errors import positive
 from rl import DQN
 from rl.dqn.scoring import evaluate_policy, load_policy, write_gif
 

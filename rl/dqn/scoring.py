@@ -9,13 +9,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
-from core.config import EvalConfig, positive
+from core.checkpoint import save_weights
+from core.config import EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
-from core.errors import ShowcaseError
-from core.files import atomic_write, save_figure
-from core.report import report_eval
-from core.run import load_run_weights, run_config, run_step
+from core.errors import ShowcaseError, positive
+from core.files import atomic_write, copy_file, save_figure
+from core.logger import RunLogger
+from core.report import report_eval, write_report
+from core.run import BEST, WEIGHTS, Run, load_run_weights, run_config, run_step
 from rl import DQN
 from rl.dqn.data import check_env, make_envs, obs_bounds
 from rl.dqn.model import q_network
@@ -188,3 +191,56 @@ def write_gif(q_net, env_id: str, seed: int, path: str, max_frames: int = 500) -
             tmp, format="GIF", save_all=True, append_images=small[1:], duration=40, loop=0
         ),
     )
+
+
+def evaluate_and_keep(
+    q_net: nn.Module,
+    protocol: SolveProtocol,
+    run: Run,
+    cfg: TrainConfig,
+    meta: dict,
+    logger: RunLogger,
+    eps: float,
+) -> None:
+    """Evaluate the greedy policy; keep it in best.safetensors if it is the best so far; mark the
+    run solved when it meets the threshold (with --stop-at-threshold)."""
+    state, extra, step = run.state, run.state.extra, run.state.step
+    mean, solved = protocol.check(q_net)
+    extra["eval_seconds"] = protocol.eval_seconds
+    extra["curve"].append([step, mean])
+    logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
+    if state.best is None or mean > state.best:
+        state.best, state.best_step = mean, step
+        kept = {"config": {**to_dict(cfg), **meta}, "step": step, "return_mean": mean}
+        save_weights(q_net, run.dir / BEST, kept)
+    if solved and cfg.stop_at_threshold:  # seconds of learning, evaluation excluded
+        extra.update(solved_step=step, solved_seconds=run.seconds() - protocol.eval_seconds)
+
+
+def finish(cfg: TrainConfig, run: Run, device: torch.device) -> dict:
+    """Keep the best policy as the run's weights, score it on fresh episodes, report."""
+    state, extra = run.state, run.state.extra
+    copy_file(run.dir / BEST, run.dir / WEIGHTS)  # the kept policy is the best one
+    wall = run.seconds()
+    kept, _ = load_policy(cfg.out_dir, cfg.env, device)
+    final_episodes = 2 if cfg.synthetic else cfg.final_episodes
+    returns = evaluate_policy(kept, cfg.env, final_episodes, seed=cfg.seed + 100_000)
+    threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
+    plot_curve(extra["curve"], run.dir / "curve.png", cfg.env, threshold)
+    metrics = {
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "episodes": len(returns),
+        "best_eval_return": state.best,
+        "best_step": state.best_step,
+        "steps_to_solve": extra["solved_step"],
+        "seconds_to_solve": extra["solved_seconds"],
+        "eval_seconds": extra["eval_seconds"],
+        "updates": extra["updates"],
+    }
+    report = write_report(cfg, TASK, metrics, state.step, wall, device)
+    print(
+        f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
+        f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s"
+    )
+    return report

@@ -14,20 +14,16 @@ not saved: it refills (for --learning-starts steps) before updates continue.
 import dataclasses
 from typing import ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 from core import distributed
-from core.checkpoint import save_weights
-from core.config import TrainConfig, non_negative, positive, to_dict
-from core.errors import UsageError
-from core.files import copy_file
+from core.config import TrainConfig
+from core.errors import non_negative, positive, within
 from core.logger import RunLogger
 from core.loop import setup
-from core.report import write_report
-from core.run import BEST, WEIGHTS, Run, start_from
+from core.run import Run, start_from
 from core.share import push_command
 from rl import DQN
 from rl.dqn.agent import act, collect, epsilon, learn, update_target
@@ -35,7 +31,7 @@ from rl.dqn.data import ReplayBuffer, check_env, make_envs, obs_bounds
 from rl.dqn.export import export_model
 from rl.dqn.model import q_network
 from rl.dqn.predict import play
-from rl.dqn.scoring import TASK, SolveProtocol, evaluate, evaluate_policy, load_policy, plot_curve
+from rl.dqn.scoring import SolveProtocol, evaluate, evaluate_and_keep, finish
 
 # Per-environment defaults; flags still override them. Other environments get the class defaults.
 ENV_DEFAULTS: dict[str, dict] = {
@@ -145,58 +141,14 @@ class DQNConfig(TrainConfig):
     log_every: int = 500
     """Environment steps between log lines (the mean return of the last 20 episodes): the
     training curve's points."""
-    synthetic: bool = False
-    """Smoke-test mode: tiny evaluations (the environment itself needs no data)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(
-            self,
-            "num_envs",
-            "buffer_size",
-            "n_step",
-            "train_freq",
-            "gradient_steps",
-            "target_update",
-            "eval_every",
-            "eval_episodes",
-            "final_episodes",
-        )
+        positive(self, "num_envs", "buffer_size", "n_step", "train_freq", "gradient_steps")
+        positive(self, "target_update", "eval_every", "eval_episodes", "final_episodes")
         non_negative(self, "learning_starts")
-        for name in ("gamma", "tau", "eps_fraction"):
-            if not 0 < getattr(self, name) <= 1:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(self, name)}"
-                )
-        for name in ("eps_start", "eps_end"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}"
-                )
-
-
-def evaluate_and_keep(
-    q_net: nn.Module,
-    protocol: SolveProtocol,
-    run: Run,
-    cfg: DQNConfig,
-    meta: dict,
-    logger: RunLogger,
-    eps: float,
-) -> None:
-    """Evaluate the greedy policy; keep it in best.safetensors if it is the best so far; mark the
-    run solved when it meets the threshold (with --stop-at-threshold)."""
-    state, extra, step = run.state, run.state.extra, run.state.step
-    mean, solved = protocol.check(q_net)
-    extra["eval_seconds"] = protocol.eval_seconds
-    extra["curve"].append([step, mean])
-    logger.log("eval", step, {"return_mean": mean, "epsilon": eps})
-    if state.best is None or mean > state.best:
-        state.best, state.best_step = mean, step
-        kept = {"config": {**to_dict(cfg), **meta}, "step": step, "return_mean": mean}
-        save_weights(q_net, run.dir / BEST, kept)
-    if solved and cfg.stop_at_threshold:  # seconds of learning, evaluation excluded
-        extra.update(solved_step=step, solved_seconds=run.seconds() - protocol.eval_seconds)
+        within(self, "(0, 1]", "gamma", "tau", "eps_fraction")
+        within(self, "[0, 1]", "eps_start", "eps_end")
 
 
 def fresh_extra() -> dict:
@@ -272,35 +224,6 @@ def main(cfg: DQNConfig) -> dict:
         envs.close()
         logger.close()
     return finish(cfg, run, device)
-
-
-def finish(cfg: DQNConfig, run: Run, device: torch.device) -> dict:
-    """Keep the best policy as the run's weights, score it on fresh episodes, report."""
-    state, extra = run.state, run.state.extra
-    copy_file(run.dir / BEST, run.dir / WEIGHTS)  # the kept policy is the best one
-    wall = run.seconds()
-    kept, _ = load_policy(cfg.out_dir, cfg.env, device)
-    final_episodes = 2 if cfg.synthetic else cfg.final_episodes
-    returns = evaluate_policy(kept, cfg.env, final_episodes, seed=cfg.seed + 100_000)
-    threshold = gym.spec(cfg.env).reward_threshold if cfg.stop_at_threshold else None
-    plot_curve(extra["curve"], run.dir / "curve.png", cfg.env, threshold)
-    metrics = {
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "episodes": len(returns),
-        "best_eval_return": state.best,
-        "best_step": state.best_step,
-        "steps_to_solve": extra["solved_step"],
-        "seconds_to_solve": extra["solved_seconds"],
-        "eval_seconds": extra["eval_seconds"],
-        "updates": extra["updates"],
-    }
-    report = write_report(cfg, TASK, metrics, state.step, wall, device)
-    print(
-        f"{cfg.env}: kept policy (step {state.best_step}) scores {returns.mean():.1f} "
-        f"± {returns.std():.1f} over {len(returns)} episodes; {state.step} steps in {wall:.1f}s"
-    )
-    return report
 
 
 COMMANDS = {

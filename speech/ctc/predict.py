@@ -2,17 +2,16 @@
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from tyro.conf import Positional
 
-from core.config import InferenceConfig, positive
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import DataError, ShowcaseError
+from core.errors import DataError, ShowcaseError, positive, refuse_failed
 from core.files import write_text
 from core.run import load_run_weights, run_config
 from speech import CTC
@@ -186,12 +185,7 @@ def transcribe(cfg: TranscribeConfig) -> dict:
         result = {"file": str(path), "text": text, "words": words}
         results.append(result)
         print(json.dumps(result) if cfg.json else f"{path}: {text}")
-    for line in errors:
-        print(f"showcase: error: {line}", file=sys.stderr)
-    if errors:
-        raise ShowcaseError(
-            f"{len(errors)} file(s) could not be transcribed" if results else errors[0]
-        )
+    refuse_failed(errors, len(results), "file(s) could not be transcribed")
     return {"transcripts": results}
 
 

@@ -92,6 +92,20 @@ def score(model, features, split: Split, decoder, batch_size: int = 64) -> dict:
     return {**metrics, "per_speaker_wer": per_speaker}
 
 
+def validation_scores(model, features, split: Split, decoder) -> dict:
+    """Validation WER of the utterances, and the clip accuracy of the single validation
+    recordings where the split has them: what picks a run's kept weights."""
+    hyps, refs = recognize(model, features, split.clips, split.val, {"beam": decoder})
+    metrics = {"val_wer": wer_cer(hyps["beam"], refs)["wer"]}
+    if split.val_clips is not None:
+        found, clip_refs = recognize(
+            model, features, split.clips, split.val_clips, {"beam": decoder}
+        )
+        hits = sum(h == r for h, r in zip(found["beam"], clip_refs, strict=True))
+        metrics["val_clip_acc"] = hits / len(clip_refs)
+    return metrics
+
+
 def wer_cer(hyps: list[str], refs: list[str], prefix: str = "") -> dict[str, float]:
     """Word and character error rates over a corpus: edits (substitutions, insertions and
     deletions) over the reference's words or characters, spaces included (torchmetrics'

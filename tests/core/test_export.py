@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import core.export
+import core.export_check
 from core.command import config_class
 from core.errors import ShowcaseError, UsageError
 from core.parse import build
@@ -78,9 +79,9 @@ def export(name: str, run_dir, out, **fields) -> dict:
 @pytest.mark.parametrize("name", BOTH_FORMATS)
 def test_onnx_and_pt2_agree_with_the_eager_model(runs, tmp_path, name):
     onnx_file = export(name, runs[name], tmp_path)
-    assert onnx_file["check"]["max_abs_diff"] <= core.export.FLOAT_TOLERANCE
+    assert onnx_file["check"]["max_abs_diff"] <= core.export_check.FLOAT_TOLERANCE
     pt2_file = export(name, runs[name], tmp_path, format="pt2")
-    assert pt2_file["check"]["max_abs_diff"] <= core.export.FLOAT_TOLERANCE
+    assert pt2_file["check"]["max_abs_diff"] <= core.export_check.FLOAT_TOLERANCE
     sidecar = json.loads(Path(onnx_file["sidecar"]).read_text())
     assert sidecar["format"] == "onnx" and sidecar["run"].endswith(runs[name].name)
     assert sidecar["inputs"][0]["shape"][0] == "batch"
@@ -136,7 +137,7 @@ def test_the_translator_exports_an_encoder_and_a_step_that_translate_as_the_mode
     for fields in ({}, {"format": "pt2"}):
         written = export("translation seq2seq", run, tmp_path, **fields)
         for part in ("encoder", "step"):
-            assert written[part]["check"]["max_abs_diff"] <= core.export.FLOAT_TOLERANCE
+            assert written[part]["check"]["max_abs_diff"] <= core.export_check.FLOAT_TOLERANCE
     written = export("translation seq2seq", run, tmp_path)
     assert written["greedy_agreement"] == 1.0  # 32 test sentences, translated alike
     assert (tmp_path / "tokenizer.json").is_file()
@@ -153,7 +154,7 @@ def test_int8_files_are_smaller_and_give_the_same_answers(runs, tmp_path):
     for name in ("vision classify", "vision detect", "speech ctc"):
         float32 = export(name, runs[name], tmp_path)
         int8 = export(name, runs[name], tmp_path, quantize="int8")
-        assert int8["check"]["agreement"] >= core.export.INT8_AGREEMENT
+        assert int8["check"]["agreement"] >= core.export_check.INT8_AGREEMENT
         assert Path(int8["file"]).stat().st_size < Path(float32["file"]).stat().st_size / 2
 
 
@@ -174,7 +175,9 @@ def test_bad_input_is_one_line_and_leaves_nothing_invalid(runs, tmp_path, monkey
         export("rl dqn", runs["rl dqn"], tmp_path / "out", quantize="int8")
     with pytest.raises(UsageError, match="speech ctc exports --format onnx"):
         export("speech ctc", runs["speech ctc"], tmp_path / "out", format="pt2")
-    monkeypatch.setattr(core.export, "FLOAT_TOLERANCE", -1.0)  # every file now fails its check
+    monkeypatch.setattr(
+        core.export_check, "FLOAT_TOLERANCE", -1.0
+    )  # every file now fails its check
     with pytest.raises(ShowcaseError, match="differs from the eager model .*: not written"):
         export("recsys mf", runs["recsys mf"], tmp_path / "out")
     assert not list((tmp_path / "out").iterdir())  # no file, no sidecar, no scratch folder

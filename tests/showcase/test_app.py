@@ -18,7 +18,7 @@ from core.command import config_class
 from core.demo import Widget
 from core.errors import ShowcaseError
 from core.parse import build
-from showcase import app, catalog
+from showcase import app, catalog, widgets
 from showcase.cli import main as cli
 from tests.browser import chromium
 from tests.conftest import real_data
@@ -90,8 +90,8 @@ def test_every_app_demo_has_test_inputs():
 @pytest.mark.parametrize("demo", APPS, ids=[d.name for d in APPS])
 def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
     tab, folder = catalog.tab(demo), catalog.run_folder(demo, runs)
-    sessions = app.Sessions(torch.device("cpu"))
-    run = app.handler(demo.name, tab, folder, sessions, app.AppConfig().max_text_chars)
+    sessions = widgets.Sessions(torch.device("cpu"))
+    run = widgets.handler(demo.name, tab, folder, sessions, app.AppConfig().max_text_chars)
     session = sessions.get(demo.name, tab, folder)
     *outputs, status = run(*GOOD[(demo.domain, demo.task)](tmp_path, session))
     assert status.startswith("done in ") and len(outputs) == len(tab.outputs)
@@ -110,12 +110,14 @@ def test_tab_infers_and_turns_bad_input_into_a_message(demo, runs, tmp_path):
 def test_long_text_is_refused_with_a_message(runs):
     demo = catalog.find("translation", "seq2seq")
     tab, folder = catalog.tab(demo), catalog.run_folder(demo, runs)
-    run = app.handler(demo.name, tab, folder, app.Sessions(torch.device("cpu")), max_text_chars=50)
+    run = widgets.handler(
+        demo.name, tab, folder, widgets.Sessions(torch.device("cpu")), max_text_chars=50
+    )
     *outputs, status = run("Ein Hund rennt. " * 4, 1)
     assert status.startswith("**error:** German") and "64 characters" in status, status
     assert "more than this page takes (50" in status and all(o is None for o in outputs)
     text = Widget("text", "German")
-    assert app.prepare(text, "x" * 50, max_text_chars=50) == "x" * 50  # at the cap: taken
+    assert widgets.prepare(text, "x" * 50, max_text_chars=50) == "x" * 50  # at the cap: taken
     with pytest.raises(Exception, match="--max-text-chars must be > 0"):
         app.AppConfig(max_text_chars=0)
 

@@ -12,23 +12,18 @@ from core.errors import DataError, ShowcaseError
 from core.parse import build
 from tests.conftest import real_data
 from translation.seq2seq.data import (
-    BOS,
-    EOS,
-    PAD,
     Pairs,
     collate,
-    encode,
     load_multi30k,
     load_texts,
-    load_tokenizer,
     read_pair,
     synthetic_text,
-    train_tokenizer,
 )
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model, seq2seq_loss
 from translation.seq2seq.predict import TranslateConfig, Translator, translate
 from translation.seq2seq.scoring import bleu_chrf
+from translation.seq2seq.tokenizer import BOS, EOS, PAD, encode, load_tokenizer, train_tokenizer
 from translation.seq2seq.train import TranslationConfig, TranslationEvalConfig, evaluate, main
 
 SHAPE = {

@@ -15,7 +15,7 @@ from core.parse import build
 from tests.conftest import real_data
 from vision.detect import predict as predict_mod
 from vision.detect.coco import load_coco, save_coco
-from vision.detect.data import make_data
+from vision.detect.data import SceneLoader, make_data
 from vision.detect.model import (
     Detector,
     DetectorConfig,
@@ -26,7 +26,7 @@ from vision.detect.model import (
     to_ltrb,
 )
 from vision.detect.predict import PredictConfig, predict
-from vision.detect.scenes import INK, SceneLoader, SceneOptions, compose, make_scenes
+from vision.detect.scenes import INK, SceneOptions, compose, make_scenes
 from vision.detect.scoring import coco_map, mean_ap
 from vision.detect.train import DetectConfig, DetectEvalConfig, evaluate, main
 from vision.mnist import synthetic_mnist

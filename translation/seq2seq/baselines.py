@@ -11,8 +11,28 @@ import math
 import torch
 from torch import nn
 
-from translation.seq2seq.data import PAD
 from translation.seq2seq.model import Seq2SeqConfig, sinusoids
+from translation.seq2seq.tokenizer import PAD
+
+TUTORIAL_RECIPE = {
+    "d_model": 512,
+    "heads": 8,
+    "layers": 3,
+    "d_ff": 512,
+    "dropout": 0.1,
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "batch_size": 128,
+    "max_tokens": 0,
+    "label_smoothing": 0.0,
+    "schedule": "constant",
+    "warmup_steps": 0,
+    "grad_clip": 0.0,
+    "beam": 1,
+}
+"""The peer's training recipe (`--model tutorial`): PyTorch's "Language Translation with
+nn.Transformer": emb 512, 3+3 layers, 8 heads, FFN 512, Adam 1e-4 with betas (0.9, 0.98), batch
+128, plain cross-entropy, greedy decoding."""
 
 
 @dataclasses.dataclass

@@ -6,13 +6,15 @@ separators such as U+2028 and would shift the pairs). Every line must decode as 
 """
 
 import dataclasses
-import warnings
+import json
 from pathlib import Path
 
 import torch
 
 from core.data import data_root, download, missing_files
-from core.errors import DataError, MissingData, UsageError
+from core.errors import DataError, MissingData, ShowcaseError, UsageError
+from core.run import REPORT
+from translation.seq2seq.tokenizer import BOS, PAD
 
 FOLDER = "multi30k"
 URL = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/{}.gz"
@@ -25,8 +27,6 @@ FILES = {  # the decompressed files, by sha256
     "test_2016_flickr.en": "sha256:399a4382932c1aadd3ceb9bef1008d388a64c76d4ae4e9d4728c6f4301cac182",
 }
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
-PAD, UNK, BOS, EOS = range(4)
 
 
 def split_lines(raw: bytes, where: str) -> list[str]:
@@ -81,59 +81,6 @@ def load_multi30k(data_dir: str | None) -> dict[str, tuple[list[str], list[str]]
         split: read_pair(folder / f"{stem}.de", folder / f"{stem}.en")
         for split, stem in SPLITS.items()
     }
-
-
-def train_tokenizer(texts: list[str], vocab_size: int):
-    """A joint byte-level BPE tokenizer trained on `texts`, as a transformers PreTrainedTokenizerFast.
-
-    Byte-level: every character is encodable (unseen ones as their UTF-8 bytes), and decoding
-    gives back the exact text."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIALS,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    return wrap(tok)
-
-
-def wrap(tok):
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-
-
-def load_tokenizer(folder: Path):
-    """The tokenizer a run saved (`tokenizer.json` in its directory)."""
-    from tokenizers import Tokenizer
-
-    path = Path(folder) / "tokenizer.json"
-    if not path.is_file():
-        raise DataError(f"no tokenizer in {folder}: train the run first")
-    return wrap(Tokenizer.from_file(str(path)))
-
-
-def encode(tokenizer, texts: list[str], max_len: int, what: str = "input") -> list[list[int]]:
-    """Token ids of each text plus </s>, cut at `max_len` tokens with one warning counting the cuts."""
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    cut = sum(len(x) + 1 > max_len for x in ids)
-    if cut:
-        warnings.warn(
-            f"{cut} {what} sentence(s) longer than {max_len} tokens were truncated", stacklevel=2
-        )
-    return [x[: max_len - 1] + [EOS] for x in ids]
 
 
 @dataclasses.dataclass
@@ -261,3 +208,15 @@ def split_sources(cfg, texts: dict) -> dict[str, str]:
                 "not trained on)"
             )
     return out
+
+
+def refuse_trained_slice(cfg, run_cfg) -> None:
+    """A run trained on --train-files before test pairs were held out of them (its metrics.json
+    names no `test_pairs`) trained on today's test slice: scoring it there would flatter it."""
+    carved = run_cfg.train_files and not run_cfg.test_files and cfg.split == "test"
+    report = Path(cfg.out_dir) / REPORT
+    if carved and report.exists() and "test_pairs" not in json.loads(report.read_text())["metrics"]:
+        raise ShowcaseError(
+            f"{cfg.out_dir} was trained before a test slice was held out of --train-files, so it "
+            "trained on that slice: score it with --split val, or train it again"
+        )

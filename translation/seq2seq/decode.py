@@ -7,7 +7,7 @@ divided by GNMT's length penalty ((5 + length) / 6) ** alpha; a finished one kee
 
 import torch
 
-from translation.seq2seq.data import BOS, EOS, PAD
+from translation.seq2seq.tokenizer import BOS, EOS, PAD
 
 
 def strip(tokens: torch.Tensor) -> list[list[int]]:

@@ -25,10 +25,11 @@ from core.export import ExportConfig, ExportSpec, export
 from core.parse import from_run
 from core.run import check_task
 from translation import SEQ2SEQ
-from translation.seq2seq.data import BOS, EOS, PAD, load_texts, pad_rows
+from translation.seq2seq.data import load_texts, pad_rows
 from translation.seq2seq.decode import greedy as torch_greedy
 from translation.seq2seq.decode import strip
 from translation.seq2seq.predict import load_translator
+from translation.seq2seq.tokenizer import BOS, EOS, PAD
 
 TASK = "translation.seq2seq"
 CHECK_SENTENCES = 32

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translation.seq2seq.data import PAD
+from translation.seq2seq.tokenizer import PAD
 
 
 @dataclasses.dataclass

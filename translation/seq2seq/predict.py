@@ -16,16 +16,17 @@ from pathlib import Path
 import torch
 from tyro.conf import Positional
 
-from core.config import InferenceConfig, non_negative, positive
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import ShowcaseError
+from core.errors import ShowcaseError, non_negative, positive
 from core.run import load_run_weights, run_config
 from translation import SEQ2SEQ
-from translation.seq2seq.data import BOS, EOS, encode, load_tokenizer, pad_rows, split_lines
+from translation.seq2seq.data import pad_rows, split_lines
 from translation.seq2seq.decode import beam_search, greedy
 from translation.seq2seq.model import build_model
 from translation.seq2seq.scoring import plot_attention
+from translation.seq2seq.tokenizer import BOS, EOS, encode, load_tokenizer
 
 
 class Translator:

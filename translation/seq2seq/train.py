@@ -14,7 +14,6 @@ decoded with beam search once, at the end.
 """
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -22,29 +21,22 @@ from typing import ClassVar, Literal
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
-from core.errors import ShowcaseError, UsageError
+from core.config import EvalConfig, TrainConfig
+from core.errors import UsageError, fraction, non_negative, positive, within
 from core.loop import fit, setup
 from core.parse import from_run
 from core.report import report_eval, report_train
-from core.run import REPORT, run_step
+from core.run import run_step
 from core.seq_data import LengthLoader
 from core.share import push_command
 from translation import SEQ2SEQ
-from translation.seq2seq.data import (
-    PAD,
-    Pairs,
-    collate,
-    encode,
-    load_texts,
-    load_tokenizer,
-    split_sources,
-    train_tokenizer,
-)
+from translation.seq2seq.baselines import TUTORIAL_RECIPE
+from translation.seq2seq.data import Pairs, collate, load_texts, refuse_trained_slice, split_sources
 from translation.seq2seq.export import export_model
 from translation.seq2seq.model import build_model, seq2seq_loss
 from translation.seq2seq.predict import Translator, load_translator, translate
 from translation.seq2seq.scoring import bleu_chrf, plot_attention
+from translation.seq2seq.tokenizer import PAD, encode, load_tokenizer, train_tokenizer
 
 TASK = "translation.seq2seq"
 
@@ -56,24 +48,7 @@ class TranslationConfig(TrainConfig):
     PRESETS: ClassVar[dict] = {
         "transformer": {},
         "gru": {"lr": 2e-3, "dropout": 0.2, "label_smoothing": 0.1},
-        # PyTorch's "Language Translation with nn.Transformer": emb 512, 3+3 layers, 8 heads, FFN 512,
-        # Adam 1e-4 with betas (0.9, 0.98), batch 128, plain cross-entropy, greedy decoding.
-        "tutorial": {
-            "d_model": 512,
-            "heads": 8,
-            "layers": 3,
-            "d_ff": 512,
-            "dropout": 0.1,
-            "lr": 1e-4,
-            "weight_decay": 0.0,
-            "batch_size": 128,
-            "max_tokens": 0,
-            "label_smoothing": 0.0,
-            "schedule": "constant",
-            "warmup_steps": 0,
-            "grad_clip": 0.0,
-            "beam": 1,
-        },
+        "tutorial": TUTORIAL_RECIPE,
     }
     DEFAULTS: ClassVar[dict] = {
         "max_steps": 2400,
@@ -119,8 +94,6 @@ class TranslationConfig(TrainConfig):
     test_files: tuple[str, str] | None = None
     """Test pair (default with --train-files: another seeded slice of up to 1,000 training pairs,
     apart from the validation pairs)."""
-    synthetic: bool = False
-    """A tiny made-up language instead of Multi30k (smoke tests only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -129,10 +102,8 @@ class TranslationConfig(TrainConfig):
         fraction(self, "dropout", "label_smoothing")
         if self.d_model % self.heads:
             raise UsageError(f"--d-model {self.d_model} must be divisible by --heads {self.heads}")
-        if not 300 <= self.vocab_size <= 100_000:
-            raise UsageError(f"--vocab-size must be between 300 and 100000, got {self.vocab_size}")
-        if not 8 <= self.max_len <= 1024:
-            raise UsageError(f"--max-len must be between 8 and 1024, got {self.max_len}")
+        within(self, "[300, 100000]", "vocab_size")
+        within(self, "[8, 1024]", "max_len")
 
     def shape(self) -> dict:
         return {
@@ -230,18 +201,6 @@ class TranslationEvalConfig(EvalConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         non_negative(self, "beam")
-
-
-def refuse_trained_slice(cfg: TranslationEvalConfig, run_cfg: TranslationConfig) -> None:
-    """A run trained on --train-files before test pairs were held out of them (its metrics.json
-    names no `test_pairs`) trained on today's test slice: scoring it there would flatter it."""
-    carved = run_cfg.train_files and not run_cfg.test_files and cfg.split == "test"
-    report = Path(cfg.out_dir) / REPORT
-    if carved and report.exists() and "test_pairs" not in json.loads(report.read_text())["metrics"]:
-        raise ShowcaseError(
-            f"{cfg.out_dir} was trained before a test slice was held out of --train-files, so it "
-            "trained on that slice: score it with --split val, or train it again"
-        )
 
 
 def evaluate(cfg: TranslationEvalConfig) -> dict:

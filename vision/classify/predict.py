@@ -8,7 +8,6 @@ fit 20x20 and centred by its centre of mass in 28x28.
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from tyro.conf import Positional
 from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import ShowcaseError, UsageError
+from core.errors import ShowcaseError, refuse_failed, within
 from core.run import load_run_weights, run_config
 from vision import CLASSIFY
 from vision.classify.data import normalize
@@ -40,8 +39,7 @@ class PredictConfig(InferenceConfig):
     """How many classes to print per image."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.top <= 10:
-            raise UsageError(f"--top must be between 1 and 10, got {self.top}")
+        within(self, "[1, 10]", "top")
 
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]  # test-time shifts, in pixels
@@ -129,14 +127,7 @@ def predict(cfg: PredictConfig) -> dict:
                 print(json.dumps(result))
             else:
                 print(f"{path}: " + "  ".join(f"{c} ({q:.1%})" for c, q in zip(k, p, strict=True)))
-    for line in errors:
-        print(f"showcase: error: {line}", file=sys.stderr)
-    if errors:
-        raise (
-            ShowcaseError(f"{len(errors)} input(s) could not be predicted")
-            if results
-            else ShowcaseError(errors[0])
-        )
+    refuse_failed(errors, len(results), "input(s) could not be predicted")
     return {"predictions": results}
 
 

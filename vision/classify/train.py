@@ -14,9 +14,9 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.config import EvalConfig, TrainConfig
 from core.device import pick_device
-from core.errors import ShowcaseError, UsageError
+from core.errors import ShowcaseError, UsageError, fraction, non_negative, positive
 from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, report_train
@@ -101,8 +101,6 @@ class ClassifyConfig(TrainConfig):
     tta: bool = True
     """Test-time augmentation: average the predictions for each image and its eight 1-pixel
     shifts (eval, predict and the reported accuracies)."""
-    synthetic: bool = False
-    """Use tiny random data instead of MNIST (smoke tests only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,15 +1,16 @@
 """A run's data: fresh digit scenes from MNIST's training digits with fixed validation and test
-scenes, or a COCO folder split by a seeded shuffle; each split says in one line where it comes
-from."""
+scenes, or a COCO folder split by a seeded shuffle (each split says in one line where it comes
+from); training batches of scenes composed on the device, and their augmentation."""
 
 import dataclasses
 from pathlib import Path
 
 import torch
 
+from core import distributed
 from core.errors import ShowcaseError
 from vision.detect.coco import load_coco
-from vision.detect.scenes import Scenes, make_scenes
+from vision.detect.scenes import SceneOptions, Scenes, layout, make_scenes, render
 from vision.mnist import load_mnist, synthetic_mnist
 from vision.shifts import affine, blotches, blur, lay, ramp
 
@@ -157,3 +158,78 @@ def augment_scenes(x: torch.Tensor, boxes: torch.Tensor, p: float = 0.5):
     sigma = draw(len(noisy), 0, 0.08)
     x = x.index_copy(0, noisy, x[noisy] + sigma * torch.randn_like(x[noisy]))
     return x.clamp(0, 1), boxes
+
+
+class SceneLoader:
+    """Endless fresh scenes: batch b is drawn from (seed, b), so a resume continues exactly.
+
+    Each optimizer step takes `batch_size` scenes over all ranks and micro-batches; each rank
+    renders only its own slice of every micro-batch's layout."""
+
+    def __init__(
+        self,
+        digits: torch.Tensor,
+        classes: torch.Tensor,
+        batch_size: int,
+        opts: SceneOptions,
+        *,
+        grad_accum: int = 1,
+        seed: int = 0,
+        device=None,
+    ) -> None:
+        world = distributed.world_size()
+        if batch_size % (grad_accum * world):
+            raise ShowcaseError(
+                f"--batch-size {batch_size} must be divisible by --grad-accum x processes "
+                f"({grad_accum} x {world})"
+            )
+        self.digits, self.classes, self.opts = digits.to(device), classes.to(device), opts
+        self.chunk = batch_size // grad_accum
+        self.per_rank = self.chunk // world
+        self.grad_accum, self.seed, self.device = grad_accum, seed, torch.device(device or "cpu")
+        self.batch = 0
+
+    @classmethod
+    def for_config(cls, digits, classes, cfg, opts: SceneOptions, device=None) -> "SceneLoader":
+        return cls(
+            digits,
+            classes,
+            cfg.batch_size,
+            opts,
+            grad_accum=cfg.grad_accum,
+            seed=cfg.seed,
+            device=device,
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batch": self.batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch = int(state["batch"])
+
+    def __iter__(self):
+        start = distributed.rank() * self.per_rank
+        while True:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batch + 7_919)
+            plan = layout(self.chunk, len(self.digits), self.opts, gen)
+            mine = slice(start, start + self.per_rank)
+            images, boxes, keep = render(self.digits, plan, self.opts, self.device, mine)
+            classes = self.classes[plan["index"][mine, : self.opts.max_digits].to(self.device)]
+            self.batch += 1
+            yield images, boxes, torch.where(keep, classes, -1)
+
+
+def coco_test_scenes(folder: str, train_cfg: dict, channels: int, names: list) -> tuple:
+    """(scenes, split) of a COCO folder scored whole by `eval --coco`; the split says whether the
+    run trained or was selected on images of it."""
+    scenes, coco_names = load_coco(Path(folder), train_cfg["image_size"], channels)
+    if len(coco_names) != len(names):
+        raise ShowcaseError(f"{folder} has {len(coco_names)} categories, the model {len(names)}")
+    split = f"{folder}: all {count(len(scenes), 'image')}"
+    trained_on = [train_cfg.get("coco"), train_cfg.get("val_coco")]
+    if any(d and Path(d).resolve() == Path(folder).resolve() for d in trained_on):
+        split += (
+            ", among them images the model trained on or was selected on (metrics.json "
+            "scores its held-out test slice alone)"
+        )
+    return scenes, split

@@ -197,20 +197,12 @@ def select(
 
 @torch.no_grad()
 def decode(
-    logits,
-    ltrb,
-    centerness,
-    points,
-    score_thresh: float = 0.05,
-    nms_iou: float = 0.6,
-    max_det: int = 100,
-    pre_nms: int = 1000,
-    size: tuple[int, int] | None = None,
+    logits, ltrb, centerness, points, *keep, size: tuple[int, int] | None = None
 ) -> list[dict[str, torch.Tensor]]:
     """Per image the boxes (clipped to `size` (H, W) when given), scores and labels kept by
-    class-wise NMS, batched over the images."""
+    class-wise NMS, batched over the images; `keep`: `select`'s thresholds after the scores."""
     boxes, scores = boxes_and_scores(logits, ltrb, centerness, points, size)
-    return select(boxes, scores, score_thresh, nms_iou, max_det, pre_nms)
+    return select(boxes, scores, *keep)
 
 
 def one_per_object(det: dict[str, torch.Tensor], nms_iou: float = 0.6) -> dict[str, torch.Tensor]:

@@ -12,23 +12,20 @@ each result says which file holds its drawing and whether it replaced an earlier
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
-from torchvision.utils import draw_bounding_boxes
 from tyro.conf import Positional
 
-from core.config import InferenceConfig, fraction
+from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import DataError, ShowcaseError
-from core.files import atomic_write
+from core.errors import DataError, ShowcaseError, fraction, refuse_failed
 from core.run import load_run_weights, run_config
 from vision import DETECT
 from vision.detect.coco import letterbox, read_image
 from vision.detect.model import DetectorConfig, build_model, decode, grid_points, one_per_object
-from vision.images import collect
+from vision.images import collect, draw, drawing_path, save_drawn
 
 CLASSES = "classes.json"
 
@@ -167,44 +164,8 @@ def predict(cfg: PredictConfig) -> dict:
             found = "  ".join(f"{d['label']} ({d['score']:.2f}) {d['box']}" for d in detections)
             note = " (replaced an earlier drawing)" if replaced else ""
             print(f"{path}: {found or 'nothing found'}  -> {drawn}{note}")
-    for line in errors:
-        print(f"showcase: error: {line}", file=sys.stderr)
-    if errors:
-        raise (
-            ShowcaseError(f"{len(errors)} input(s) could not be predicted")
-            if results
-            else ShowcaseError(errors[0])
-        )
+    refuse_failed(errors, len(results), "input(s) could not be predicted")
     return {"predictions": results}
-
-
-def drawing_path(folder: Path, image: Path, taken: set[Path]) -> Path:
-    """`folder/<stem>.png` for `image`, or `<stem>-2.png`, `-3`, ... if this call already drew an
-    image of that name (`taken`, updated)."""
-    path, k = folder / f"{image.stem}.png", 1
-    while path in taken:
-        k += 1
-        path = folder / f"{image.stem}-{k}.png"
-    taken.add(path)
-    return path
-
-
-def draw(image: torch.Tensor, boxes: torch.Tensor, labels: list[str]) -> torch.Tensor:
-    """`image` (3, H, W) uint8 with `boxes` drawn in red, their labels beside them."""
-    width = max(1, round(max(image.shape[1:]) / 200))
-    return (
-        draw_bounding_boxes(image, boxes, labels, colors="red", width=width)
-        if len(boxes)
-        else image
-    )
-
-
-def save_drawn(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], path: Path) -> None:
-    """Write `image` (3, H, W) uint8 with `boxes` drawn, as a PNG, atomically."""
-    from PIL import Image
-
-    pixels = draw(image, boxes, labels).permute(1, 2, 0).numpy()
-    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
 def app_tab():

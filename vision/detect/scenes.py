@@ -12,9 +12,6 @@ import math
 
 import torch
 
-from core import distributed
-from core.errors import ShowcaseError
-
 INK = 0.25  # a pixel at or above this brightness (of 1) belongs to a digit's box
 MAX_DIGITS = 6
 
@@ -231,62 +228,3 @@ def make_scenes(
         for i in range(0, n, chunk)
     ]
     return Scenes(*(torch.cat(p) for p in zip(*parts, strict=True)))
-
-
-class SceneLoader:
-    """Endless fresh scenes: batch b is drawn from (seed, b), so a resume continues exactly.
-
-    Each optimizer step takes `batch_size` scenes over all ranks and micro-batches; each rank
-    renders only its own slice of every micro-batch's layout."""
-
-    def __init__(
-        self,
-        digits: torch.Tensor,
-        classes: torch.Tensor,
-        batch_size: int,
-        opts: SceneOptions,
-        *,
-        grad_accum: int = 1,
-        seed: int = 0,
-        device=None,
-    ) -> None:
-        world = distributed.world_size()
-        if batch_size % (grad_accum * world):
-            raise ShowcaseError(
-                f"--batch-size {batch_size} must be divisible by --grad-accum x processes "
-                f"({grad_accum} x {world})"
-            )
-        self.digits, self.classes, self.opts = digits.to(device), classes.to(device), opts
-        self.chunk = batch_size // grad_accum
-        self.per_rank = self.chunk // world
-        self.grad_accum, self.seed, self.device = grad_accum, seed, torch.device(device or "cpu")
-        self.batch = 0
-
-    @classmethod
-    def for_config(cls, digits, classes, cfg, opts: SceneOptions, device=None) -> "SceneLoader":
-        return cls(
-            digits,
-            classes,
-            cfg.batch_size,
-            opts,
-            grad_accum=cfg.grad_accum,
-            seed=cfg.seed,
-            device=device,
-        )
-
-    def state_dict(self) -> dict[str, int]:
-        return {"batch": self.batch}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.batch = int(state["batch"])
-
-    def __iter__(self):
-        start = distributed.rank() * self.per_rank
-        while True:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batch + 7_919)
-            plan = layout(self.chunk, len(self.digits), self.opts, gen)
-            mine = slice(start, start + self.per_rank)
-            images, boxes, keep = render(self.digits, plan, self.opts, self.device, mine)
-            classes = self.classes[plan["index"][mine, : self.opts.max_digits].to(self.device)]
-            self.batch += 1
-            yield images, boxes, torch.where(keep, classes, -1)

@@ -24,9 +24,9 @@ from typing import ClassVar
 import torch
 
 from core import distributed
-from core.config import EvalConfig, TrainConfig, fraction, non_negative, positive
+from core.config import EvalConfig, TrainConfig
 from core.device import pick_device
-from core.errors import ShowcaseError, UsageError
+from core.errors import ShowcaseError, UsageError, fraction, non_negative, positive, within
 from core.files import write_text
 from core.loop import fit, setup
 from core.parse import from_run
@@ -35,8 +35,7 @@ from core.share import push_command
 from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import DETECT
-from vision.detect.coco import load_coco
-from vision.detect.data import augment_scenes, count, make_data
+from vision.detect.data import SceneLoader, augment_scenes, coco_test_scenes, make_data
 from vision.detect.export import export_model
 from vision.detect.model import (
     DetectorConfig,
@@ -45,8 +44,8 @@ from vision.detect.model import (
     grid_points,
 )
 from vision.detect.predict import CLASSES, detect, load_trained, predict
-from vision.detect.scenes import SceneLoader, SceneOptions
-from vision.detect.scoring import coco_map, mean_ap, plot_scenes, score_shifts
+from vision.detect.scenes import SceneOptions
+from vision.detect.scoring import coco_map, map_metrics, mean_ap, plot_scenes, score_shifts
 
 TASK = "vision.detect"
 
@@ -100,8 +99,6 @@ class DetectConfig(TrainConfig):
     """Smallest score kept before NMS in evaluation."""
     nms_iou: float = 0.6
     """IoU above which NMS drops the lower-scored box of the same class."""
-    synthetic: bool = False
-    """Scenes of random bar 'digits' instead of MNIST (smoke tests only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,10 +115,7 @@ class DetectConfig(TrainConfig):
         fraction(self, "score_thresh", "nms_iou")
         if self.val_coco and not self.coco:
             raise UsageError("--val-coco needs --coco (the folder to train on)")
-        if self.val_digits >= 60_000:
-            raise UsageError(
-                f"--val-digits must leave training digits (MNIST has 60000), got {self.val_digits}"
-            )
+        within(self, "[0, 60000)", "val_digits")  # MNIST has 60,000 training digits
 
     def scene_options(self) -> SceneOptions:
         return SceneOptions(
@@ -216,18 +210,7 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     model, names, train_cfg, step = load_trained(cfg.out_dir, device)
     channels = model.stem[0].in_channels
     if cfg.coco:
-        scenes, coco_names = load_coco(Path(cfg.coco), train_cfg["image_size"], channels)
-        if len(coco_names) != len(names):
-            raise ShowcaseError(
-                f"{cfg.coco} has {len(coco_names)} categories, the model {len(names)}"
-            )
-        split = f"{cfg.coco}: all {count(len(scenes), 'image')}"
-        trained_on = [train_cfg.get("coco"), train_cfg.get("val_coco")]
-        if any(d and Path(d).resolve() == Path(cfg.coco).resolve() for d in trained_on):
-            split += (
-                ", among them images the model trained on or was selected on (metrics.json "
-                "scores its held-out test slice alone)"
-            )
+        scenes, split = coco_test_scenes(cfg.coco, train_cfg, channels, names)
     else:
         if train_cfg.get("coco"):
             raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: pass --coco DIR")
@@ -242,19 +225,8 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     dets = detect(
         model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"], cfg.batch_size
     )
-    result = coco_map(dets, scenes, class_metrics=True)
-    per_class = {
-        names[int(k)]: round(v.item(), 4)
-        for k, v in zip(result["classes"].flatten(), result["map_per_class"].flatten(), strict=True)
-    }
-    metrics = {
-        "map": result["map"].item(),
-        "map_50": result["map_50"].item(),
-        "map_75": result["map_75"].item(),
-        "per_class_map": per_class,
-        "images": len(scenes),
-        "split": split,
-    }
+    metrics = {**map_metrics(coco_map(dets, scenes, True), names), "images": len(scenes)}
+    metrics["split"] = split
     picture = Path(cfg.out_dir) / "detections.png"
     plot_scenes(scenes, dets, names, picture, train_cfg["nms_iou"])
     summary = "\n".join(
@@ -262,7 +234,8 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
             f"map {metrics['map']:.4f}  map_50 {metrics['map_50']:.4f}  map_75 {metrics['map_75']:.4f} "
             f"on {len(scenes)} images (weights of step {step})",
             f"data: {split}",
-            "per-class map " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class.items()),
+            "per-class map "
+            + "  ".join(f"{k}:{v:.3f}" for k, v in metrics["per_class_map"].items()),
             f"wrote {picture}",
         ]
     )
