@@ -1,4 +1,4 @@
-"""Parallel text (Multi30k de-en, or the user's files), a joint subword tokenizer, token tensors.
+"""Parallel text (Multi30k de-en, the user's files, or a table through `datasets`) as token tensors.
 
 Files are read as bytes and split on "\\n" only, so line i of the source always pairs with line i
 of the target (str.splitlines, which the `datasets` text builder uses, also splits on Unicode
@@ -7,12 +7,14 @@ separators such as U+2028 and would shift the pairs). Every line must decode as 
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from core.data import data_root, download, missing_files
 from core.errors import DataError, MissingData, ShowcaseError, UsageError
+from core.hf_data import column, column_names, open_source
 from core.run import REPORT
 from translation.seq2seq.tokenizer import BOS, PAD
 
@@ -147,31 +149,78 @@ def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
     return src, tgt
 
 
-def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
-    """Train, val and test pairs of a run's `TranslationConfig`: Multi30k, the user's files, or the
-    synthetic language.
+COLUMNS = {"source": "source", "target": "target"}
+"""--hf-dataset's columns by role (rename with --hf-columns, e.g. source=de target=en)."""
+HF_SPLITS = {"val": "validation", "test": "test"}
+"""The source's own splits used, where it has them, for validation and test."""
 
-    Without --val-files or --test-files, each missing set is its own seeded slice of the training
-    pairs (validation first, then test), so the pairs that pick the kept weights are never scored
-    as the test."""
+
+def hf_pairs(source: str, pairs: list[str]) -> dict[str, tuple[list[str], list[str]] | None]:
+    """The sentence pairs of a table through `datasets`, by split: train, and val and test where
+    the source has them (None: not there). A pair with an empty side is skipped and counted,
+    the first one named by its data row."""
+    splits = open_source(source)
+    if "train" not in splits:
+        raise UsageError(f"--hf-dataset {source} has no train split (it has: {', '.join(splits)})")
+    names = column_names(pairs, COLUMNS)
+    out = {}
+    for name, split in {"train": "train", **HF_SPLITS}.items():
+        if split not in splits:
+            out[name] = None
+            continue
+        table = splits[split]
+        sides = [column(table, names[key], source) for key in ("source", "target")]
+        good = [
+            i
+            for i in range(len(table))
+            if all(isinstance(s[i], str) and s[i].strip() for s in sides)
+        ]
+        if len(good) < len(table):
+            first = next(i for i in range(len(table)) if i not in set(good))
+            print(
+                f"showcase: warning: {source} ({split} split): skipped {len(table) - len(good)} "
+                f"pair(s) with an empty side, the first data row {first + 1}",
+                file=sys.stderr,
+            )
+        out[name] = tuple([str(s[i]) for i in good] for s in sides)
+    return out
+
+
+def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
+    """Train, val and test pairs of a run's `TranslationConfig`: Multi30k, the user's files, a
+    table through `datasets` (--hf-dataset), or the synthetic language.
+
+    Without --val-files or --test-files (or the source's own validation and test splits), each
+    missing set is its own seeded slice of the training pairs (validation first, then test), so
+    the pairs that pick the kept weights are never scored as the test."""
     if cfg.synthetic:
         return {
             "train": synthetic_text(2000, cfg.seed),
             "val": synthetic_text(40, cfg.seed + 1),
             "test": synthetic_text(40, 10_000),
         }
+    if cfg.hf_dataset:
+        found = hf_pairs(cfg.hf_dataset, cfg.hf_columns)
+        return carve(cfg, found.pop("train"), found, "--hf-dataset")
     if cfg.train_files is None:
         if cfg.val_files or cfg.test_files:
             raise UsageError("--val-files and --test-files need --train-files")
         return load_multi30k(cfg.data_dir)
-    train = read_pair(*cfg.train_files)
     given = {"val": cfg.val_files, "test": cfg.test_files}
-    carved = [name for name, files in given.items() if files is None]
+    given = {name: files and read_pair(*files) for name, files in given.items()}
+    return carve(cfg, read_pair(*cfg.train_files), given, "--train-files")
+
+
+def carve(cfg, train: tuple, given: dict, flag: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Train, val and test pairs: each of val and test as `given`, or (None) a seeded slice of
+    the `train` pairs, held out of them."""
+    carved = [name for name, pairs in given.items() if pairs is None]
     size = min(HELD_OUT, len(train[0]) // 10)
     if carved and size == 0:
+        ask = f"pass --{carved[0]}-files" if flag == "--train-files" else "give the source more"
         raise UsageError(
-            f"--train-files hold {len(train[0])} pairs: too few to hold out "
-            f"{' and '.join(carved)} pairs; pass --{carved[0]}-files"
+            f"{flag} holds {len(train[0])} pairs: too few to hold out "
+            f"{' and '.join(carved)} pairs; {ask}"
         )
     order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(cfg.seed))
     texts, held = {}, set()
@@ -181,11 +230,11 @@ def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
         texts[name] = tuple([side[r] for r in rows] for side in train)
         held.update(rows)
     for name in given.keys() - carved:
-        texts[name] = read_pair(*given[name])
+        texts[name] = given[name]
     texts["train"] = tuple([x for i, x in enumerate(side) if i not in held] for side in train)
     for name in ("train", "val", "test"):
         if not texts[name][0]:
-            raise UsageError(f"the {name} files hold no sentence pairs")
+            raise UsageError(f"the {name} pairs of {flag} are empty")
     return {name: texts[name] for name in ("train", "val", "test")}
 
 
@@ -197,6 +246,8 @@ def split_sources(cfg, texts: dict) -> dict[str, str]:
         n = len(texts[name][0])
         if cfg.synthetic:
             out[name] = f"{n} synthetic pairs"
+        elif cfg.hf_dataset:
+            out[name] = hf_source(cfg, name, n)
         elif cfg.train_files is None:
             out[name] = f"Multi30k {SPLITS[name]} ({n} pairs)"
         elif files:
@@ -208,6 +259,15 @@ def split_sources(cfg, texts: dict) -> dict[str, str]:
                 "not trained on)"
             )
     return out
+
+
+def hf_source(cfg, name: str, n: int) -> str:
+    """Where --hf-dataset's validation or test pairs come from, in words."""
+    own = open_source(cfg.hf_dataset)  # the Arrow cache answers at once
+    if HF_SPLITS[name] in own:
+        return f"{cfg.hf_dataset}'s {HF_SPLITS[name]} split ({n} pairs)"
+    which = "first" if name == "val" or HF_SPLITS["val"] in own else "second"
+    return f"{n} pairs held out of --hf-dataset ({which} seeded slice, seed {cfg.seed}; not trained on)"
 
 
 def refuse_trained_slice(cfg, run_cfg) -> None:

@@ -44,6 +44,7 @@ TASK = "translation.seq2seq"
 @dataclasses.dataclass
 class TranslationConfig(TrainConfig):
     DEMO = SEQ2SEQ
+    UNUSED: ClassVar[tuple[str, ...]] = ()  # own pairs through --hf-dataset too
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {
         "transformer": {},
@@ -103,6 +104,8 @@ class TranslationConfig(TrainConfig):
         if self.d_model % self.heads:
             raise UsageError(f"--d-model {self.d_model} must be divisible by --heads {self.heads}")
         within(self, "[300, 100000]", "vocab_size")
+        if self.hf_dataset and self.train_files:
+            raise UsageError("choose one of --hf-dataset and --train-files")
         within(self, "[8, 1024]", "max_len")
 
     def shape(self) -> dict:
