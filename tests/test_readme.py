@@ -4,11 +4,12 @@ Every line of its Quickstart and "Using it" blocks runs as a user types it: thro
 console scripts (`showcase`, `python`, `torchrun`, found beside this Python) in a subprocess, in a
 scratch folder, at smoke scale. SMOKE gives each line's smoke form: the line itself plus flags that
 make it quick (synthetic data, two steps, a folder of its own), never other words; the files a line
-names (digit.png, folder/, photo.jpg, DIR, call.wav, run.yaml) are made first. Runs land in each
-demo's default run folder (runs/vision-classify, ...), so `eval`, `predict` and `showcase app --runs
-runs` find them as a user's would. A README line without a smoke form fails, and so does a smoke form
-whose line left the README. Every `--flag` the README names, in a comment or in the prose, must exist,
-and every number in its results table must come from one row of that benchmark in BENCHMARKS.md.
+names (digit.png, folder/, photo.jpg, DIR, call.wav, run.yaml, shapes/, pairs.csv) are made first.
+Runs land in each demo's default run folder (runs/vision-classify, ...), so `eval`, `predict` and
+`showcase app --runs runs` find them as a user's would. A README line without a smoke form fails,
+and so does a smoke form whose line left the README. Every `--flag` the README names, in a comment
+or in the prose, must exist, and every number in its results table must come from one row of that
+benchmark in BENCHMARKS.md.
 """
 
 import concurrent.futures
@@ -54,6 +55,7 @@ SMOKE = {
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
     "showcase vision classify push --to shared/digits": "showcase vision classify push --to shared/digits",
     "showcase vision classify train --init-from shared/digits": "showcase vision classify train --init-from shared/digits --synthetic --max-steps 2 --out-dir runs/fine",
+    "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits": "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits --max-steps 2 --out-dir runs/shapes",
     "showcase vision detect train": "showcase vision detect train --synthetic --max-steps 2",
     "showcase vision detect train --coco DIR": "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
     "showcase vision detect eval --json": "showcase vision detect eval --json",
@@ -70,6 +72,7 @@ SMOKE = {
     "showcase translation seq2seq train": "showcase translation seq2seq train --synthetic --max-steps 2 --max-len 12 --beam 1",
     "showcase translation seq2seq train --model gru": "showcase translation seq2seq train --model gru --synthetic --max-steps 2 --max-len 12 --beam 1 "
     "--out-dir runs/gru",
+    "showcase translation seq2seq train --hf-dataset pairs.csv --hf-columns source=de target=en": "showcase translation seq2seq train --hf-dataset pairs.csv --hf-columns source=de target=en --max-steps 2 --max-len 12 --beam 1 --vocab-size 300 --out-dir runs/pairs",
     "showcase translation seq2seq eval --json": "showcase translation seq2seq eval --json",
     'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json': 'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
     "showcase rl dqn train --env Acrobot-v1": "showcase rl dqn train --env Acrobot-v1 --synthetic --max-steps 4",
@@ -96,6 +99,7 @@ CHAINS = [
         "showcase vision classify export --out exported",
         "showcase vision classify push --to shared/digits",
         "showcase vision classify train --init-from shared/digits",
+        "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits",
     ],
     [
         "showcase vision detect train",
@@ -116,6 +120,7 @@ CHAINS = [
         "showcase translation seq2seq eval --json",
         'echo "Ein Hund rennt." | showcase translation seq2seq translate --beam 5 --json',
         "showcase translation seq2seq train --model gru",
+        "showcase translation seq2seq train --hf-dataset pairs.csv --hf-columns source=de target=en",
     ],
     [
         "showcase rl dqn train --env Acrobot-v1",
@@ -292,6 +297,17 @@ def make_inputs(cwd: Path) -> None:
     soundfile.write(cwd / "call.wav", np.stack([np.sin(2 * np.pi * 220 * t)] * 2, 1) * 0.2, 22050)
     (cwd / "run.yaml").write_text("synthetic: true\nmax_steps: 2\nout_dir: runs/from-yaml\n")
     coco(cwd / "DIR")
+    for kind, ink in (
+        ("bar", (slice(12, 16), slice(4, 24))),
+        ("post", (slice(4, 24), slice(12, 16))),
+    ):
+        (cwd / "shapes" / kind).mkdir(parents=True)  # an image folder: a folder per class
+        for i in range(6):
+            pixels = np.full((32, 32), 240, np.uint8)
+            pixels[ink] = 10 + 10 * i
+            Image.fromarray(pixels).save(cwd / "shapes" / kind / f"{i}.png")
+    lines = [f"satz {i},sentence {i}" for i in range(60)]
+    (cwd / "pairs.csv").write_text("de,en\n" + "\n".join(lines) + "\n")
 
 
 def coco(folder: Path, n: int = 30) -> None:

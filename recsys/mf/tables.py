@@ -60,14 +60,14 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
         stamps = np.zeros(len(table), dtype=np.int64)
         if names["timestamp"] in table.column_names:
             stamps = seconds(column(table, names["timestamp"], source))
-        good = (users != "") & (items != "") & ~np.isnan(values)
+        good = present(users) & present(items) & ~np.isnan(values)
         ratings = Ratings(
             torch.from_numpy(user_index[rows][good]),
             torch.from_numpy(item_index[rows][good]),
             torch.from_numpy(values[good]),
             torch.from_numpy(stamps[good]),
-            list(user_ids),
-            list(item_ids),
+            user_ids.tolist(),
+            item_ids.tolist(),
             titles,
             malformed=int((~good).sum()),
         )
@@ -87,23 +87,32 @@ def usable(table, names: dict, source: str):
     rated = ~np.isnan(numbers(column(table, names["rating"], source)))
     return (
         rated
-        & (ids(column(table, names["user"], source)) != "")
-        & (ids(column(table, names["item"], source)) != "")
+        & present(ids(column(table, names["user"], source)))
+        & present(ids(column(table, names["item"], source)))
     )
 
 
 def ids(values):
-    """Raw ids as strings: whole numbers without a decimal point (a column with a blank cell
-    reads as floats), a missing one as ''."""
+    """Raw ids: an integer column as it is (no id is missing there), else strings, whole numbers
+    without a decimal point (a column with a blank cell reads as floats), a missing one as ''."""
     import numpy as np
     import pandas as pd
 
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64, copy=False)
     series = pd.Series(values)
     number = pd.to_numeric(series, errors="coerce")
     whole = number.notna() & (number == number.round())
     text = series.astype(str).where(series.notna(), "")
     text[whole] = number[whole].astype(np.int64).astype(str)
     return text.to_numpy(dtype=str)
+
+
+def present(ids):
+    """(N,) True where an id (from `ids`) is there."""
+    import numpy as np
+
+    return ids != "" if ids.dtype.kind == "U" else np.ones(len(ids), dtype=bool)
 
 
 def seconds(values):

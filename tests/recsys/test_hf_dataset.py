@@ -97,10 +97,10 @@ def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
 
 
 def test_demos_that_do_not_read_own_data_yet_refuse_the_flag():
-    from vision.classify.train import ClassifyConfig
+    from vision.detect.train import DetectConfig
 
-    with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by vision classify"):
-        build(ClassifyConfig, hf_dataset="images/")
+    with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by vision detect"):
+        build(DetectConfig, hf_dataset="scenes/")
 
 
 def test_ids_with_blank_cells_keep_their_numbers_and_dates_read_as_seconds(tmp_path, capsys):

@@ -12,8 +12,9 @@ from PIL import Image
 from core.errors import ShowcaseError
 from core.parse import build
 from tests.conftest import real_data
+from vision.classify.data import to_mnist
 from vision.classify.model import CNN, Net
-from vision.classify.predict import PredictConfig, predict, to_mnist
+from vision.classify.predict import PredictConfig, predict
 from vision.classify.train import ClassifyConfig, ClassifyEvalConfig, evaluate, main
 from vision.mnist import load_mnist
 

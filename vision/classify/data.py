@@ -1,9 +1,18 @@
-"""The classifier's batched, on-device preprocessing and augmentation of MNIST."""
+"""The classifier's images: MNIST, or your own through `datasets` (--hf-dataset), brought to MNIST's
+form (`to_mnist`); their batched, on-device preprocessing and augmentation."""
 
+import io
 import math
+import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from core.errors import DataError
+from core.hf_data import column_names, open_source, train_test
+from vision.mnist import load_mnist, synthetic_mnist
 
 
 def split_validation(x: torch.Tensor, y: torch.Tensor, size: int, seed: int):
@@ -36,3 +45,105 @@ def random_affine(
     return (
         F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
     )
+
+
+def to_mnist(image: Image.Image) -> torch.Tensor:
+    """A PIL image -> uint8 (28, 28), light digit on black, centred like MNIST."""
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on a light background
+        gray = 255.0 - gray
+    gray = np.clip(gray - np.median(border if np.median(border) <= 127 else 255.0 - border), 0, 255)
+    ys, xs = (
+        np.nonzero(gray > 0.2 * gray.max()) if gray.max() > 0 else (np.array([0]), np.array([0]))
+    )
+    crop = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    scale = 20.0 / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(h, w), mode="area")[
+        0, 0
+    ]  # (h, w)
+    canvas = torch.zeros(28, 28)
+    top, left = (28 - h) // 2, (28 - w) // 2
+    canvas[top : top + h, left : left + w] = small
+    total = canvas.sum()
+    if total > 0:  # shift the centre of mass to the centre, as MNIST was made
+        rows, cols = torch.arange(28.0), torch.arange(28.0)
+        cy = (canvas.sum(1) * rows).sum() / total
+        cx = (canvas.sum(0) * cols).sum() / total
+        canvas = torch.roll(canvas, (round(13.5 - cy.item()), round(13.5 - cx.item())), dims=(0, 1))
+    canvas = canvas * (255.0 / canvas.max()) if canvas.max() > 0 else canvas
+    return canvas.round().clamp(0, 255).to(torch.uint8)
+
+
+def load_images(run: dict, data_dir: str | None) -> dict:
+    """A run's images by its config (`run`, as in config.json): MNIST, synthetic digits, or
+    --hf-dataset's (then with their `classes` and a `note` on the test images)."""
+    if run.get("synthetic"):
+        return synthetic_mnist(seed=run.get("seed", 0))
+    if run.get("hf_dataset"):
+        return hf_images(run["hf_dataset"], run.get("hf_columns", []), run.get("seed", 0))
+    return load_mnist(data_dir)
+
+
+COLUMNS = {"image": "image", "label": "label"}
+"""--hf-dataset's columns by role (rename with --hf-columns, e.g. image=img label=letter)."""
+
+
+def hf_images(source: str, pairs: list[str], seed: int) -> dict:
+    """Your labelled images through `datasets` (an image folder with a folder per class, or a
+    table of images and labels), each brought to MNIST's form: train_x, test_x (N, 28, 28) uint8,
+    train_y, test_y (N,) class indices, `classes` (their names) and `note` (where the test images
+    come from). An unreadable image is skipped and counted, the first one named; a test label
+    outside the training classes is refused in one line."""
+    names = column_names(pairs, COLUMNS)
+    train, test, note = train_test(open_source(source), seed)
+    for part in (train, test):
+        for key in ("image", "label"):
+            if names[key] not in part.column_names:
+                have = ", ".join(part.column_names)
+                raise DataError(f"--hf-dataset {source}: no column {names[key]!r} (it has: {have})")
+    feature = train.features[names["label"]]
+    if hasattr(feature, "names"):  # a ClassLabel: an image folder's class folders
+        classes = list(feature.names)
+    else:
+        classes = sorted({str(v) for v in train[names["label"]]})
+    data = {"classes": classes, "note": note}
+    for split, part in (("train", train), ("test", test)):
+        data[f"{split}_x"], data[f"{split}_y"] = read_images(part, names, classes, source, split)
+    return data
+
+
+def read_images(table, names: dict, classes: list[str], source: str, split: str) -> tuple:
+    """(images (N, 28, 28) uint8, labels (N,)) of one split; unreadable images skipped."""
+    import datasets
+
+    raw = table.cast_column(names["image"], datasets.Image(decode=False))
+    labeled = hasattr(table.features[names["label"]], "names")
+    images, labels, bad = [], [], []
+    for row, (image, label) in enumerate(
+        zip(raw[names["image"]], raw[names["label"]], strict=True)
+    ):
+        name = str(label) if not labeled else classes[label]
+        if name not in classes:
+            raise DataError(
+                f"--hf-dataset {source} ({split} split): data row {row + 1} has label {name!r}, "
+                f"not one of the training classes ({', '.join(classes)})"
+            )
+        try:
+            opened = Image.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"])
+            with opened:
+                images.append(to_mnist(opened))
+        except (OSError, ValueError, TypeError):
+            bad.append(image.get("path") or f"data row {row + 1}")
+            continue
+        labels.append(classes.index(name))
+    if bad:
+        print(
+            f"showcase: warning: {source} ({split} split): skipped {len(bad)} unreadable "
+            f"image(s), the first {bad[0]}",
+            file=sys.stderr,
+        )
+    if not images:
+        raise DataError(f"--hf-dataset {source}: no readable images in its {split} split")
+    return torch.stack(images), torch.tensor(labels)

@@ -3,7 +3,7 @@
     showcase vision classify export --format onnx --quantize int8 --out exported/
 
 The graph takes MNIST-form images, uint8 (N, 28, 28), a light digit on black (`predict.to_mnist`
-makes them from any picture), normalises them and returns logits (N, 10). The test-time shifts of
+makes them from any picture), normalises them and returns logits (N, classes). The test-time shifts of
 `eval` are left out: one forward pass per image.
 """
 
@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from core.export import ExportConfig, ExportSpec, export
-from core.run import check_task, load_run_weights, run_config
+from core.run import check_task
 from vision import CLASSIFY
-from vision.classify.model import build_model
-from vision.mnist import load_mnist, synthetic_mnist
+from vision.classify.data import load_images
+from vision.classify.predict import load_trained
 
 TASK = "vision.classify"
 
@@ -30,7 +30,7 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # images: (N, 28, 28) uint8
         x = (images.float() / 255.0 - self.mean) / self.std  # (N, 28, 28)
-        return self.model(x[:, None])  # (N, 10) logits
+        return self.model(x[:, None])  # (N, classes) logits
 
 
 @dataclasses.dataclass
@@ -42,21 +42,19 @@ def spec_for(cfg: ClassifyExportConfig) -> ExportSpec:
     """What `export` writes of the run's classifier, checked on 256 real test images (int8:
     calibrated on 512 training images)."""
     check_task(cfg.out_dir, TASK)
-    train_cfg = run_config(cfg.out_dir)
-    model = build_model(train_cfg["model"], train_cfg["channels"], train_cfg["dropout"])
-    load_run_weights(model, cfg.out_dir)
-    model = model.to(memory_format=torch.contiguous_format).eval()
-    mnist = synthetic_mnist() if train_cfg.get("synthetic") else load_mnist(cfg.data_dir)
-    calibration = [(mnist["train_x"][i : i + 64].clone(),) for i in range(0, 512, 64)]
+    model, train_cfg, classes = load_trained(cfg.out_dir, torch.device("cpu"))
+    model = model.to(memory_format=torch.contiguous_format)
+    images = load_images(train_cfg, cfg.data_dir)
+    calibration = [(images["train_x"][i : i + 64].clone(),) for i in range(0, 512, 64)]
     return ExportSpec(
         name="vision-classify",
         module=Classifier(model, train_cfg["mean"], train_cfg["std"]),
-        inputs=(mnist["test_x"][:256].clone(),),  # a copy: a view would save all 10,000
+        inputs=(images["test_x"][:256].clone(),),  # a copy: a view would save them all
         input_names=["images"],
         output_names=["logits"],
         dynamic={"images": {0: "batch"}},
         sidecar={
-            "labels": [str(k) for k in range(10)],
+            "labels": classes or [str(k) for k in range(10)],
             "images": "uint8, a light digit on black, MNIST-centred in 28x28 (predict.to_mnist)",
             "logits": "softmax gives each label's probability",
         },

@@ -8,22 +8,22 @@ from torch import nn
 
 
 class Net(nn.Module):
-    """The classic MNIST network (21,840 parameters); returns log-probabilities."""
+    """The classic MNIST network (21,840 parameters with 10 classes); returns log-probabilities."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
         self.fc1 = nn.Linear(320, 50)
-        self.fc2 = nn.Linear(50, 10)
+        self.fc2 = nn.Linear(50, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, 28, 28)
         x = F.relu(F.max_pool2d(self.conv1(x), 2))  # (B, 10, 12, 12)
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))  # (B, 20, 4, 4)
         x = x.flatten(1)  # (B, 320)
         x = F.dropout(F.relu(self.fc1(x)), training=self.training)  # (B, 50)
-        return F.log_softmax(self.fc2(x), dim=1)  # (B, 10)
+        return F.log_softmax(self.fc2(x), dim=1)  # (B, num_classes)
 
 
 def conv_pool_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
@@ -63,8 +63,13 @@ class CNN(nn.Module):
         return self.head(self.dropout(x))  # (B, num_classes) logits
 
 
-def build_model(name: str, channels: tuple[int, int, int] | list[int], dropout: float) -> nn.Module:
+def build_model(
+    name: str, channels: tuple[int, int, int] | list[int], dropout: float, num_classes: int = 10
+) -> nn.Module:
     """The model a config names: `net` (classic) or `cnn` (default), in channels-last layout
     (oneDNN's faster convolution kernels on CPU; harmless elsewhere)."""
-    model = Net() if name == "net" else CNN(CNNConfig(channels=tuple(channels), dropout=dropout))
+    if name == "net":
+        model = Net(num_classes)
+    else:
+        model = CNN(CNNConfig(tuple(channels), dropout, num_classes))
     return model.to(memory_format=torch.channels_last)

@@ -1,4 +1,5 @@
-"""Predict digits in user images: any size, RGB or grayscale, dark-on-light or light-on-dark.
+"""Predict digits (or a run's own classes) in user images: any size, RGB or grayscale,
+dark-on-light or light-on-dark.
 
     showcase vision classify predict digit.png scans/ --out-dir runs/vision-classify [--json]
 
@@ -10,9 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tyro.conf import Positional
 
@@ -20,9 +19,10 @@ from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
 from core.errors import ShowcaseError, refuse_failed, within
+from core.files import write_text
 from core.run import load_run_weights, run_config
 from vision import CLASSIFY
-from vision.classify.data import normalize
+from vision.classify.data import normalize, to_mnist
 from vision.classify.model import build_model
 from vision.images import collect, open_image
 
@@ -40,6 +40,29 @@ class PredictConfig(InferenceConfig):
 
     def __post_init__(self) -> None:
         within(self, "[1, 10]", "top")
+
+
+CLASSES = "classes.json"
+"""A run trained on your own images keeps its class names here (MNIST runs: digits 0-9)."""
+
+
+def save_classes(out_dir: str, classes: list[str]) -> None:
+    write_text(Path(out_dir) / CLASSES, json.dumps(classes))
+
+
+def load_classes(run_dir: str) -> list[str] | None:
+    """The run's class names, or None for a digit classifier (classes 0-9)."""
+    path = Path(run_dir) / CLASSES
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_trained(run_dir: str, device: torch.device) -> tuple:
+    """(model in eval mode, the run's config, its class names or None for digits)."""
+    cfg, classes = run_config(run_dir), load_classes(run_dir)
+    num_classes = len(classes) if classes else 10
+    model = build_model(cfg["model"], cfg["channels"], cfg["dropout"], num_classes).to(device)
+    load_run_weights(model, run_dir)
+    return model.eval(), cfg, classes
 
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]  # test-time shifts, in pixels
@@ -65,35 +88,6 @@ def predict_logits(
     return torch.cat([logits(c) for c in chunks])
 
 
-def to_mnist(image: Image.Image) -> torch.Tensor:
-    """A PIL image -> uint8 (28, 28), light digit on black, centred like MNIST."""
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:  # dark ink on a light background
-        gray = 255.0 - gray
-    gray = np.clip(gray - np.median(border if np.median(border) <= 127 else 255.0 - border), 0, 255)
-    ys, xs = (
-        np.nonzero(gray > 0.2 * gray.max()) if gray.max() > 0 else (np.array([0]), np.array([0]))
-    )
-    crop = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    scale = 20.0 / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(h, w), mode="area")[
-        0, 0
-    ]  # (h, w)
-    canvas = torch.zeros(28, 28)
-    top, left = (28 - h) // 2, (28 - w) // 2
-    canvas[top : top + h, left : left + w] = small
-    total = canvas.sum()
-    if total > 0:  # shift the centre of mass to the centre, as MNIST was made
-        rows, cols = torch.arange(28.0), torch.arange(28.0)
-        cy = (canvas.sum(1) * rows).sum() / total
-        cx = (canvas.sum(0) * cols).sum() / total
-        canvas = torch.roll(canvas, (round(13.5 - cy.item()), round(13.5 - cx.item())), dims=(0, 1))
-    canvas = canvas * (255.0 / canvas.max()) if canvas.max() > 0 else canvas
-    return canvas.round().clamp(0, 255).to(torch.uint8)
-
-
 def predict(cfg: PredictConfig) -> dict:
     """Print the top classes of every image; bad files are reported and skipped."""
     files, errors = collect(cfg.paths)
@@ -107,17 +101,13 @@ def predict(cfg: PredictConfig) -> dict:
             errors.append(f"{path}: not a readable image ({type(exc).__name__})")
     results = []
     if images:
-        device = pick_device(cfg.device)
-        train_cfg = run_config(cfg.out_dir)
-        model = build_model(train_cfg["model"], train_cfg["channels"], train_cfg["dropout"]).to(
-            device
-        )
-        load_run_weights(model, cfg.out_dir)
+        model, train_cfg, classes = load_trained(cfg.out_dir, pick_device(cfg.device))
         x = torch.stack(images)
         tta = train_cfg.get("tta", False)
         probs = predict_logits(model, x, train_cfg["mean"], train_cfg["std"], tta=tta).softmax(-1)
-        top = probs.topk(min(cfg.top, 10), dim=-1)
+        top = probs.topk(min(cfg.top, probs.shape[-1]), dim=-1)
         for path, p, k in zip(good, top.values.tolist(), top.indices.tolist(), strict=True):
+            k = [classes[i] for i in k] if classes else k
             result = {
                 "file": str(path),
                 "top": [{"class": c, "prob": round(q, 4)} for c, q in zip(k, p, strict=True)],
@@ -134,21 +124,16 @@ def predict(cfg: PredictConfig) -> dict:
 def app_tab():
     """`showcase app`: draw a digit or upload an image -> the top-3 classes."""
 
-    def load(run_dir: str, device: torch.device):
-        cfg = run_config(run_dir)
-        model = build_model(cfg["model"], cfg["channels"], cfg["dropout"]).to(device)
-        load_run_weights(model, run_dir)
-        return model.eval(), cfg
-
     def infer(session, sketch, upload) -> tuple:
-        model, cfg = session
+        model, cfg, classes = session
         image = open_image(upload) if upload else sketch
         if image is None:
             raise ShowcaseError("draw a digit or upload an image first")
         logits = predict_logits(
             model, to_mnist(image)[None], cfg["mean"], cfg["std"], tta=cfg.get("tta", False)
         )
-        return ({str(k): p for k, p in enumerate(logits.softmax(-1)[0].tolist())},)
+        probs = logits.softmax(-1)[0].tolist()
+        return ({str(classes[k] if classes else k): p for k, p in enumerate(probs)},)
 
     def examples(data_dir: str | None) -> list[list]:
         import tempfile
@@ -170,7 +155,7 @@ def app_tab():
     return Tab(
         inputs=[Widget("sketch", "draw a digit"), Widget("image", "or upload an image")],
         outputs=[Widget("label", "prediction")],
-        load=load,
+        load=load_trained,
         infer=infer,
         examples=examples,
         button="Classify",

@@ -47,10 +47,9 @@ def confusion(targets: torch.Tensor, preds: torch.Tensor, num_classes: int) -> t
     return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
 
 
-def plot_confusion(
-    targets: torch.Tensor, preds: torch.Tensor, path: str, num_classes: int = 10
-) -> None:
+def plot_confusion(targets: torch.Tensor, preds: torch.Tensor, path: str, names: list[str]) -> None:
     """A confusion-matrix heat map with counts (rows: true class, columns: predicted)."""
+    num_classes = len(names)
     cm = confusion(targets, preds, num_classes)
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(cm.log1p(), cmap="Blues")
@@ -66,12 +65,19 @@ def plot_confusion(
                 color="white" if i == j else "black",
             )
     ax.set(xlabel="predicted", ylabel="true", xticks=range(num_classes), yticks=range(num_classes))
-    ax.set_title("MNIST test confusion matrix")
+    ax.set_xticklabels(names)
+    ax.set_yticklabels(names)
+    ax.set_title("test confusion matrix")
     _save(fig, path)
 
 
 def plot_mistakes(
-    images: torch.Tensor, targets: torch.Tensor, probs: torch.Tensor, path: str, n: int = 24
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    probs: torch.Tensor,
+    path: str,
+    names: list[str],
+    n: int = 24,
 ) -> None:
     """The `n` test images whose true class got the lowest probability."""
     true_prob = probs[torch.arange(len(targets)), targets]
@@ -84,7 +90,8 @@ def plot_mistakes(
         ax.axis("off")
     for ax, i in zip(axes.flat, worst.tolist(), strict=False):
         ax.imshow(images[i].cpu(), cmap="gray")
-        ax.set_title(f"{targets[i]}→{probs[i].argmax()} ({probs[i].max():.2f})", fontsize=8)
+        title = f"{names[targets[i]]}→{names[probs[i].argmax()]} ({probs[i].max():.2f})"
+        ax.set_title(title, fontsize=8)
     fig.suptitle("worst mistakes: true→predicted (confidence)")
     _save(fig, path)
 

@@ -1,7 +1,8 @@
-"""MNIST digit classifier.
+"""MNIST digit classifier (or your own labelled images).
 
-showcase vision classify train                      # default CNN, ~99.5% test accuracy
+showcase vision classify train                      # default CNN on MNIST
 showcase vision classify train --recipe classic     # pytorch/examples' Net, the classic SGD recipe
+showcase vision classify train --hf-dataset letters/ --init-from runs/vision-classify  # new labels
 showcase vision classify eval --out-dir runs/vision-classify
 showcase vision classify predict my_digit.png --out-dir runs/vision-classify
 torchrun --nproc_per_node 2 -m vision.classify train --device cpu
@@ -14,22 +15,22 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from core.config import EvalConfig, TrainConfig
+from core import distributed
+from core.config import EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError, fraction, non_negative, positive
 from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, report_train
-from core.run import load_run_weights, run_config
+from core.run import run_step
 from core.share import push_command
 from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import CLASSIFY
-from vision.classify.data import normalize, random_affine, split_validation
+from vision.classify.data import load_images, normalize, random_affine, split_validation
 from vision.classify.export import export_model
 from vision.classify.model import build_model
-from vision.classify.predict import predict, predict_logits
-from vision.mnist import load_mnist, synthetic_mnist
+from vision.classify.predict import load_trained, predict, predict_logits, save_classes
 from vision.shifts import augment
 
 TASK = "vision.classify"
@@ -38,6 +39,7 @@ TASK = "vision.classify"
 @dataclasses.dataclass
 class ClassifyConfig(TrainConfig):
     DEMO = CLASSIFY
+    UNUSED: ClassVar[tuple[str, ...]] = ()  # your own images through --hf-dataset too
     LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust
     PRESETS: ClassVar[dict] = {
         "default": {},
@@ -135,11 +137,16 @@ def make_step(cfg: ClassifyConfig):
 def main(cfg: ClassifyConfig) -> dict:
     """Train, pick the best validation checkpoint, report test accuracy."""
     device = setup(cfg)
-    data = synthetic_mnist(seed=cfg.seed) if cfg.synthetic else load_mnist(cfg.data_dir)
+    data = load_images(to_dict(cfg), cfg.data_dir)
     train, val = (data["train_x"], data["train_y"]), None
+    if cfg.val_size >= len(train[0]):
+        raise UsageError(f"--val-size {cfg.val_size} leaves no training images of {len(train[0])}")
     if cfg.val_size:
         train, val = split_validation(*train, size=cfg.val_size, seed=cfg.seed)
-    model = build_model(cfg.model, cfg.channels, cfg.dropout)
+    classes = data.get("classes")
+    if classes and distributed.is_main():
+        save_classes(cfg.out_dir, classes)
+    model = build_model(cfg.model, cfg.channels, cfg.dropout, len(classes) if classes else 10)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -164,7 +171,9 @@ def main(cfg: ClassifyConfig) -> dict:
     )
     test_logits = predict_logits(model, data["test_x"], cfg.mean, cfg.std, tta=cfg.tta)
     metrics = {**result.best, "test_acc": accuracy(test_logits, data["test_y"].to(device)).item()}
-    return report_train(cfg, TASK, metrics, result, device, shown=["test_acc"])
+    notes = (f"test: {data['note']}",) if "note" in data else ()
+    metrics |= {"test_images": data["note"]} if "note" in data else {}
+    return report_train(cfg, TASK, metrics, result, device, shown=["test_acc"], notes=notes)
 
 
 @dataclasses.dataclass
@@ -188,23 +197,23 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
 
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
-    train_cfg = run_config(cfg.out_dir)
-    model = build_model(train_cfg["model"], train_cfg["channels"], train_cfg["dropout"]).to(device)
-    meta = load_run_weights(model, cfg.out_dir)
+    model, train_cfg, classes = load_trained(cfg.out_dir, device)
     if train_cfg.get("synthetic") and not cfg.synthetic:
         raise ShowcaseError(f"{cfg.out_dir} was trained on synthetic data; pass --synthetic")
-    data = synthetic_mnist(seed=train_cfg["seed"]) if cfg.synthetic else load_mnist(cfg.data_dir)
+    data = load_images({**train_cfg, "synthetic": cfg.synthetic}, cfg.data_dir)
+    names = classes or [str(k) for k in range(10)]
     x, y = data["test_x"], data["test_y"].to(device)
     tta = train_cfg.get("tta", False)
     logits = predict_logits(model, x, train_cfg["mean"], train_cfg["std"], cfg.batch_size, tta)
     pred = logits.argmax(-1)
     per_class = Mean()
-    for k in range(10):
-        per_class.add({str(k): (pred[y == k] == k).float().mean()})
+    for k, name in enumerate(names):
+        per_class.add({name: (pred[y == k] == k).float().mean()})
     per_class_acc = per_class.compute()
     metrics = {"test_acc": (pred == y).float().mean().item(), "per_class_acc": per_class_acc}
-    plot_confusion(y.cpu(), pred.cpu(), f"{cfg.out_dir}/confusion.png")
-    plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png")
+    metrics |= {"test_images": data["note"]} if "note" in data else {}
+    plot_confusion(y.cpu(), pred.cpu(), f"{cfg.out_dir}/confusion.png", names)
+    plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png", names)
     summary = "\n".join(
         [
             f"test_acc {metrics['test_acc']:.4f}",
@@ -217,7 +226,7 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
         summary += "\n" + shift_summary(metrics["shift"], "test_acc")
         summary += f"\nwrote {cfg.out_dir}/shift.png and {cfg.out_dir}/shift_mistakes.png"
     return report_eval(
-        cfg, TASK, metrics, meta.get("step", 0), time.perf_counter() - t0, device, summary
+        cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
     )
 
 
