@@ -1,6 +1,7 @@
 """Your own data through Hugging Face `datasets`: `--hf-dataset SOURCE` is a local file (its format
 from the extension: csv, tsv, json, jsonl, parquet), a local folder (images in class subfolders:
-imagefolder; audio files: audiofolder; else the tables inside), or, with network, a dataset on
+imagefolder; audio files: the metadata table naming them; else the tables inside), or, with
+network, a dataset on
 the Hub (`owner/name`). `datasets` keeps an Arrow cache, so a second run does not decode again.
 
     splits = open_source("my_ratings.parquet")            # {"train": Dataset}
@@ -33,8 +34,14 @@ def builder(path: Path) -> tuple[str, dict]:
     suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
     if suffixes & IMAGES:
         return "imagefolder", {"data_dir": str(path)}
-    if suffixes & AUDIO:
-        return "audiofolder", {"data_dir": str(path)}
+    if suffixes & AUDIO:  # its metadata table: datasets' audiofolder encodes through torchcodec
+        tables = sorted(p for p in path.glob("metadata.*") if p.suffix.lower() in TABLES)
+        if not tables:
+            raise UsageError(
+                f"--hf-dataset {path}: an audio folder needs a metadata.csv naming each file "
+                "(file_name) and what it says"
+            )
+        return TABLES[tables[0].suffix.lower()], {"data_files": str(tables[0])}
     tables = sorted(suffixes & set(TABLES))
     if not tables:
         raise UsageError(f"--hf-dataset {path}: no images, audio or tables inside")

@@ -1,6 +1,6 @@
 """Spoken digits: FSDD's recordings (downloaded and verified, or read from the data root) held in
-one tensor as `Clips`, tiny tone clips for smoke tests, and a reader for LibriSpeech folders.
-Utterances composed from the clips live in `utterances.py`, features in `features.py`."""
+one tensor as `Clips`, and tiny tone clips for smoke tests. Your own recordings are read in
+`recordings.py`; utterances composed from the clips live in `utterances.py`, features in `features.py`."""
 
 import hashlib
 import os
@@ -128,12 +128,14 @@ def download_fsdd(folder: Path) -> None:
         os.replace(recordings, folder / "recordings")
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """(samples,) float32 mono in [-1, 1] and the sample rate; a bad file is a one-line error."""
+def read_audio(path) -> tuple[np.ndarray, int]:
+    """(samples,) float32 mono in [-1, 1] and the sample rate of a file (a path, or an open
+    binary file); a bad file is a one-line error."""
     import soundfile
 
     try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        where = path if hasattr(path, "read") else str(path)
+        audio, rate = soundfile.read(where, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
         raise DataError(f"{path}: not readable audio ({' '.join(str(exc).split())[:80]})") from exc
     return audio.mean(1), rate
@@ -182,43 +184,6 @@ def synthetic_clips(seed: int = 0) -> Clips:
         torch.tensor(index),
         ["a", "b"],
         [WORDS[d] for d in digits],
-    )
-
-
-def load_librispeech(folder: str | Path) -> Clips:
-    """A LibriSpeech-layout folder (`<speaker>/<chapter>/*.trans.txt` beside the flac files, as
-    torchaudio.datasets.LIBRISPEECH reads it; your own recordings may be .wav files instead),
-    resampled to 8 kHz: each utterance is one clip."""
-    folder = Path(folder)
-    waves, texts, speakers = [], [], []
-    for trans in sorted(folder.rglob("*.trans.txt")):
-        for line in trans.read_text().splitlines():
-            if line.strip():
-                utt, text = line.split(" ", 1)
-                audio = trans.parent / f"{utt}.flac"
-                audio = audio if audio.is_file() else audio.with_suffix(".wav")
-                if not audio.is_file():
-                    raise DataError(
-                        f"{trans} names {utt}, but neither {utt}.flac nor {utt}.wav exists"
-                    )
-                waves.append(to_8k(*read_audio(audio)))
-                texts.append(text.lower())
-                speakers.append(trans.parent.parent.name)
-    if not waves:
-        raise DataError(
-            f"{folder} holds no LibriSpeech transcripts (<speaker>/<chapter>/*.trans.txt)"
-        )
-    names = sorted(set(speakers))
-    lengths = torch.tensor([len(w) for w in waves])
-    return Clips(
-        torch.cat(waves),
-        lengths.cumsum(0) - lengths,
-        lengths,
-        torch.full_like(lengths, -1),
-        torch.tensor([names.index(s) for s in speakers]),
-        torch.arange(len(waves)) % 10,
-        names,
-        texts,
     )
 
 

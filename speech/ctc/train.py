@@ -50,6 +50,7 @@ TASK = "speech.ctc"
 @dataclasses.dataclass
 class SpeechConfig(TrainConfig):
     DEMO = CTC
+    UNUSED: ClassVar[tuple[str, ...]] = ()  # your recordings through --hf-dataset too
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {"gru": {}, "wav2letter": {"lr": 1e-3, "dropout": 0.0}}
     LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust
@@ -123,6 +124,10 @@ class SpeechConfig(TrainConfig):
         fraction(self, "dropout")
         if self.leave_out and self.holdout_speaker in (None, self.leave_out):
             raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
+        if self.hf_dataset and (self.librispeech or self.holdout_speaker or self.leave_out):
+            raise UsageError(
+                "--hf-dataset brings its own split: leave out --librispeech and speakers"
+            )
         if self.adapt_takes and (not self.holdout_speaker or self.leave_out or self.librispeech):
             raise UsageError(
                 "--adapt-takes needs --holdout-speaker (and no --leave-out or --librispeech)"
@@ -186,7 +191,9 @@ def main(cfg: SpeechConfig) -> dict:
     )
     metrics = {**result.best, **distributed.on_main(score)(model, features, split, decoder)}
     shown = [k for k in metrics if k.startswith(("test_", "clip"))]
-    return report_train(cfg, TASK, metrics, result, device, shown=shown)
+    notes = (f"test: {split.note}",) if split.note else ()
+    metrics |= {"test_recordings": split.note} if split.note else {}
+    return report_train(cfg, TASK, metrics, result, device, shown=shown, notes=notes)
 
 
 @dataclasses.dataclass

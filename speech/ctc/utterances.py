@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import DataError, UsageError
-from speech.ctc.data import SAMPLE_RATE, Clips, encode, load_fsdd, load_librispeech, synthetic_clips
+from speech.ctc.data import SAMPLE_RATE, Clips, encode, load_fsdd, synthetic_clips
+from speech.ctc.recordings import load_hf_audio, load_librispeech
 
 
 @dataclass
@@ -154,13 +155,18 @@ class Split:
     test: Plan
     test_clips: Plan | None  # single test recordings, decoded alone
     val_clips: Plan | None = None  # single validation recordings
+    note: str | None = None  # where the test recordings come from, when it needs saying
 
 
 def make_split(cfg, data_dir: str | None = None) -> Split:
     """The data a run's `SpeechConfig` names: FSDD (official or leave-one-speaker-out split),
-    LibriSpeech, or tones."""
-    if cfg.librispeech:
+    your recordings (LibriSpeech layout, or through `datasets`), or tones."""
+    note = None
+    if cfg.hf_dataset:
+        clips, note = load_hf_audio(cfg.hf_dataset, cfg.hf_columns, cfg.seed)
+    elif cfg.librispeech:
         clips = load_librispeech(cfg.librispeech)
+    if cfg.librispeech or cfg.hf_dataset:  # each recording one utterance; index 0: test, 1: val
         ids = torch.arange(len(clips.lengths))
         test = ids[clips.index == 0]
         val = ids[clips.index == 1] if cfg.val_utterances else ids[:0]
@@ -171,6 +177,7 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
             single(clips, val) if len(val) else None,
             single(clips, test),
             None,
+            note=note,
         )
     clips = synthetic_clips(cfg.seed) if cfg.synthetic else load_fsdd(data_dir or cfg.data_dir)
     ids = torch.arange(len(clips.lengths))

@@ -19,6 +19,7 @@ from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.features import Features
 from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
 from speech.ctc.predict import TranscribeConfig, app_tab, lexicon_words, transcribe
+from speech.ctc.recordings import load_librispeech
 from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
 from speech.ctc.utterances import assemble, compose, pad_silence, targets
 from tests.conftest import real_data
@@ -321,7 +322,7 @@ def test_librispeech_folder_trains_and_fsdd_offline_error_is_clear(tmp_path, mon
         write_16k_stereo(chapter / f"19-198-{k:04d}.{'wav' if k == 1 else 'flac'}", wave)
         lines.append(f"19-198-{k:04d} {clips.texts[k].upper()}")
     (chapter / "19-198.trans.txt").write_text("\n".join(lines) + "\n")
-    loaded = speech_data.load_librispeech(tmp_path / "libri")
+    loaded = load_librispeech(tmp_path / "libri")
     assert loaded.texts[:2] == [clips.texts[0], clips.texts[1]] and len(loaded.lengths) == 30
     assert abs(int(loaded.lengths[0]) - int(clips.lengths[0])) <= 2  # back at 8 kHz
     cfg = build(
