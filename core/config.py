@@ -55,9 +55,8 @@ class TrainConfig(ChangesDefaults):
     LEGACY: ClassVar[dict[str, Any]] = {}
     """What a run saved before a field existed meant by its absence (`{"robust": False}`): resume
     and eval read a missing key as this value, not as today's default."""
-    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")
-    """Shared fields this demo does not honour: setting one is refused, never silently ignored
-    (own data through `datasets` until a demo reads it)."""
+    UNUSED: ClassVar[tuple[str, ...]] = ()
+    """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
     RESUMABLE: ClassVar[tuple[str, ...]] = (
         "out_dir",
         "data_dir",

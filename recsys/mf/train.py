@@ -72,7 +72,6 @@ GIBBS_UNUSED = (
 @dataclasses.dataclass
 class MFTrainConfig(TrainConfig):
     DEMO = MF
-    UNUSED: ClassVar[tuple[str, ...]] = ()  # own ratings through --hf-dataset
     PRESET_FIELD: ClassVar[str] = "method"
     PRESETS: ClassVar[dict] = {
         "bayes": {},

@@ -82,7 +82,8 @@ class DQNConfig(TrainConfig):
     PRESETS: ClassVar[dict] = ENV_DEFAULTS
     PRESETS_OPEN: ClassVar[bool] = True  # any other discrete-action env: the plain defaults
     UNUSED: ClassVar[tuple[str, ...]] = (
-        *TrainConfig.UNUSED,  # no dataset: the environment is the data
+        "hf_dataset",  # no dataset: the environment is the data
+        "hf_columns",
         "amp",
         "amp_dtype",
         "compile",

@@ -50,7 +50,6 @@ TASK = "speech.ctc"
 @dataclasses.dataclass
 class SpeechConfig(TrainConfig):
     DEMO = CTC
-    UNUSED: ClassVar[tuple[str, ...]] = ()  # your recordings through --hf-dataset too
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {"gru": {}, "wav2letter": {"lr": 1e-3, "dropout": 0.0}}
     LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust

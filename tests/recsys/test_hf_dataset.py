@@ -96,11 +96,11 @@ def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
             train(tmp_path, path, *COLUMNS, **other)
 
 
-def test_demos_that_do_not_read_own_data_yet_refuse_the_flag():
-    from vision.detect.train import DetectConfig
+def test_a_demo_without_a_dataset_refuses_the_flag():
+    from rl.dqn.train import DQNConfig
 
-    with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by vision detect"):
-        build(DetectConfig, hf_dataset="scenes/")
+    with pytest.raises(ShowcaseError, match="--hf-dataset is not supported by rl dqn"):
+        build(DQNConfig, hf_dataset="episodes/")
 
 
 def test_ids_with_blank_cells_keep_their_numbers_and_dates_read_as_seconds(tmp_path, capsys):

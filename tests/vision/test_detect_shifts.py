@@ -4,7 +4,7 @@ import torch
 from core.errors import UsageError
 from core.parse import build
 from vision import shifts
-from vision.detect.data import augment_scenes, shrink_scenes
+from vision.detect.augment import augment_scenes, shrink_scenes
 from vision.detect.model import standardize
 from vision.detect.predict import as_model_input
 from vision.detect.scenes import INK, SceneOptions, make_scenes

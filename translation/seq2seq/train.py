@@ -44,7 +44,6 @@ TASK = "translation.seq2seq"
 @dataclasses.dataclass
 class TranslationConfig(TrainConfig):
     DEMO = SEQ2SEQ
-    UNUSED: ClassVar[tuple[str, ...]] = ()  # own pairs through --hf-dataset too
     PRESET_FIELD: ClassVar[str] = "model"
     PRESETS: ClassVar[dict] = {
         "transformer": {},

@@ -39,7 +39,6 @@ TASK = "vision.classify"
 @dataclasses.dataclass
 class ClassifyConfig(TrainConfig):
     DEMO = CLASSIFY
-    UNUSED: ClassVar[tuple[str, ...]] = ()  # your own images through --hf-dataset too
     LEGACY: ClassVar[dict] = {"robust": False}  # runs from before --robust
     PRESETS: ClassVar[dict] = {
         "default": {},

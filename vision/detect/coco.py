@@ -1,10 +1,12 @@
-"""COCO-format folders: `images/` plus an annotations JSON, written from scenes and read back.
+"""Your boxes: COCO-format folders (`images/` plus an annotations JSON, written from scenes and
+read back), or an image folder with its boxes in metadata through `datasets` (--hf-dataset).
 
-Any COCO folder loads: images of any size and channel count are letterboxed (scaled to fit,
+Any such folder loads: images of any size and channel count are letterboxed (scaled to fit,
 padded at the right and bottom) into the model's square input, and their boxes scaled alike.
-Category ids map to labels 0..C-1 in id order.
+COCO category ids map to labels 0..C-1 in id order; metadata categories in name order.
 """
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -140,8 +142,11 @@ def read_coco(folder: Path) -> tuple[list[dict], list[str]]:
     return list(images.values()), names
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """An image file as uint8 (C, H, W), gray (C=1) or RGB (C=3); DataError naming the file."""
+def read_image(path, channels: int) -> torch.Tensor:
+    """An image file (a path, or an open binary file) as uint8 (C, H, W), gray (C=1) or RGB
+    (C=3); DataError naming the file."""
+    if hasattr(path, "seek"):
+        path.seek(0)
     try:
         with Image.open(path) as im:
             im = im.convert("L" if channels == 1 else "RGB")
@@ -171,6 +176,11 @@ def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]
     records, names = read_coco(folder)
     if not records:
         raise DataError(f"{folder}: the annotations list no images")
+    return as_scenes(records, size, channels), names
+
+
+def as_scenes(records: list[dict], size: int, channels: int) -> Scenes:
+    """Image records (as `read_coco` gives them) as letterboxed scenes."""
     most = max(1, max(len(r["boxes"]) for r in records))
     images = torch.zeros(len(records), channels, size, size, dtype=torch.uint8)
     boxes = torch.zeros(len(records), most, 4)
@@ -189,4 +199,33 @@ def load_coco(folder: Path, size: int, channels: int) -> tuple[Scenes, list[str]
             boxes[i, :n] = torch.tensor(r["boxes"], dtype=torch.float32) * scale
             labels[i, :n] = torch.tensor(r["categories"])
             crowd[i, :n] = torch.tensor(r["crowd"])
-    return Scenes(images, boxes, labels, crowd), names
+    return Scenes(images, boxes, labels, crowd)
+
+
+def read_hf_boxes(table, names: list[str], source: str) -> list[dict]:
+    """Image records of one split of an image folder whose metadata gives each image's
+    `objects` (`bbox`: [x, y, width, height] boxes, `categories`: their classes), as Hugging Face
+    describes object-detection folders. A box outside its image is refused in one line."""
+    import datasets
+
+    table = table.cast_column("image", datasets.Image(decode=False))
+    records = []
+    for row, (image, objects) in enumerate(zip(table["image"], table["objects"], strict=True)):
+        where = image["path"] or f"{source}: data row {row + 1}"
+        file = io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]
+        with Image.open(file) as im:
+            width, height = im.size
+        record = {"file": file, "width": width, "height": height, "boxes": [], "categories": []}
+        for (x, y, w, h), category in zip(objects["bbox"], objects["categories"], strict=True):
+            if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+                raise DataError(
+                    f"{where}: bbox {[x, y, w, h]} lies outside its {width}x{height} image"
+                )
+            if w >= 1 and h >= 1:
+                record["boxes"].append(
+                    [max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)]
+                )
+                record["categories"].append(names.index(str(category)))
+        record["crowd"] = [False] * len(record["boxes"])
+        records.append(record)
+    return records

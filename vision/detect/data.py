@@ -9,10 +9,10 @@ import torch
 
 from core import distributed
 from core.errors import ShowcaseError
-from vision.detect.coco import load_coco
+from core.hf_data import open_source
+from vision.detect.coco import as_scenes, load_coco, read_hf_boxes
 from vision.detect.scenes import SceneOptions, Scenes, layout, make_scenes, render
 from vision.mnist import load_mnist, synthetic_mnist
-from vision.shifts import affine, blotches, blur, lay, ramp
 
 TEST_SEED = 20_260_101  # every run is scored on the same test scenes
 
@@ -46,7 +46,9 @@ def make_data(cfg) -> Data:
     or a COCO folder split by a seeded shuffle into test (10%), validation (10%, or --val-coco)
     and training (the rest)."""
     if cfg.coco:
-        return coco_data(cfg)
+        return coco_data(cfg, cfg.coco)
+    if cfg.hf_dataset:
+        return hf_box_data(cfg)
     mnist = (
         synthetic_mnist(n_train=2048, n_test=512, seed=cfg.seed)
         if cfg.synthetic
@@ -78,25 +80,25 @@ def make_data(cfg) -> Data:
     return Data(DIGITS, 1, (x[train_ids], y[train_ids]), None, val, test, splits)
 
 
-def coco_data(cfg) -> Data:
+def coco_data(cfg, folder: str) -> Data:
     """A COCO folder split by a seeded shuffle: the first 10% for the test, the next 10% for
     validation (unless --val-coco gives its own folder), the rest for training."""
-    scenes, names = load_coco(Path(cfg.coco), cfg.image_size, channels=3)
+    scenes, names = load_coco(Path(folder), cfg.image_size, channels=3)
     parts = 2 if cfg.val_coco else 3
     if len(scenes) < parts:
         raise ShowcaseError(
-            f"{cfg.coco}: a COCO training folder needs at least {parts} images "
+            f"{folder}: a COCO training folder needs at least {parts} images "
             f"(training, {'' if cfg.val_coco else 'validation, '}test)"
         )
     order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(cfg.seed))
     held = max(1, len(scenes) // 10)
     test = scenes.subset(order[:held])
-    slice_ = f"a seeded 10% slice of {cfg.coco} (seed {cfg.seed})"
+    slice_ = f"a seeded 10% slice of {folder} (seed {cfg.seed})"
     if cfg.val_coco:
         val, val_names = load_coco(Path(cfg.val_coco), cfg.image_size, channels=3)
         if val_names != names:
             raise ShowcaseError(
-                f"{cfg.val_coco}: its categories {val_names} differ from {cfg.coco}'s {names}"
+                f"{cfg.val_coco}: its categories {val_names} differ from {folder}'s {names}"
             )
         train = scenes.subset(order[held:])
         val_text = f"{cfg.val_coco}: all {count(len(val), 'image')}"
@@ -104,60 +106,52 @@ def coco_data(cfg) -> Data:
         val, train = scenes.subset(order[held : 2 * held]), scenes.subset(order[2 * held :])
         val_text = f"{count(len(val), 'image')}, another {slice_[2:]}"
     splits = {
-        "train": f"{cfg.coco}: the other {count(len(train), 'image')}",
+        "train": f"{folder}: the other {count(len(train), 'image')}",
         "val": f"{val_text}; they pick the kept weights",
         "test": f"{count(len(test), 'image')}, {slice_}, {UNSEEN}",
     }
     return Data(names, 3, None, train, val, test, splits)
 
 
-def shrink_scenes(x: torch.Tensor, boxes: torch.Tensor, factor: torch.Tensor, g=None):
-    """Each scene (B, 1, S, S) shrunk by `factor` (B,) (>= 1) to a random place on a black canvas
-    of its own size, as a larger or wider image looks once letterboxed; boxes (B, K, 4) follow."""
-    b, size = len(x), x.shape[-1]
-    room = (size - size / factor) / 2  # how far the shrunk scene's centre may move
-    dx, dy = (room * (2 * torch.rand(2, b, generator=g, device=x.device) - 1)).unbind()
-    x = affine(x, torch.zeros_like(factor), 1 / factor, dx, dy)
-    shift = torch.stack([dx, dy, dx, dy], -1)[:, None]  # (B, 1, 4)
-    return x, (boxes - size / 2) / factor[:, None, None] + size / 2 + shift
-
-
-def augment_scenes(x: torch.Tensor, boxes: torch.Tensor, p: float = 0.5):
-    """Training augmentation against `eval --shift`'s conditions, on the training device: a random
-    `p` of the scenes gets, each with its own draw, smaller digits on a larger canvas (boxes
-    follow), a background (a gray level, a ramp of uneven light, blotches), fainter ink, dark ink
-    on light paper, blur (one sigma per batch) and pixel noise. Scenes (B, 1, H, W) in [0, 1],
-    boxes (B, K, 4)."""
-    b, device = len(x), x.device
-    chosen = torch.rand(b, device=device) < p
-
-    def some(share: float) -> torch.Tensor:  # indices of this share of the chosen scenes
-        return (chosen & (torch.rand(b, device=device) < share)).nonzero().flatten()
-
-    def draw(n: int, low: float, high: float) -> torch.Tensor:  # (n, 1, 1, 1) uniform
-        return low + (high - low) * torch.rand(n, 1, 1, 1, device=device)
-
-    small = some(0.3)
-    if len(small):
-        factor = 1 + torch.rand(len(small), device=device)
-        shrunk, boxes_shrunk = shrink_scenes(x[small], boxes[small], factor)
-        x, boxes = x.index_copy(0, small, shrunk), boxes.index_copy(0, small, boxes_shrunk)
-    faint = some(0.5)
-    x = x.index_copy(0, faint, x[faint] * draw(len(faint), 0.3, 1))
-    ids = chosen.nonzero().flatten()
-    n = len(ids)
-    level = draw(n, 0, 0.6) + draw(n, 0, 0.4) * ramp(x[ids], None)
-    level = level + draw(n, 0, 0.3) * blotches(x[ids], None)
-    x = x.index_copy(0, ids, lay(x[ids], level.clamp(max=0.9)))
-    dark = some(0.5)
-    x = x.index_copy(0, dark, 1 - x[dark])  # dark ink on light paper
-    blurred = some(0.25)
-    if len(blurred):
-        x = x.index_copy(0, blurred, blur(x[blurred], 0.5 + torch.rand(()).item()))
-    noisy = some(0.5)
-    sigma = draw(len(noisy), 0, 0.08)
-    x = x.index_copy(0, noisy, x[noisy] + sigma * torch.randn_like(x[noisy]))
-    return x.clamp(0, 1), boxes
+def hf_box_data(cfg) -> Data:
+    """--hf-dataset: a COCO folder (read as --coco reads it), or an image folder whose metadata
+    gives each image's boxes, through `datasets`: the source's test split (else a seeded 10%
+    slice) for the test, a seeded 10% slice of the rest for validation, the rest for training."""
+    source = cfg.hf_dataset
+    folder = Path(source)
+    if folder.is_dir() and (list(folder.glob("*.json")) or (folder / "annotations").is_dir()):
+        return coco_data(cfg, source)
+    splits = open_source(source)
+    if "train" not in splits or "objects" not in splits["train"].column_names:
+        have = ", ".join(splits["train"].column_names) if "train" in splits else "no train split"
+        raise ShowcaseError(f"--hf-dataset {source}: no 'objects' column of boxes (it has: {have})")
+    found = {v for part in splits.values() for o in part["objects"] for v in o["categories"]}
+    names = [str(v) for v in sorted(found)]
+    scenes = {
+        name: as_scenes(read_hf_boxes(part, names, source), cfg.image_size, 3)
+        for name, part in splits.items()
+        if name in ("train", "test")
+    }
+    order = torch.randperm(len(scenes["train"]), generator=torch.Generator().manual_seed(cfg.seed))
+    held = max(1, len(order) // 10)
+    if len(order) < (2 if "test" in scenes else 3):
+        raise ShowcaseError(
+            f"--hf-dataset {source}: too few images to hold out validation and test"
+        )
+    slice_ = f"seeded 10% slice of {source} (seed {cfg.seed})"
+    if "test" in scenes:
+        test, test_text = scenes["test"], f"{source}'s test split"
+        val, train = scenes["train"].subset(order[:held]), scenes["train"].subset(order[held:])
+    else:
+        test, test_text = scenes["train"].subset(order[:held]), f"a {slice_}"
+        val = scenes["train"].subset(order[held : 2 * held])
+        train = scenes["train"].subset(order[2 * held :])
+    splits_text = {
+        "train": f"{source}: the other {count(len(train), 'image')}",
+        "val": f"{count(len(val), 'image')}, a {slice_}; they pick the kept weights",
+        "test": f"{count(len(test), 'image')}, {test_text}, {UNSEEN}",
+    }
+    return Data(names, 3, None, train, val, test, splits_text)
 
 
 class SceneLoader:

@@ -68,7 +68,8 @@ def preprocess_note(standardized: bool) -> str:
 def spec_for(cfg: DetectExportConfig) -> ExportSpec:
     """What `export` writes of the run's detector, checked on 64 test scenes (int8: calibrated on
     256 scenes of training digits)."""
-    from vision.detect.data import augment_scenes, make_data  # data reads the train config
+    from vision.detect.augment import augment_scenes
+    from vision.detect.data import make_data
     from vision.detect.train import DetectConfig  # train.py lists this command: import late
 
     check_task(cfg.out_dir, TASK)

@@ -12,7 +12,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from core.files import atomic_write, save_figure
 from core.shift import Shift, middle_sets, plot_shifts, run_shifts
-from vision.detect.data import shrink_scenes
+from vision.detect.augment import shrink_scenes
 from vision.detect.model import one_per_object
 from vision.detect.predict import detect
 from vision.detect.scenes import Scenes

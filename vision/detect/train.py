@@ -35,7 +35,8 @@ from core.share import push_command
 from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import DETECT
-from vision.detect.data import SceneLoader, augment_scenes, coco_test_scenes, make_data
+from vision.detect.augment import augment_scenes
+from vision.detect.data import SceneLoader, coco_test_scenes, make_data
 from vision.detect.export import export_model
 from vision.detect.model import (
     DetectorConfig,
@@ -113,6 +114,8 @@ class DetectConfig(TrainConfig):
                 f"digits at --min-scale {self.min_scale} do not fit --image-size {self.image_size}"
             )
         fraction(self, "score_thresh", "nms_iou")
+        if self.hf_dataset and self.coco:
+            raise UsageError("choose one of --hf-dataset and --coco")
         if self.val_coco and not self.coco:
             raise UsageError("--val-coco needs --coco (the folder to train on)")
         within(self, "[0, 60000)", "val_digits")  # MNIST has 60,000 training digits
