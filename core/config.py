@@ -140,6 +140,9 @@ class TrainConfig(ChangesDefaults):
     hf_columns: list[str] = dataclasses.field(default_factory=list)
     """With --hf-dataset: KEY=COLUMN for each column named otherwise than the demo expects
     (e.g. user=userId)."""
+    hf_split: str = "test"
+    """With --hf-dataset: the source's split to test on (without a split of that name, a seeded
+    fifth of the training split is held out instead; another name must exist)."""
 
     def __post_init__(self) -> None:
         positive(self, "max_steps", "batch_size", "grad_accum", "log_every", "lr")

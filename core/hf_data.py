@@ -88,6 +88,8 @@ def train_test(splits: dict, seed: int, test: str = "test") -> tuple:
         raise UsageError("--hf-dataset: the train split is empty")
     if test in splits:
         return train, splits[test], f"the source's {test} split"
+    if test != "test":
+        raise UsageError(f"--hf-split {test}: the source has no such split (it has: {names})")
     if len(train) < 2:
         raise UsageError("--hf-dataset: one row is too few to hold out a test set")
     parts = train.train_test_split(test_size=TEST_SHARE, seed=seed)

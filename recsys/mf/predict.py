@@ -44,7 +44,8 @@ def load_run(out_dir: str, data_dir: str | None, device: torch.device):
     """The trained model with its training and test ratings."""
     cfg = run_config(out_dir)
     if cfg.get("hf_dataset"):
-        train, test = hf_ratings(cfg["hf_dataset"], cfg["hf_columns"], cfg["seed"])
+        split = cfg.get("hf_split", "test")
+        train, test = hf_ratings(cfg["hf_dataset"], cfg["hf_columns"], cfg["seed"], split)
     else:
         folder = data_dir or cfg["data_dir"]
         train, test = split_data(

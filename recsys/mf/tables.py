@@ -18,7 +18,9 @@ COLUMNS = {
 """--hf-dataset's columns by role (rename with --hf-columns); timestamp and title may be absent."""
 
 
-def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratings]:
+def hf_ratings(
+    source: str, pairs: list[str], seed: int, test: str = "test"
+) -> tuple[Ratings, Ratings]:
     """(train, test) ratings from a table through `datasets` (csv, tsv, json, parquet or a Hub
     dataset) with user, item and rating columns, and timestamp and title where present: the
     source's test split, or a seeded fifth of its rows. Users and items are indexed over both
@@ -38,7 +40,7 @@ def hf_ratings(source: str, pairs: list[str], seed: int) -> tuple[Ratings, Ratin
                 f"showcase: warning: {where} or a numeric rating, the first data row {bad[0] + 1}",
                 file=sys.stderr,
             )
-    train, test, note = train_test(splits, seed)
+    train, test, note = train_test(splits, seed, test)
     parts = {"train": train, "test": test}
     read = {}  # each column of each part read and converted once: users, items, ratings
     for name, table in parts.items():

@@ -205,7 +205,7 @@ def main(cfg: MFTrainConfig) -> dict:
         distributed.require_single_process("recsys mf --method bayes")
     device = setup(cfg)
     if cfg.hf_dataset:
-        train, test = hf_ratings(cfg.hf_dataset, cfg.hf_columns, cfg.seed)
+        train, test = hf_ratings(cfg.hf_dataset, cfg.hf_columns, cfg.seed, cfg.hf_split)
     else:
         train, test = split_data(
             cfg.data_dir, cfg.dataset, cfg.split, cfg.fold, cfg.seed, cfg.synthetic

@@ -59,7 +59,9 @@ def load_librispeech(folder: str | Path) -> Clips:
     return as_clips(waves, texts, speakers, [k % 10 for k in range(len(waves))])
 
 
-def load_hf_audio(source: str, pairs: list[str], seed: int) -> tuple[Clips, str]:
+def load_hf_audio(
+    source: str, pairs: list[str], seed: int, test: str = "test"
+) -> tuple[Clips, str]:
     """(clips, where the test recordings come from) of transcribed audio through `datasets`: an
     audio folder with a metadata.csv naming each file and its transcript, a table of paths and
     transcripts, or a Hub dataset. `index` is 0 for the test recordings (the source's test split,
@@ -68,7 +70,7 @@ def load_hf_audio(source: str, pairs: list[str], seed: int) -> tuple[Clips, str]
     splits = open_source(source)
     if names["audio"] not in splits.get("train", {"": 0}) and "audio" in splits["train"].features:
         names["audio"] = "audio"  # a Hub dataset's audio column
-    train, test, note = train_test(splits, seed)
+    train, test, note = train_test(splits, seed, test)
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
     waves, texts, speakers, index = [], [], [], []
     for split, table in (("train", train), ("test", test)):

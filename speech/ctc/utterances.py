@@ -163,7 +163,7 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
     your recordings (LibriSpeech layout, or through `datasets`), or tones."""
     note = None
     if cfg.hf_dataset:
-        clips, note = load_hf_audio(cfg.hf_dataset, cfg.hf_columns, cfg.seed)
+        clips, note = load_hf_audio(cfg.hf_dataset, cfg.hf_columns, cfg.seed, cfg.hf_split)
     elif cfg.librispeech:
         clips = load_librispeech(cfg.librispeech)
     if cfg.librispeech or cfg.hf_dataset:  # each recording one utterance; index 0: test, 1: val

@@ -85,3 +85,16 @@ def test_bad_tables_get_one_line(tmp_path, capsys):
         load_texts(config(tmp_path, few))
     with pytest.raises(ShowcaseError, match="choose one of --hf-dataset and --train-files"):
         build(TranslationConfig, hf_dataset=str(path), train_files=("a.de", "a.en"))
+
+
+def test_hf_split_names_the_test_split(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pairs(200).to_parquet(folder / "train.parquet")
+    pairs(12, start=500).to_parquet(folder / "validation.parquet")
+    cfg = config(tmp_path, folder, hf_split="validation")
+    texts = load_texts(cfg)
+    assert texts["test"][0][0] == "satz 500" and len(texts["test"][0]) == 12
+    assert len(texts["val"][0]) == 20 and not set(texts["val"][0]) & set(texts["train"][0])
+    with pytest.raises(ShowcaseError, match="--hf-split dev: the source has no such split"):
+        load_texts(config(tmp_path, folder, hf_split="dev"))

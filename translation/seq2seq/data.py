@@ -7,15 +7,14 @@ separators such as U+2028 and would shift the pairs). Every line must decode as 
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from core.data import data_root, download, missing_files
 from core.errors import DataError, MissingData, ShowcaseError, UsageError
-from core.hf_data import column, column_names, open_source
 from core.run import REPORT
+from translation.seq2seq.tables import hf_pairs, hf_source
 from translation.seq2seq.tokenizer import BOS, PAD
 
 FOLDER = "multi30k"
@@ -149,43 +148,6 @@ def synthetic_text(n: int, seed: int) -> tuple[list[str], list[str]]:
     return src, tgt
 
 
-COLUMNS = {"source": "source", "target": "target"}
-"""--hf-dataset's columns by role (rename with --hf-columns, e.g. source=de target=en)."""
-HF_SPLITS = {"val": "validation", "test": "test"}
-"""The source's own splits used, where it has them, for validation and test."""
-
-
-def hf_pairs(source: str, pairs: list[str]) -> dict[str, tuple[list[str], list[str]] | None]:
-    """The sentence pairs of a table through `datasets`, by split: train, and val and test where
-    the source has them (None: not there). A pair with an empty side is skipped and counted,
-    the first one named by its data row."""
-    splits = open_source(source)
-    if "train" not in splits:
-        raise UsageError(f"--hf-dataset {source} has no train split (it has: {', '.join(splits)})")
-    names = column_names(pairs, COLUMNS)
-    out = {}
-    for name, split in {"train": "train", **HF_SPLITS}.items():
-        if split not in splits:
-            out[name] = None
-            continue
-        table = splits[split]
-        sides = [column(table, names[key], source) for key in ("source", "target")]
-        good = [
-            i
-            for i in range(len(table))
-            if all(isinstance(s[i], str) and s[i].strip() for s in sides)
-        ]
-        if len(good) < len(table):
-            first = next(i for i in range(len(table)) if i not in set(good))
-            print(
-                f"showcase: warning: {source} ({split} split): skipped {len(table) - len(good)} "
-                f"pair(s) with an empty side, the first data row {first + 1}",
-                file=sys.stderr,
-            )
-        out[name] = tuple([str(s[i]) for i in good] for s in sides)
-    return out
-
-
 def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
     """Train, val and test pairs of a run's `TranslationConfig`: Multi30k, the user's files, a
     table through `datasets` (--hf-dataset), or the synthetic language.
@@ -200,7 +162,7 @@ def load_texts(cfg) -> dict[str, tuple[list[str], list[str]]]:
             "test": synthetic_text(40, 10_000),
         }
     if cfg.hf_dataset:
-        found = hf_pairs(cfg.hf_dataset, cfg.hf_columns)
+        found = hf_pairs(cfg.hf_dataset, cfg.hf_columns, cfg.hf_split)
         return carve(cfg, found.pop("train"), found, "--hf-dataset")
     if cfg.train_files is None:
         if cfg.val_files or cfg.test_files:
@@ -259,15 +221,6 @@ def split_sources(cfg, texts: dict) -> dict[str, str]:
                 "not trained on)"
             )
     return out
-
-
-def hf_source(cfg, name: str, n: int) -> str:
-    """Where --hf-dataset's validation or test pairs come from, in words."""
-    own = open_source(cfg.hf_dataset)  # the Arrow cache answers at once
-    if HF_SPLITS[name] in own:
-        return f"{cfg.hf_dataset}'s {HF_SPLITS[name]} split ({n} pairs)"
-    which = "first" if name == "val" or HF_SPLITS["val"] in own else "second"
-    return f"{n} pairs held out of --hf-dataset ({which} seeded slice, seed {cfg.seed}; not trained on)"
 
 
 def refuse_trained_slice(cfg, run_cfg) -> None:

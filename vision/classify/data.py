@@ -82,7 +82,8 @@ def load_images(run: dict, data_dir: str | None) -> dict:
     if run.get("synthetic"):
         return synthetic_mnist(seed=run.get("seed", 0))
     if run.get("hf_dataset"):
-        return hf_images(run["hf_dataset"], run.get("hf_columns", []), run.get("seed", 0))
+        split = run.get("hf_split", "test")
+        return hf_images(run["hf_dataset"], run.get("hf_columns", []), run.get("seed", 0), split)
     return load_mnist(data_dir)
 
 
@@ -90,14 +91,14 @@ COLUMNS = {"image": "image", "label": "label"}
 """--hf-dataset's columns by role (rename with --hf-columns, e.g. image=img label=letter)."""
 
 
-def hf_images(source: str, pairs: list[str], seed: int) -> dict:
+def hf_images(source: str, pairs: list[str], seed: int, test: str = "test") -> dict:
     """Your labelled images through `datasets` (an image folder with a folder per class, or a
     table of images and labels), each brought to MNIST's form: train_x, test_x (N, 28, 28) uint8,
     train_y, test_y (N,) class indices, `classes` (their names) and `note` (where the test images
     come from). An unreadable image is skipped and counted, the first one named; a test label
     outside the training classes is refused in one line."""
     names = column_names(pairs, COLUMNS)
-    train, test, note = train_test(open_source(source), seed)
+    train, test, note = train_test(open_source(source), seed, test)
     for part in (train, test):
         for key in ("image", "label"):
             if names[key] not in part.column_names:

@@ -130,17 +130,19 @@ def hf_box_data(cfg) -> Data:
     scenes = {
         name: as_scenes(read_hf_boxes(part, names, source), cfg.image_size, 3)
         for name, part in splits.items()
-        if name in ("train", "test")
+        if name in ("train", cfg.hf_split)
     }
     order = torch.randperm(len(scenes["train"]), generator=torch.Generator().manual_seed(cfg.seed))
     held = max(1, len(order) // 10)
-    if len(order) < (2 if "test" in scenes else 3):
+    if cfg.hf_split != "test" and cfg.hf_split not in scenes:
+        raise ShowcaseError(f"--hf-split {cfg.hf_split}: {source} has no such split")
+    if len(order) < (2 if cfg.hf_split in scenes else 3):
         raise ShowcaseError(
             f"--hf-dataset {source}: too few images to hold out validation and test"
         )
     slice_ = f"seeded 10% slice of {source} (seed {cfg.seed})"
-    if "test" in scenes:
-        test, test_text = scenes["test"], f"{source}'s test split"
+    if cfg.hf_split in scenes:
+        test, test_text = scenes[cfg.hf_split], f"{source}'s {cfg.hf_split} split"
         val, train = scenes["train"].subset(order[:held]), scenes["train"].subset(order[held:])
     else:
         test, test_text = scenes["train"].subset(order[:held]), f"a {slice_}"
