@@ -118,3 +118,12 @@ def test_ids_with_blank_cells_keep_their_numbers_and_dates_read_as_seconds(tmp_p
     found = recommend(RecommendConfig(out_dir=run, user=user, top=3, device="cpu"))
     assert found["rated"] > 0 and "fallback" not in found
     assert report["config"]["hf_dataset"] == str(path.resolve())
+
+
+def test_a_table_too_large_for_the_dense_model_is_one_line(tmp_path):
+    ids = np.arange(1, 20_001)  # 20,000 users x 20,000 items: beyond the dense matrices' cells
+    table = pd.DataFrame({"user": ids, "item": ids, "rating": np.full(len(ids), 4.0)})
+    path = tmp_path / "wide.parquet"
+    table.to_parquet(path)
+    with pytest.raises(ShowcaseError, match="20,000 users x 20,000 items: this demo holds dense"):
+        train(tmp_path, path)

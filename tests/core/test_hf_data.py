@@ -1,0 +1,26 @@
+"""`core.hf_data`: the held-out test rows are those of `datasets`' own seeded split, gathered
+without an indices mapping; a named split the source lacks is one line."""
+
+import datasets
+import pytest
+
+from core.errors import UsageError
+from core.hf_data import train_test
+
+
+def test_the_held_out_rows_are_train_test_splits():
+    table = datasets.Dataset.from_dict({"a": list(range(101)), "b": [str(i) for i in range(101)]})
+    train, test, note = train_test({"train": table}, seed=7)
+    theirs = table.train_test_split(test_size=0.2, seed=7)
+    assert train["a"] == theirs["train"]["a"] and test["b"] == theirs["test"]["b"]
+    assert len(test) == 21 and "a seeded 20% of it held out as test" in note
+    assert train._indices is None and test._indices is None  # gathered: columns read at once
+
+
+def test_the_source_split_and_a_missing_one():
+    parts = {"train": datasets.Dataset.from_dict({"a": [1, 2, 3]})}
+    parts["dev"] = datasets.Dataset.from_dict({"a": [4]})
+    train, test, note = train_test(parts, seed=0, test="dev")
+    assert test["a"] == [4] and note == "the source's dev split"
+    with pytest.raises(UsageError, match="--hf-split gold: the source has no such split"):
+        train_test(parts, seed=0, test="gold")
