@@ -211,20 +211,25 @@ def check_task(run_dir: Path, task: str) -> None:
         )
 
 
+def hub_folder(source: str, flag: str, patterns: list[str] | None = None) -> Path:
+    """The local copy of the Hub model `hf:owner/name` (fetched once, then cached by
+    huggingface_hub); offline, unknown or private, one line naming `flag`."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source.removeprefix("hf:"), allow_patterns=patterns))
+    except Exception as exc:  # offline, unknown repository, no access: one line
+        raise ShowcaseError(
+            f"{flag} {source}: cannot fetch it from the Hugging Face Hub "
+            f"({type(exc).__name__}); download the folder and pass its path"
+        ) from None
+
+
 def source_weights(source: str) -> Path:
     """The weights file `source` names: a run folder, a Hub-style model folder (`model.safetensors`
     inside) or a `.safetensors` file; `hf:owner/name` is fetched from the Hugging Face Hub."""
     if source.startswith("hf:"):
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = snapshot_download(source[3:], allow_patterns=["*.safetensors", "*.json"])
-        except Exception as exc:  # offline, unknown repository, no access: one line
-            raise ShowcaseError(
-                f"--init-from {source}: cannot fetch it from the Hugging Face Hub "
-                f"({type(exc).__name__}); download the folder and pass its path"
-            ) from None
-        return Path(folder) / WEIGHTS
+        return hub_folder(source, "--init-from", ["*.safetensors", "*.json"]) / WEIGHTS
     path = Path(source)
     path = path / WEIGHTS if path.is_dir() else path
     if not path.is_file():

@@ -18,10 +18,11 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 from core.device import pick_device
-from core.errors import ShowcaseError, positive, within
-from core.run import WEIGHTS
+from core.errors import ShowcaseError, UsageError, positive, within
+from core.run import WEIGHTS, hub_folder
 from showcase import catalog
 from showcase.widgets import Sessions, component, handler
 
@@ -42,6 +43,9 @@ class AppConfig:
     """Largest upload accepted, in MB (MiB: 1,048,576 bytes)."""
     max_text_chars: int = 2000
     """Longest typed text accepted, in characters (the command line takes any length)."""
+    model: list[str] = dataclasses.field(default_factory=list)
+    """DOMAIN.TASK=SOURCE: serve that demo from SOURCE instead of --runs: a run or a `push`
+    folder, or hf:owner/name (a model `push --repo` uploaded, fetched from the Hub)."""
 
     def __post_init__(self) -> None:
         positive(self, "max_upload_mb")
@@ -53,13 +57,14 @@ def build_page(cfg: AppConfig):
     """The Gradio Blocks page: one tab per ready demo with an app, in catalog order."""
     import gradio as gr
 
+    chosen = model_folders(cfg.model)
     sessions = Sessions(pick_device(cfg.device))
     with gr.Blocks(title="torch-showcase", delete_cache=(3600, 3600)) as page:
         gr.Markdown("# torch-showcase\nTry each trained application by hand.")
         for demo in catalog.all_demos():
             if demo.status != "ready" or demo.app is None:
                 continue
-            tab, folder = catalog.tab(demo), catalog.run_folder(demo, cfg.runs)
+            tab, folder = catalog.tab(demo), chosen.get(demo, catalog.run_folder(demo, cfg.runs))
             name = f"{demo.domain}-{demo.task}"
             with gr.Tab(f"{demo.domain} {demo.task}", elem_id=f"tab-{name}"):
                 gr.Markdown(f"**{demo.description}** on {demo.dataset}. {tab.about}")
@@ -84,6 +89,26 @@ def build_page(cfg: AppConfig):
                 # the API name (/vision_classify, ...) that gradio_client and the HTTP API call
                 button.click(run, inputs, [*outputs, status], api_name=name.replace("-", "_"))
     return page
+
+
+def model_folders(pairs: list[str]) -> dict:
+    """--model's DOMAIN.TASK=SOURCE pairs as {demo: local folder}; hf: sources fetched first."""
+    folders = {}
+    for pair in pairs:
+        name, sep, source = pair.partition("=")
+        domain, dot, task = name.partition(".")
+        if not (sep and dot and source):
+            raise UsageError(
+                f"--model {pair!r}: give DOMAIN.TASK=SOURCE, e.g. vision.classify=runs/mine"
+            )
+        demo = catalog.find(domain, task)
+        folder = hub_folder(source, "--model") if source.startswith("hf:") else Path(source)
+        if not (folder / WEIGHTS).is_file():
+            raise ShowcaseError(
+                f"--model {pair}: no {WEIGHTS} in {folder} (a finished run's folder?)"
+            )
+        folders[demo] = folder
+    return folders
 
 
 def main(cfg: AppConfig) -> None:

@@ -133,6 +133,26 @@ def test_missing_run_says_how_to_train_it(tmp_path):
     page.close()
 
 
+def test_model_serves_a_demo_from_a_folder_or_says_why_not(runs, tmp_path, monkeypatch):
+    """--model DOMAIN.TASK=SOURCE: a run folder elsewhere is served (no missing-run note); a
+    folder without weights, a malformed pair and an unreachable hf: source are one line each."""
+    classify = catalog.find("vision", "classify")
+    mine = str(catalog.run_folder(classify, runs))
+    page = app.build_page(
+        app.AppConfig(runs=str(tmp_path / "none"), model=[f"vision.classify={mine}"])
+    )
+    text = str(page.config)
+    assert "vision-classify-run" in text and "showcase vision classify train --out-dir" not in text
+    page.close()
+    with pytest.raises(ShowcaseError, match="no model.safetensors in"):
+        app.build_page(app.AppConfig(model=[f"vision.classify={tmp_path}"]))
+    with pytest.raises(ShowcaseError, match="give DOMAIN.TASK=SOURCE"):
+        app.build_page(app.AppConfig(model=["vision=runs/x"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ShowcaseError, match="--model hf:nobody/nothing: cannot fetch it"):
+        app.build_page(app.AppConfig(model=["vision.classify=hf:nobody/nothing"]))
+
+
 def test_occupied_port_and_missing_gradio_are_one_line(monkeypatch, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
