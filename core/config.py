@@ -159,6 +159,8 @@ class TrainConfig(ChangesDefaults):
         if not 0 <= self.ema < 1:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         refuse_unused(self)
+        if (self.hf_columns or self.hf_split != "test") and not self.hf_dataset:
+            raise UsageError("--hf-columns and --hf-split go with --hf-dataset")
         if self.hf_dataset and Path(self.hf_dataset).expanduser().exists():
             # the run records where its data is, so eval and predict find it from anywhere
             self.hf_dataset = str(Path(self.hf_dataset).expanduser().resolve())

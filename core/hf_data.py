@@ -37,18 +37,33 @@ def builder(path: Path) -> tuple[str, dict]:
     suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
     if suffixes & IMAGES:
         return "imagefolder", {"data_dir": str(path)}
-    if suffixes & AUDIO:  # its metadata table: datasets' audiofolder encodes through torchcodec
-        tables = sorted(p for p in path.glob("metadata.*") if p.suffix.lower() in TABLES)
+    if suffixes & AUDIO:  # its metadata tables: datasets' audiofolder encodes through torchcodec
+        tables = metadata_tables(path)
         if not tables:
             raise UsageError(
                 f"--hf-dataset {path}: an audio folder needs a metadata.csv naming each file "
-                "(file_name) and what it says"
+                "(file_name) and what it says, in it or in its train/ and test/ folders"
             )
-        return TABLES[tables[0].suffix.lower()], {"data_files": str(tables[0])}
+        kind = TABLES[next(iter(tables.values())).suffix.lower()]
+        return kind, {"data_files": {split: str(table) for split, table in tables.items()}}
     tables = sorted(suffixes & set(TABLES))
     if not tables:
         raise UsageError(f"--hf-dataset {path}: no images, audio or tables inside")
     return TABLES[tables[0]], {"data_dir": str(path)}  # train*/test* files name the splits
+
+
+def metadata_tables(path: Path) -> dict[str, Path]:
+    """An audio folder's metadata table by split: `metadata.*` in it (train), or in its split
+    folders (`train/`, `test/`, `validation/`); file names in a table are relative to its folder."""
+
+    def table(folder: Path) -> Path | None:
+        found = sorted(p for p in folder.glob("metadata.*") if p.suffix.lower() in TABLES)
+        return found[0] if found else None
+
+    if table(path):
+        return {"train": table(path)}
+    splits = {name: table(path / name) for name in ("train", "test", "validation")}
+    return {name: found for name, found in splits.items() if found}
 
 
 def open_source(source: str) -> dict:
@@ -77,6 +92,8 @@ def open_source(source: str) -> dict:
         ) from None
     except Exception as exc:  # a file datasets cannot parse: one line, naming it
         reason = " ".join(str(exc).split())[:200]
+        if "corresponds to no data" in reason:  # datasets' words for a split without rows
+            raise UsageError(f"--hf-dataset {source}: no data rows (a header alone?)") from None
         raise UsageError(f"--hf-dataset {source}: unreadable ({reason})") from None
 
 

@@ -106,21 +106,25 @@ def model_card(demo: Demo, run_dir: Path) -> str:
     config = run_config(run_dir)
     seed = config.get("seed")
     dataset, licence = demo.dataset, demo.licence or "See the dataset's own terms."
+    local, title = False, f"{demo.name}: {demo.description}"
     if config.get("hf_dataset"):
-        dataset = Path(config["hf_dataset"]).name
+        source = config["hf_dataset"]
+        local = Path(source).is_absolute() or Path(source).exists()
+        dataset = f"the data in {Path(source).name}" if local else source
         licence = f"See the terms of {dataset}, the run's own data (--hf-dataset)."
+        title += f", trained on {dataset}"
     if config.get("synthetic"):
         dataset, licence = "synthetic data", "A smoke test on generated data: no dataset terms."
+    hub_data = "" if local else f"datasets: [{dataset}]\n"  # Hub metadata names Hub datasets
     steps, seconds = report.get("steps"), report.get("wall_seconds") or 0
     trained = f"{steps} steps, {seconds:.0f} s on {report.get('device')}, seed {seed}"
     return f"""---
 library_name: torch-showcase
 tags: [torch-showcase, pytorch, {demo.domain}, {demo.task}]
-datasets: [{dataset}]
-license: other
+{hub_data}license: other
 ---
 
-# {demo.name}: {demo.description}
+# {title}
 
 Trained by torch-showcase's `showcase {demo.name} train` ({trained}); pushed from commit
 {commit() or "unknown"}. `config.json` holds every setting of the run.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError, positive, within
-from core.run import WEIGHTS, hub_folder
+from core.run import WEIGHTS, check_task, hub_folder
 from showcase import catalog
 from showcase.widgets import Sessions, component, handler
 
@@ -107,6 +107,7 @@ def model_folders(pairs: list[str]) -> dict:
             raise ShowcaseError(
                 f"--model {pair}: no {WEIGHTS} in {folder} (a finished run's folder?)"
             )
+        check_task(folder, f"{demo.domain}.{demo.task}")  # another demo's run: one line
         folders[demo] = folder
     return folders
 

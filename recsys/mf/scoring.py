@@ -75,7 +75,9 @@ def item_map(model: BiasedMF, train, labels: int = 12):
     from matplotlib.figure import Figure
 
     counts = torch.bincount(train.items, minlength=train.num_items)
-    keep = (counts >= 20).nonzero().flatten()
+    third = counts.sort(descending=True).values[min(2, len(counts) - 1)]
+    least = min(20, int(third))  # at least three films: a small catalog's counts are lower
+    keep = (counts >= least).nonzero().flatten()
     vectors = model.item_factors.detach().cpu()[keep]
     centered = vectors - vectors.mean(0)
     _, _, v = torch.pca_lowrank(centered, q=2, center=False)
@@ -84,7 +86,7 @@ def item_map(model: BiasedMF, train, labels: int = 12):
     renderer = FigureCanvasAgg(fig).get_renderer()
     ax = fig.add_subplot()
     ax.scatter(*zip(*xy, strict=True), s=4, alpha=0.3, color="tab:blue")
-    ax.set_title("item embeddings (PCA) of movies with >= 20 ratings; red: the most rated")
+    ax.set_title(f"item embeddings (PCA) of movies with >= {least} ratings; red: the most rated")
     fig.tight_layout()
     frame, placed = ax.get_window_extent(renderer), []
     for j in counts[keep].argsort(descending=True).tolist():

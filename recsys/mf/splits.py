@@ -3,6 +3,7 @@ split, seeded k-fold partitions, validation carved from training, and sampled ne
 
 import torch
 
+from core.errors import DataError
 from recsys.mf.data import Ratings, load_ratings, synthetic_ratings
 
 
@@ -68,4 +69,10 @@ def sample_negatives(data: Ratings, users: torch.Tensor, count: int, seed: int) 
     rated[data.users, data.items] = True
     gen = torch.Generator().manual_seed(seed)
     weights = (~rated[users]).float()  # (B, I)
+    fewest = int(weights.sum(1).min()) if len(users) else count
+    if fewest < count:
+        raise DataError(
+            f"the ranking protocol ranks each held-out item against {count} items its user never "
+            f"rated; a user here has only {fewest} (a larger catalog, or --method bayes or map)"
+        )
     return torch.multinomial(weights, count, replacement=False, generator=gen)

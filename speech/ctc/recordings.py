@@ -9,7 +9,7 @@ import torch
 
 from core.errors import DataError
 from core.hf_data import column_names, open_source, train_test
-from speech.ctc.data import Clips, read_audio, to_8k
+from speech.ctc.data import VOCAB, Clips, read_audio, to_8k
 
 COLUMNS = {"audio": "file_name", "text": "transcription", "speaker": "speaker"}
 """--hf-dataset's columns by role (rename with --hf-columns, e.g. text=sentence): the audio column
@@ -70,16 +70,25 @@ def load_hf_audio(
     splits = open_source(source)
     if names["audio"] not in splits.get("train", {"": 0}) and "audio" in splits["train"].features:
         names["audio"] = "audio"  # a Hub dataset's audio column
+    origin = {"train": "train", "test": test if test in splits else "train"}  # the test's split
     train, test, note = train_test(splits, seed, test)
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
     waves, texts, speakers, index = [], [], [], []
     for split, table in (("train", train), ("test", test)):
-        found = read_split(table, names, source, split, folder)
+        where = folder / origin[split] if (folder / origin[split]).is_dir() else folder
+        found = read_split(table, names, source, split, where)
         for row, (wave, text, speaker) in enumerate(found):
             waves.append(wave)
             texts.append(text)
             speakers.append(speaker)
             index.append(0 if split == "test" else 1 + row % 10)
+    odd = [t for t in texts if any(c not in VOCAB for c in t)]
+    if odd:
+        print(
+            f"showcase: warning: {source}: {len(odd)} transcript(s) hold characters the model "
+            f"does not spell (only a-z, space and '), left out, e.g. {odd[0]!r}",
+            file=sys.stderr,
+        )
     return as_clips(waves, texts, speakers, index), note
 
 
@@ -95,7 +104,8 @@ def read_split(table, names: dict, source: str, split: str, folder: Path) -> lis
             raise DataError(f"--hf-dataset {source}: no column {names[key]!r} (it has: {have})")
     if isinstance(table.features[names["audio"]], datasets.Audio):
         table = table.cast_column(names["audio"], datasets.Audio(decode=False))
-    who = table[names["speaker"]] if names["speaker"] in table.column_names else [""] * len(table)
+    who = table[names["speaker"]] if names["speaker"] in table.column_names else None
+    who = who or ["all"] * len(table)  # no speaker column: one speaker
     found, bad = [], []
     for row, (audio, text) in enumerate(
         zip(table[names["audio"]], table[names["text"]], strict=True)

@@ -234,10 +234,10 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     per_speaker = metrics["per_speaker_wer"]
     plot_alignment(model, features, clips, split.test, f"{cfg.out_dir}/alignment.png")
     table = "\n".join(f"  {name:10s} {w:.4f}" for name, w in per_speaker.items())
+    clip = f" clip_acc {metrics['clip_acc']:.4f}" if "clip_acc" in metrics else ""  # single clips
     summary = (
-        f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f} "
-        f"clip_acc {metrics.get('clip_acc', float('nan')):.4f}\nper-speaker WER:\n{table}\n"
-        f"wrote {cfg.out_dir}/alignment.png"
+        f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f}{clip}\n"
+        f"per-speaker WER:\n{table}\nwrote {cfg.out_dir}/alignment.png"
     )
     if cfg.shift:
         plan = split.test_clips if cfg.split == "test" else split.val_clips

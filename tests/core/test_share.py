@@ -100,4 +100,9 @@ def test_the_card_names_the_demos_dataset_and_its_terms(tmp_path, monkeypatch):
     mine = {"seed": 0, "hf_dataset": "/data/my_digits"}
     monkeypatch.setattr(core.share, "run_config", lambda run_dir: mine)
     card = core.share.model_card(CLASSIFY, run)
-    assert "datasets: [my_digits]" in card and CLASSIFY.licence not in card
+    assert "datasets:" not in card and CLASSIFY.licence not in card  # Hub metadata: Hub data only
+    title = next(line for line in card.splitlines() if line.startswith("# "))
+    assert title.endswith("CNN digit classifier, trained on the data in my_digits")
+    monkeypatch.setattr(core.share, "run_config", lambda d: {"seed": 0, "hf_dataset": "ann/digits"})
+    card = core.share.model_card(CLASSIFY, run)
+    assert "datasets: [ann/digits]" in card and "See the terms of ann/digits" in card

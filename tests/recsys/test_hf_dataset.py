@@ -127,3 +127,19 @@ def test_a_table_too_large_for_the_dense_model_is_one_line(tmp_path):
     table.to_parquet(path)
     with pytest.raises(ShowcaseError, match="20,000 users x 20,000 items: this demo holds dense"):
         train(tmp_path, path)
+
+
+def test_a_small_catalog_evaluates_and_bpr_says_why_not(tmp_path):
+    table = ratings_table(n=600)
+    table["movieId"] = table["movieId"] % 40 + 1  # 40 films, none rated 20 times in training
+    path = tmp_path / "small.parquet"
+    table.to_parquet(path)
+    report = train(tmp_path, path, *COLUMNS)
+    scored = evaluate(MFEvalConfig(out_dir=report["config"]["out_dir"], device="cpu"))
+    assert scored["metrics"]["test_rmse"] > 0  # items.png from the films it has
+    with pytest.raises(ShowcaseError, match="against 99 items its user never rated"):
+        train(tmp_path, path, *COLUMNS, method="bpr")
+    header = tmp_path / "header.csv"
+    header.write_text("userId,movieId,stars\n")
+    with pytest.raises(ShowcaseError, match="no data rows"):
+        train(tmp_path, header, *COLUMNS)

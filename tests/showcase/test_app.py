@@ -146,6 +146,8 @@ def test_model_serves_a_demo_from_a_folder_or_says_why_not(runs, tmp_path, monke
     page.close()
     with pytest.raises(ShowcaseError, match="no model.safetensors in"):
         app.build_page(app.AppConfig(model=[f"vision.classify={tmp_path}"]))
+    with pytest.raises(ShowcaseError, match="holds a vision.classify run, not vision.detect"):
+        app.build_page(app.AppConfig(model=[f"vision.detect={mine}"]))
     with pytest.raises(ShowcaseError, match="give DOMAIN.TASK=SOURCE"):
         app.build_page(app.AppConfig(model=["vision=runs/x"]))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

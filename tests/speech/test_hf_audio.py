@@ -58,3 +58,19 @@ def test_bad_folders_get_one_line(folder):
         load_hf_audio(str(folder), ["text=sentence"], seed=0)
     with pytest.raises(ShowcaseError, match="--hf-dataset brings its own split"):
         build(SpeechConfig, hf_dataset=str(folder), holdout_speaker="theo")
+
+
+def test_split_folders_and_transcripts_the_model_cannot_spell(folder, tmp_path, capsys):
+    split = tmp_path / "split"
+    for part, rows in (("train", range(0, 40)), ("test", range(40, 50))):
+        (split / part).mkdir(parents=True)
+        names = []
+        for k in rows:
+            (split / part / f"{k}.wav").write_bytes((folder / f"{k}.wav").read_bytes())
+            text = "zero, Café 9!" if k == 0 else "one"
+            names.append({"file_name": f"{k}.wav", "transcription": text})
+        pd.DataFrame(names).to_csv(split / part / "metadata.csv", index=False)
+    clips, note = load_hf_audio(str(split), [], seed=0)
+    assert note == "the source's test split" and int((clips.index == 0).sum()) == 10
+    assert clips.speaker_names == ["all"]
+    assert "1 transcript(s) hold characters the model does not spell" in capsys.readouterr().err

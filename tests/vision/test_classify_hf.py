@@ -105,3 +105,28 @@ def test_a_table_of_image_paths_and_labels(shapes, tmp_path):
         load_images(run, None)
     with pytest.raises(ShowcaseError, match="no column 'label'"):
         load_images({**run, "hf_columns": ["image=path"]}, None)
+
+
+def test_a_class_of_the_test_split_alone_and_relative_table_paths(shapes, tmp_path, monkeypatch):
+    split = tmp_path / "split"
+    for part, kinds in (("train", ("bar", "circle")), ("test", ("bar", "cross"))):
+        for kind in kinds:
+            (split / part / kind).mkdir(parents=True)
+            for i in range(3):
+                (split / part / kind / f"{i}.png").write_bytes(
+                    (shapes / kind / f"{i}.png").read_bytes()
+                )
+    with pytest.raises(ShowcaseError, match="has label 'cross', not one of the training classes"):
+        load_images({"hf_dataset": str(split)}, None)
+    table = tmp_path / "table"
+    table.mkdir()
+    rows = [{"path": f"{k}/{i}.png", "kind": k} for k in SHAPES for i in range(10)]
+    for row in rows:  # images beside the table, named relative to it
+        (table / row["path"]).parent.mkdir(exist_ok=True)
+        (table / row["path"]).write_bytes((shapes / row["path"]).read_bytes())
+    pd.DataFrame(rows).to_csv(table / "images.csv", index=False)
+    monkeypatch.chdir(tmp_path.parent)  # not the table's folder
+    run = {"hf_dataset": str(table / "images.csv"), "hf_columns": ["image=path", "label=kind"]}
+    assert load_images(run, None)["train_x"].shape == (24, 28, 28)
+    with pytest.raises(ShowcaseError, match="--hf-columns and --hf-split go with --hf-dataset"):
+        build(ClassifyConfig, hf_columns=["label=kind"], synthetic=True)

@@ -65,3 +65,28 @@ def test_bad_boxes_and_flags_get_one_line(tmp_path):
         make_data(cfg)
     with pytest.raises(ShowcaseError, match="choose one of --hf-dataset and --coco"):
         build(DetectConfig, hf_dataset="a/", coco="b/")
+
+
+def test_bad_metadata_gets_one_line_and_columns_can_be_renamed(tmp_path, capsys):
+    folder = tmp_path / "boxes"
+    bars(folder, n=20)
+    lines = (folder / "metadata.jsonl").read_text().splitlines()
+    (folder / "metadata.jsonl").write_text("\n".join(lines).replace('"objects"', '"annotations"'))
+    cfg = build(DetectConfig, hf_dataset=str(folder), hf_columns=["objects=annotations"], **SMALL)
+    assert make_data(cfg).names == ["tall", "wide"]
+    (folder / "3.png").write_bytes(b"not an image")
+    assert (
+        len(make_data(cfg).train) == 17 and "skipped 1 unreadable image" in capsys.readouterr().err
+    )
+    cases = {  # the first image's objects, broken, and the line each gets
+        '"kinds": ["tall"]': "objects need 'bbox' and 'categories' lists",
+        '"categories": ["tall", "wide"]': "1 boxes but 2 categories",
+    }
+    for broken, message in cases.items():
+        first = lines[0].replace('"categories": ["tall"]', broken)
+        text = "\n".join([first, *lines[1:]]).replace('"objects"', '"annotations"')
+        (folder / "metadata.jsonl").write_text(text)
+        with pytest.raises(ShowcaseError, match=message):
+            make_data(cfg)
+    with pytest.raises(ShowcaseError, match="--hf-split dev: the source has no such split"):
+        make_data(build(DetectConfig, hf_dataset=str(folder), hf_split="dev", **SMALL))

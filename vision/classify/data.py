@@ -4,6 +4,7 @@ form (`to_mnist`); their batched, on-device preprocessing and augmentation."""
 import io
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -104,35 +105,41 @@ def hf_images(source: str, pairs: list[str], seed: int, test: str = "test") -> d
             if names[key] not in part.column_names:
                 have = ", ".join(part.column_names)
                 raise DataError(f"--hf-dataset {source}: no column {names[key]!r} (it has: {have})")
-    feature = train.features[names["label"]]
-    if hasattr(feature, "names"):  # a ClassLabel: an image folder's class folders
-        classes = list(feature.names)
-    else:
-        classes = sorted({str(v) for v in train[names["label"]]})
+    # the classes are those of the training images (a class folder of the test split alone is not)
+    classes = sorted({label_name(part, names, v) for v in train[names["label"]]})
     data = {"classes": classes, "note": note}
+    folder = Path(source) if Path(source).is_dir() else Path(source).parent
     for split, part in (("train", train), ("test", test)):
-        data[f"{split}_x"], data[f"{split}_y"] = read_images(part, names, classes, source, split)
+        x, y = read_images(part, names, classes, source, split, folder)
+        data[f"{split}_x"], data[f"{split}_y"] = x, y
     return data
 
 
-def read_images(table, names: dict, classes: list[str], source: str, split: str) -> tuple:
-    """(images (N, 28, 28) uint8, labels (N,)) of one split; unreadable images skipped."""
+def label_name(table, names: dict, value) -> str:
+    """A label's name: a class folder's (a ClassLabel's index) or the value as text."""
+    feature = table.features[names["label"]]
+    return feature.names[value] if hasattr(feature, "names") else str(value)
+
+
+def read_images(table, names: dict, classes: list[str], source: str, split: str, folder) -> tuple:
+    """(images (N, 28, 28) uint8, labels (N,)) of one split; unreadable images skipped. A table's
+    relative image paths are read from the table's `folder`."""
     import datasets
 
     raw = table.cast_column(names["image"], datasets.Image(decode=False))
-    labeled = hasattr(table.features[names["label"]], "names")
     images, labels, bad = [], [], []
     for row, (image, label) in enumerate(
         zip(raw[names["image"]], raw[names["label"]], strict=True)
     ):
-        name = str(label) if not labeled else classes[label]
+        name = label_name(table, names, label)
         if name not in classes:
             raise DataError(
                 f"--hf-dataset {source} ({split} split): data row {row + 1} has label {name!r}, "
                 f"not one of the training classes ({', '.join(classes)})"
             )
         try:
-            opened = Image.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"])
+            where = image["bytes"] and io.BytesIO(image["bytes"]) or Path(folder, image["path"])
+            opened = Image.open(where)
             with opened:
                 images.append(to_mnist(opened))
         except (OSError, ValueError, TypeError):

@@ -8,6 +8,7 @@ COCO category ids map to labels 0..C-1 in id order; metadata categories in name 
 
 import io
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -202,30 +203,55 @@ def as_scenes(records: list[dict], size: int, channels: int) -> Scenes:
     return Scenes(images, boxes, labels, crowd)
 
 
-def read_hf_boxes(table, names: list[str], source: str) -> list[dict]:
+COLUMNS = {"image": "image", "objects": "objects"}
+"""--hf-dataset's columns by role (rename with --hf-columns, e.g. objects=annotations)."""
+
+
+def read_hf_boxes(table, cols: dict, names: list[str], where: str) -> list[dict]:
     """Image records of one split of an image folder whose metadata gives each image's
     `objects` (`bbox`: [x, y, width, height] boxes, `categories`: their classes), as Hugging Face
-    describes object-detection folders. A box outside its image is refused in one line."""
+    describes object-detection folders. An unreadable image is skipped and counted; a box outside
+    its image, objects without both lists, or a category not among `names` is one line."""
     import datasets
 
-    table = table.cast_column("image", datasets.Image(decode=False))
-    records = []
-    for row, (image, objects) in enumerate(zip(table["image"], table["objects"], strict=True)):
-        where = image["path"] or f"{source}: data row {row + 1}"
+    table = table.cast_column(cols["image"], datasets.Image(decode=False))
+    records, bad = [], []
+    rows = zip(table[cols["image"]], table[cols["objects"]], strict=True)
+    for row, (image, objects) in enumerate(rows):
+        at = image["path"] or f"{where}: data row {row + 1}"
         file = io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]
-        with Image.open(file) as im:
-            width, height = im.size
+        try:
+            with Image.open(file) as im:
+                width, height = im.size
+        except (OSError, ValueError):
+            bad.append(at)
+            continue
+        if not isinstance(objects, dict) or None in (
+            objects.get("bbox"),
+            objects.get("categories"),
+        ):
+            raise DataError(f"{at}: objects need 'bbox' and 'categories' lists")
+        boxes, categories = objects["bbox"], objects["categories"]
+        if len(boxes) != len(categories):
+            raise DataError(f"{at}: {len(boxes)} boxes but {len(categories)} categories")
         record = {"file": file, "width": width, "height": height, "boxes": [], "categories": []}
-        for (x, y, w, h), category in zip(objects["bbox"], objects["categories"], strict=True):
+        for (x, y, w, h), category in zip(boxes, categories, strict=True):
+            if str(category) not in names:
+                known = ", ".join(names)
+                raise DataError(f"{at}: category {category!r} is not a training one ({known})")
             if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
                 raise DataError(
-                    f"{where}: bbox {[x, y, w, h]} lies outside its {width}x{height} image"
+                    f"{at}: bbox {[x, y, w, h]} lies outside its {width}x{height} image"
                 )
             if w >= 1 and h >= 1:
-                record["boxes"].append(
-                    [max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)]
-                )
+                box = [max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)]
+                record["boxes"].append(box)
                 record["categories"].append(names.index(str(category)))
         record["crowd"] = [False] * len(record["boxes"])
         records.append(record)
+    if bad:
+        print(
+            f"showcase: warning: skipped {len(bad)} unreadable image(s), the first {bad[0]}",
+            file=sys.stderr,
+        )
     return records

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from core import distributed
-from core.errors import ShowcaseError
-from core.hf_data import open_source
-from vision.detect.coco import as_scenes, load_coco, read_hf_boxes
+from core.errors import DataError, ShowcaseError, UsageError
+from core.hf_data import column_names, open_source
+from vision.detect.coco import COLUMNS, as_scenes, load_coco, read_hf_boxes
 from vision.detect.scenes import SceneOptions, Scenes, layout, make_scenes, render
 from vision.mnist import load_mnist, synthetic_mnist
 
@@ -121,21 +121,31 @@ def hf_box_data(cfg) -> Data:
     folder = Path(source)
     if folder.is_dir() and (list(folder.glob("*.json")) or (folder / "annotations").is_dir()):
         return coco_data(cfg, source)
-    splits = open_source(source)
-    if "train" not in splits or "objects" not in splits["train"].column_names:
-        have = ", ".join(splits["train"].column_names) if "train" in splits else "no train split"
-        raise ShowcaseError(f"--hf-dataset {source}: no 'objects' column of boxes (it has: {have})")
-    found = {v for part in splits.values() for o in part["objects"] for v in o["categories"]}
-    names = [str(v) for v in sorted(found)]
+    splits, cols = open_source(source), column_names(cfg.hf_columns, COLUMNS)
+    have = ", ".join(splits)
+    if "train" not in splits:
+        raise UsageError(f"--hf-dataset {source} has no train split (it has: {have})")
+    if cfg.hf_split != "test" and cfg.hf_split not in splits:
+        raise UsageError(
+            f"--hf-split {cfg.hf_split}: the source has no such split (it has: {have})"
+        )
+    for part in {"train", cfg.hf_split} & set(splits):
+        missing = [
+            cols[k] for k in ("image", "objects") if cols[k] not in splits[part].column_names
+        ]
+        if missing:
+            columns = ", ".join(splits[part].column_names)
+            raise DataError(f"--hf-dataset {source}: no column {missing[0]!r} (it has: {columns})")
+    objects = splits["train"][cols["objects"]]
+    found = {v for o in objects if isinstance(o, dict) for v in o.get("categories") or []}
+    names = [str(v) for v in sorted(found)]  # the training images' categories
     scenes = {
-        name: as_scenes(read_hf_boxes(part, names, source), cfg.image_size, 3)
+        name: as_scenes(read_hf_boxes(part, cols, names, f"{source} ({name})"), cfg.image_size, 3)
         for name, part in splits.items()
         if name in ("train", cfg.hf_split)
     }
     order = torch.randperm(len(scenes["train"]), generator=torch.Generator().manual_seed(cfg.seed))
     held = max(1, len(order) // 10)
-    if cfg.hf_split != "test" and cfg.hf_split not in scenes:
-        raise ShowcaseError(f"--hf-split {cfg.hf_split}: {source} has no such split")
     if len(order) < (2 if cfg.hf_split in scenes else 3):
         raise ShowcaseError(
             f"--hf-dataset {source}: too few images to hold out validation and test"
