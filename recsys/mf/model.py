@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import DataError
+
 
 @dataclass
 class MFConfig:
@@ -136,3 +138,18 @@ def hit_rate_ndcg(scores: torch.Tensor, k: int = 10) -> dict[str, float]:
         hit, 1.0 / torch.log2(rank.float() + 2.0), torch.zeros_like(rank, dtype=torch.float)
     )
     return {f"hr@{k}": hit.float().mean().item(), f"ndcg@{k}": ndcg.mean().item()}
+
+
+DENSE_CELLS = 2**28
+"""The most users x items the dense matrices (scores, rated history) may hold: 1 GiB each."""
+
+
+def check_size(num_users: int, num_items: int) -> None:
+    """Refuse, in one line, a catalog too large for `BiasedMF`'s dense users x items matrices."""
+    cells = num_users * num_items
+    if cells > DENSE_CELLS:
+        raise DataError(
+            f"{num_users:,} users x {num_items:,} items: this demo holds dense "
+            f"users x items matrices ({cells * 4 / 2**30:.0f} GiB each), beyond {DENSE_CELLS:,} "
+            "cells; it is built for MovieLens-100k to -1M sizes (docs/recsys-mf.md, Scale)"
+        )

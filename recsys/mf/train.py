@@ -22,7 +22,7 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig, refuse_unused
 from core.device import pick_device
-from core.errors import DataError, UsageError, fraction, non_negative, positive
+from core.errors import UsageError, fraction, non_negative, positive
 from core.loop import fit, setup
 from core.report import report_eval, report_train
 from core.run import run_config, run_step
@@ -36,6 +36,7 @@ from recsys.mf.model import (
     BiasedMF,
     MFConfig,
     bpr_loss,
+    check_size,
     hit_rate_ndcg,
     predict_ratings,
     rating_loss,
@@ -137,19 +138,9 @@ class MFTrainConfig(TrainConfig):
                 )
 
 
-DENSE_CELLS = 2**28
-"""The most users x items this demo's dense matrices (scores, rated history) hold: 1 GiB each."""
-
-
 def train_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
     """Fit biased MF on `train` (minus any validation carve-out); return the model and a FitResult."""
-    cells = train.num_users * train.num_items
-    if cells > DENSE_CELLS:
-        raise DataError(
-            f"{train.num_users:,} users x {train.num_items:,} items: this demo holds dense "
-            f"users x items matrices ({cells * 4 / 2**30:.0f} GiB each), beyond {DENSE_CELLS:,} "
-            "cells; it is built for MovieLens-100k to -1M sizes (docs/recsys-mf.md, Scale)"
-        )
+    check_size(train.num_users, train.num_items)
     if cfg.method == "bayes":
         return sample_model(cfg, train, device)
     return fit_model(cfg, train, device)
