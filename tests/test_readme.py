@@ -55,7 +55,7 @@ SMOKE = {
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
     "showcase vision classify push --to shared/digits": "showcase vision classify push --to shared/digits",
     "showcase vision classify train --init-from shared/digits": "showcase vision classify train --init-from shared/digits --synthetic --max-steps 2 --out-dir runs/fine",
-    "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits": "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits --max-steps 2 --out-dir runs/shapes",
+    "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits": "showcase vision classify train --hf-dataset shapes/ --init-from shared/digits --max-steps 2 --batch-size 8 --out-dir runs/shapes",
     "showcase vision detect train": "showcase vision detect train --synthetic --max-steps 2",
     "showcase vision detect train --coco DIR": "showcase vision detect train --coco DIR --max-steps 2 --batch-size 8 --out-dir runs/coco",
     "showcase vision detect eval --json": "showcase vision detect eval --json",
