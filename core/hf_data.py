@@ -1,8 +1,7 @@
 """Your own data through Hugging Face `datasets`: `--hf-dataset SOURCE` is a local file (its format
 from the extension: csv, tsv, json, jsonl, parquet), a local folder (images in class subfolders:
-imagefolder; audio files: the metadata table naming them; else the tables inside), or, with
-network, a dataset on
-the Hub (`owner/name`). `datasets` keeps an Arrow cache, so a second run does not decode again.
+imagefolder; audio files: the metadata tables naming them; else the tables inside), or, with
+network, a dataset on the Hub (`owner/name`). `datasets` keeps an Arrow cache, so a second run does not decode again.
 
     splits = open_source("my_ratings.parquet")            # {"train": Dataset}
     train, test, note = train_test(splits, seed=0)         # a seeded test slice if it has none
@@ -44,8 +43,10 @@ def builder(path: Path) -> tuple[str, dict]:
                 f"--hf-dataset {path}: an audio folder needs a metadata.csv naming each file "
                 "(file_name) and what it says, in it or in its train/ and test/ folders"
             )
-        kind = TABLES[next(iter(tables.values())).suffix.lower()]
-        return kind, {"data_files": {split: str(table) for split, table in tables.items()}}
+        suffix = next(iter(tables.values())).suffix.lower()
+        extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        files = {split: str(table) for split, table in tables.items()}
+        return TABLES[suffix], {"data_files": files, **extra}
     tables = sorted(suffixes & set(TABLES))
     if not tables:
         raise UsageError(f"--hf-dataset {path}: no images, audio or tables inside")

@@ -14,7 +14,7 @@ import torch
 from core.data import data_root, download, missing_files
 from core.errors import DataError, MissingData, ShowcaseError, UsageError
 from core.run import REPORT
-from translation.seq2seq.tables import hf_pairs, hf_source
+from translation.seq2seq.tables import hf_pairs, hf_sources
 from translation.seq2seq.tokenizer import BOS, PAD
 
 FOLDER = "multi30k"
@@ -202,14 +202,14 @@ def carve(cfg, train: tuple, given: dict, flag: str) -> dict[str, tuple[list[str
 
 def split_sources(cfg, texts: dict) -> dict[str, str]:
     """Where the validation and test pairs come from, in words, for the report."""
+    if cfg.hf_dataset and not cfg.synthetic:
+        return hf_sources(cfg, {name: len(texts[name][0]) for name in ("val", "test")})
     out = {}
     for name in ("val", "test"):
         files = getattr(cfg, f"{name}_files")
         n = len(texts[name][0])
         if cfg.synthetic:
             out[name] = f"{n} synthetic pairs"
-        elif cfg.hf_dataset:
-            out[name] = hf_source(cfg, name, n)
         elif cfg.train_files is None:
             out[name] = f"Multi30k {SPLITS[name]} ({n} pairs)"
         elif files:

@@ -53,11 +53,17 @@ def hf_pairs(
     return out
 
 
-def hf_source(cfg, name: str, n: int) -> str:
-    """Where --hf-dataset's validation or test pairs come from, in words."""
-    own = open_source(cfg.hf_dataset)  # the Arrow cache answers at once
-    split = own_splits(cfg.hf_split)
-    if split[name] in own:
-        return f"{cfg.hf_dataset}'s {split[name]} split ({n} pairs)"
-    which = "first" if name == "val" or split["val"] in own else "second"
-    return f"{n} pairs held out of --hf-dataset ({which} seeded slice, seed {cfg.seed}; not trained on)"
+def hf_sources(cfg, counts: dict[str, int]) -> dict[str, str]:
+    """Where --hf-dataset's validation and test pairs (`counts` of each) come from, in words."""
+    own, split = open_source(cfg.hf_dataset), own_splits(cfg.hf_split)  # from the Arrow cache
+    out = {}
+    for name, n in counts.items():
+        if split[name] in own:
+            out[name] = f"{cfg.hf_dataset}'s {split[name]} split ({n} pairs)"
+            continue
+        which = "first" if name == "val" or split["val"] in own else "second"
+        out[name] = (
+            f"{n} pairs held out of --hf-dataset ({which} seeded slice, seed {cfg.seed}; "
+            "not trained on)"
+        )
+    return out

@@ -77,14 +77,15 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     return canvas.round().clamp(0, 255).to(torch.uint8)
 
 
-def load_images(run: dict, data_dir: str | None) -> dict:
+def load_images(run: dict, data_dir: str | None, decoded=("train", "test")) -> dict:
     """A run's images by its config (`run`, as in config.json): MNIST, synthetic digits, or
-    --hf-dataset's (then with their `classes` and a `note` on the test images)."""
+    --hf-dataset's (then with their `classes` and a `note` on the test images; only the
+    `decoded` splits' images are read: `eval` needs the test images alone)."""
     if run.get("synthetic"):
         return synthetic_mnist(seed=run.get("seed", 0))
     if run.get("hf_dataset"):
-        split = run.get("hf_split", "test")
-        return hf_images(run["hf_dataset"], run.get("hf_columns", []), run.get("seed", 0), split)
+        source, pairs = run["hf_dataset"], run.get("hf_columns", [])
+        return hf_images(source, pairs, run.get("seed", 0), run.get("hf_split", "test"), decoded)
     return load_mnist(data_dir)
 
 
@@ -92,7 +93,9 @@ COLUMNS = {"image": "image", "label": "label"}
 """--hf-dataset's columns by role (rename with --hf-columns, e.g. image=img label=letter)."""
 
 
-def hf_images(source: str, pairs: list[str], seed: int, test: str = "test") -> dict:
+def hf_images(
+    source: str, pairs: list[str], seed: int, test: str = "test", decoded=("train", "test")
+) -> dict:
     """Your labelled images through `datasets` (an image folder with a folder per class, or a
     table of images and labels), each brought to MNIST's form: train_x, test_x (N, 28, 28) uint8,
     train_y, test_y (N,) class indices, `classes` (their names) and `note` (where the test images
@@ -106,10 +109,12 @@ def hf_images(source: str, pairs: list[str], seed: int, test: str = "test") -> d
                 have = ", ".join(part.column_names)
                 raise DataError(f"--hf-dataset {source}: no column {names[key]!r} (it has: {have})")
     # the classes are those of the training images (a class folder of the test split alone is not)
-    classes = sorted({label_name(part, names, v) for v in train[names["label"]]})
+    classes = sorted({label_name(train, names, v) for v in train[names["label"]]})
     data = {"classes": classes, "note": note}
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
     for split, part in (("train", train), ("test", test)):
+        if split not in decoded:
+            continue
         x, y = read_images(part, names, classes, source, split, folder)
         data[f"{split}_x"], data[f"{split}_y"] = x, y
     return data
@@ -138,8 +143,10 @@ def read_images(table, names: dict, classes: list[str], source: str, split: str,
                 f"not one of the training classes ({', '.join(classes)})"
             )
         try:
-            where = image["bytes"] and io.BytesIO(image["bytes"]) or Path(folder, image["path"])
-            opened = Image.open(where)
+            if image["bytes"]:
+                opened = Image.open(io.BytesIO(image["bytes"]))
+            else:  # a path: a table's relative one is read from the table's folder
+                opened = Image.open(Path(folder, image["path"]))
             with opened:
                 images.append(to_mnist(opened))
         except (OSError, ValueError, TypeError):

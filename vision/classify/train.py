@@ -199,7 +199,7 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     model, train_cfg, classes = load_trained(cfg.out_dir, device)
     if train_cfg.get("synthetic") and not cfg.synthetic:
         raise ShowcaseError(f"{cfg.out_dir} was trained on synthetic data; pass --synthetic")
-    data = load_images({**train_cfg, "synthetic": cfg.synthetic}, cfg.data_dir)
+    data = load_images({**train_cfg, "synthetic": cfg.synthetic}, cfg.data_dir, ("test",))
     names = classes or [str(k) for k in range(10)]
     x, y = data["test_x"], data["test_y"].to(device)
     tta = train_cfg.get("tta", False)
