@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from core.demo import Demo
-from core.errors import UsageError, flag, non_negative, positive
+from core.errors import UsageError, check_source, flag, non_negative, positive
 from core.files import write_text
 
 
@@ -159,11 +159,7 @@ class TrainConfig(ChangesDefaults):
         if not 0 <= self.ema < 1:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         refuse_unused(self)
-        if (self.hf_columns or self.hf_split != "test") and not self.hf_dataset:
-            raise UsageError("--hf-columns and --hf-split go with --hf-dataset")
-        if self.hf_dataset and Path(self.hf_dataset).expanduser().exists():
-            # the run records where its data is, so eval and predict find it from anywhere
-            self.hf_dataset = str(Path(self.hf_dataset).expanduser().resolve())
+        check_source(self)
 
 
 def refuse_unused(cfg: Any, names: tuple[str, ...] | None = None, who: str | None = None) -> None:
@@ -223,9 +219,22 @@ class EvalConfig(ChangesDefaults):
     """Samples per evaluation batch."""
     json: bool = False
     """Print the report as one JSON object."""
+    hf_dataset: str | None = None
+    """Score the run on another source through Hugging Face datasets (a file, a folder or a Hub
+    dataset, as `train --hf-dataset` takes): its --hf-split split, or every row where it has no
+    test split (default: the run's own test data)."""
+    hf_columns: list[str] = dataclasses.field(default_factory=list)
+    """With --hf-dataset: KEY=COLUMN for each column named otherwise than the demo expects."""
+    hf_split: str = "test"
+    """With --hf-dataset: the source's split to score."""
+
+    UNUSED: ClassVar[tuple[str, ...]] = ()
+    """Shared fields this demo does not honour: setting one is refused, never silently ignored."""
 
     def __post_init__(self) -> None:
         positive(self, "batch_size")
+        refuse_unused(self)
+        check_source(self)
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -2,6 +2,7 @@
 config's out-of-range values with one: `positive(cfg, "lr")` says "--lr must be > 0, got -1"."""
 
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -68,3 +69,12 @@ def within(cfg: Any, interval: str, *names: str) -> None:
         below = value <= high if interval[-1] == "]" else value < high
         if not (above and below):
             raise UsageError(f"{flag(name)} must be in {interval}, got {value}")
+
+
+def check_source(cfg) -> None:
+    """--hf-columns and --hf-split need --hf-dataset; a local source is recorded by its absolute
+    path, so a run's eval and predict find it from any folder."""
+    if (cfg.hf_columns or cfg.hf_split != "test") and not cfg.hf_dataset:
+        raise UsageError("--hf-columns and --hf-split go with --hf-dataset")
+    if cfg.hf_dataset and Path(cfg.hf_dataset).expanduser().exists():
+        cfg.hf_dataset = str(Path(cfg.hf_dataset).expanduser().resolve())

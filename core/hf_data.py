@@ -108,7 +108,8 @@ def train_test(splits: dict, seed: int, test: str = "test") -> tuple:
     if len(train) == 0:
         raise UsageError("--hf-dataset: the train split is empty")
     if test in splits:
-        return train, splits[test], f"the source's {test} split"
+        whole = " (every row of it)" if test == "train" else ""
+        return train, splits[test], f"the source's {test} split{whole}"
     if test != "test":
         raise UsageError(f"--hf-split {test}: the source has no such split (it has: {names})")
     if len(train) < 2:
@@ -148,3 +149,19 @@ def column_names(pairs: list[str], defaults: dict[str, str]) -> dict[str, str]:
             raise UsageError(f"--hf-columns {pair!r}: give KEY=COLUMN with KEY one of {keys}")
         names[key] = name
     return names
+
+
+def scored_source(cfg, run: dict, **others) -> dict:
+    """The run's config (`run`, as in config.json) with `eval`'s --hf-dataset as its data: the
+    source's --hf-split split, or every row of it where it has no test split; `others` clear
+    the run's fields that name another data source. The run's own source (or no --hf-dataset)
+    keeps the run's held-out test rows."""
+    if not cfg.hf_dataset or cfg.hf_dataset == run.get("hf_dataset"):
+        return run
+    split, splits = cfg.hf_split, open_source(cfg.hf_dataset)
+    if split not in splits and split != "test":
+        have = ", ".join(splits)
+        raise UsageError(f"--hf-split {split}: the source has no such split (it has: {have})")
+    split = split if split in splits else "train"  # no test split: score all of it
+    own = {"hf_dataset": cfg.hf_dataset, "hf_columns": cfg.hf_columns, "hf_split": split}
+    return {**run, "synthetic": False, **others, **own}

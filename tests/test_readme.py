@@ -4,8 +4,8 @@ Every line of its Quickstart and "Using it" blocks runs as a user types it: thro
 console scripts (`showcase`, `python`, `torchrun`, found beside this Python) in a subprocess, in a
 scratch folder, at smoke scale. SMOKE gives each line's smoke form: the line itself plus flags that
 make it quick (synthetic data, two steps, a folder of its own), never other words; the files a line
-names (digit.png, folder/, photo.jpg, DIR, call.wav, run.yaml, shapes/, pairs.csv) are made first.
-Runs land in each demo's default run folder (runs/vision-classify, ...), so `eval`, `predict` and
+names (digit.png, folder/, digits/, photo.jpg, DIR, call.wav, run.yaml, shapes/, pairs.csv) are
+made first. Runs land in each demo's default run folder (runs/vision-classify, ...), so `eval`, `predict` and
 `showcase app --runs runs` find them as a user's would. A README line without a smoke form fails,
 and so does a smoke form whose line left the README. Every `--flag` the README names, in a comment
 or in the prose, must exist, and every number in its results table must come from one row of that
@@ -51,6 +51,7 @@ SMOKE = {
     "showcase vision classify train --recipe classic": "showcase vision classify train --recipe classic --synthetic --max-steps 2 --out-dir runs/classic",
     "showcase vision classify eval --json": "showcase vision classify eval --json --synthetic",
     "showcase vision classify eval --shift": "showcase vision classify eval --shift --synthetic",
+    "showcase vision classify eval --hf-dataset digits/": "showcase vision classify eval --hf-dataset digits/",
     "showcase vision classify predict digit.png folder/": "showcase vision classify predict digit.png folder/",
     "showcase vision classify export --out exported": "showcase vision classify export --out exported",
     "showcase vision classify push --to shared/digits": "showcase vision classify push --to shared/digits",
@@ -95,6 +96,7 @@ CHAINS = [
         "showcase vision classify train --max-steps 3",
         "showcase vision classify eval --json",
         "showcase vision classify eval --shift",
+        "showcase vision classify eval --hf-dataset digits/",
         "showcase vision classify predict digit.png folder/",
         "showcase vision classify export --out exported",
         "showcase vision classify push --to shared/digits",
@@ -290,6 +292,12 @@ def make_inputs(cwd: Path) -> None:
     (cwd / "folder").mkdir()
     for i in range(2):
         Image.fromarray(np.roll(digit, 3 * i, 1)).save(cwd / "folder" / f"{i}.png")
+    for label in ("1", "7"):  # your digits, a folder per digit: dark ink on light paper
+        (cwd / "digits" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(255 - np.roll(digit, i - 1, 1)).save(
+                cwd / "digits" / label / f"{i}.png"
+            )
     photo = np.full((90, 120, 3), 20, np.uint8)
     photo[20:60, 30:50] = 230
     Image.fromarray(photo).save(cwd / "photo.jpg")

@@ -150,3 +150,35 @@ def item_titles(parts: dict, names: dict, source: str, item_ids) -> list[str]:
             values = column(table, names["title"], source).astype(str)
             titles.update(zip(keys, values, strict=True))
     return [titles.get(i, str(i)) for i in item_ids]
+
+
+def known_ratings(run: dict, known: Ratings) -> tuple[Ratings, dict]:
+    """The ratings of --hf-dataset in `run` (its hf_split, as `eval` chose it) of the users and
+    films of `known` (the run's training ratings), indexed as there, and what the report says of
+    them: a rating by a user or of a film the run never saw is left out and counted."""
+    import numpy as np
+
+    source = run["hf_dataset"]
+    theirs = hf_ratings(source, run["hf_columns"], run["seed"], run["hf_split"])[1]
+
+    def lookup(raw: list, index: list) -> torch.Tensor:  # raw index -> known index (-1: unknown)
+        place = {str(v): k for k, v in enumerate(index)}
+        return torch.tensor([place.get(str(v), -1) for v in raw], dtype=torch.int64)
+
+    users = lookup(theirs.user_ids, known.user_ids)[theirs.users]
+    items = lookup(theirs.item_ids, known.item_ids)[theirs.items]
+    keep = torch.from_numpy(np.flatnonzero(((users >= 0) & (items >= 0)).numpy()))
+    if len(keep) == 0:
+        raise DataError(f"--hf-dataset {source}: no rating by a user of a film the run knows")
+    found = Ratings(
+        users[keep],
+        items[keep],
+        theirs.ratings[keep],
+        theirs.timestamps[keep],
+        known.user_ids,
+        known.item_ids,
+        known.titles,
+    )
+    left = len(theirs.ratings) - len(keep)
+    where = f"{len(keep)} ratings of {source} ({theirs.notes[-1]}; {left} left out: a user or "
+    return found, {"test_ratings": where + "film the run never saw)", "left_out": left}

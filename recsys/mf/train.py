@@ -23,6 +23,7 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, refuse_unused
 from core.device import pick_device
 from core.errors import UsageError, fraction, non_negative, positive
+from core.hf_data import scored_source
 from core.loop import fit, setup
 from core.report import report_eval, report_train
 from core.run import run_config, run_step
@@ -45,7 +46,7 @@ from recsys.mf.model import (
 from recsys.mf.predict import load_run, recommend
 from recsys.mf.scoring import plot_items, test_metrics
 from recsys.mf.splits import carve_validation, sample_negatives, split_data
-from recsys.mf.tables import hf_ratings
+from recsys.mf.tables import hf_ratings, known_ratings
 
 TASK = "recsys.mf"
 
@@ -235,10 +236,15 @@ def evaluate(cfg: MFEvalConfig) -> dict:
     device = pick_device(cfg.device)
     model, train, test = load_run(cfg.out_dir, cfg.data_dir, device)
     run = run_config(cfg.out_dir)
+    scored, where = scored_source(cfg, run), {}
+    if scored is not run:  # another source: its ratings of the users and films the run knows
+        test, where = known_ratings(scored, train)
     metrics = test_metrics(model, train, test, run["method"], run["split"], run["seed"])
     plot_items(model, train, f"{cfg.out_dir}/items.png")
     scores = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    summary = f"{scores}; wrote {cfg.out_dir}/items.png"
+    on = f" on {where['test_ratings']}" if where else ""
+    summary = f"{scores}{on}; wrote {cfg.out_dir}/items.png"
+    metrics |= where
     return report_eval(
         cfg, TASK, metrics, run_step(cfg.out_dir), time.perf_counter() - t0, device, summary
     )

@@ -5,6 +5,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -99,6 +100,7 @@ def load_policy(out_dir: str, env_id: str | None, device: torch.device):
 @dataclasses.dataclass
 class DQNEvalConfig(EvalConfig):
     DEMO = DQN
+    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")  # the environment is the data
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100

@@ -21,6 +21,7 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig
 from core.device import pick_device
 from core.errors import UsageError, fraction, non_negative, positive, within
+from core.hf_data import scored_source
 from core.loop import fit, setup
 from core.parse import from_run
 from core.report import report_eval, report_train
@@ -34,13 +35,7 @@ from speech.ctc.export import export_model
 from speech.ctc.features import Features, spec_augment, warp
 from speech.ctc.model import CTCConfig, build_model, ctc_loss
 from speech.ctc.predict import lexicon_words, load_trained, save_lexicon, transcribe
-from speech.ctc.scoring import (
-    plot_alignment,
-    score,
-    score_shifts,
-    takes,
-    validation_scores,
-)
+from speech.ctc.scoring import plot_alignment, score, score_shifts, takes, validation_scores
 from speech.ctc.utterances import make_collate, make_split
 from speech.shifts import augment as shift_audio
 
@@ -221,7 +216,8 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     device = pick_device(cfg.device)
     run = load_trained(cfg.out_dir, device)
     model, features = run.model, run.features
-    run_cfg = from_run(SpeechConfig, run.config)
+    own = dict(librispeech=None, holdout_speaker=None, leave_out=None, adapt_takes=0)
+    run_cfg = from_run(SpeechConfig, scored_source(cfg, run.config, **own))
     split = make_split(run_cfg, cfg.data_dir)
     # a run from before word lists were stored: the list its training would have stored
     words = run.words
@@ -232,11 +228,13 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     clips = split.clips
     metrics = score(model, features, split, decoder, cfg.batch_size)
     per_speaker = metrics["per_speaker_wer"]
+    metrics |= {"test_recordings": split.note} if split.note else {}
     plot_alignment(model, features, clips, split.test, f"{cfg.out_dir}/alignment.png")
     table = "\n".join(f"  {name:10s} {w:.4f}" for name, w in per_speaker.items())
     clip = f" clip_acc {metrics['clip_acc']:.4f}" if "clip_acc" in metrics else ""  # single clips
+    where = f" ({run_cfg.hf_dataset}: {split.note})" if split.note else ""
     summary = (
-        f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f}{clip}\n"
+        f"test_wer {metrics['test_wer']:.4f} test_cer {metrics['test_cer']:.4f}{clip}{where}\n"
         f"per-speaker WER:\n{table}\nwrote {cfg.out_dir}/alignment.png"
     )
     if cfg.shift:

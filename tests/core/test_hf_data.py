@@ -24,3 +24,13 @@ def test_the_source_split_and_a_missing_one():
     assert test["a"] == [4] and note == "the source's dev split"
     with pytest.raises(UsageError, match="--hf-split gold: the source has no such split"):
         train_test(parts, seed=0, test="gold")
+
+
+def test_eval_takes_another_source_where_the_demo_has_data():
+    from rl.dqn.scoring import DQNEvalConfig
+    from vision.classify.train import ClassifyEvalConfig
+
+    with pytest.raises(UsageError, match="--hf-dataset is not supported by rl dqn"):
+        DQNEvalConfig(hf_dataset="ratings.csv")
+    with pytest.raises(UsageError, match="--hf-columns and --hf-split go with --hf-dataset"):
+        ClassifyEvalConfig(hf_split="dev")

@@ -58,6 +58,25 @@ def test_a_parquet_table_trains_evaluates_and_recommends(tmp_path, capsys):
     assert len(top["movies"]) == 3 and top["movies"][0]["title"].startswith("film ")
 
 
+def test_eval_scores_a_run_on_another_table(tmp_path):
+    """`eval --hf-dataset`: a later table's ratings by the users of films the run knows, every
+    row of it scored (a rating by a new user or of a new film is counted and left out)."""
+    path = tmp_path / "ratings.parquet"
+    ratings_table().to_parquet(path)
+    run = train(tmp_path, path, *COLUMNS)["config"]["out_dir"]
+    later = ratings_table(200, seed=1)
+    later.loc[0, "userId"], later.loc[1, "movieId"] = 999, 999  # never seen by the run
+    later.to_csv(tmp_path / "later.csv", index=False)
+    cfg = MFEvalConfig(
+        out_dir=run, device="cpu", hf_dataset=str(tmp_path / "later.csv"), hf_columns=[*COLUMNS]
+    )
+    metrics = evaluate(cfg)["metrics"]
+    unseen = (~later.movieId.isin(ratings_table().movieId)) | (later.userId == 999)
+    assert metrics["test_ratings"].startswith(f"{200 - unseen.sum()} ratings of")
+    assert "(test: the source's train split (every row of it)" in metrics["test_ratings"]
+    assert metrics["left_out"] == unseen.sum() >= 2 and 0 < metrics["test_rmse"] < 3
+
+
 def test_a_folder_with_train_and_test_files_keeps_its_test_split(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()

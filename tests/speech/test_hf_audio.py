@@ -53,6 +53,19 @@ def test_an_audio_folder_trains_and_evaluates(folder, tmp_path, capsys):
     assert scored["test_wer"] == pytest.approx(report["metrics"]["test_wer"])
 
 
+def test_eval_scores_a_tone_run_on_an_audio_folder(folder, tmp_path):
+    """`eval --hf-dataset`: a run trained on other recordings (the synthetic tones) scores every
+    recording of a folder without a test split."""
+    cfg = build(SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), max_steps=2, beam=2)
+    main(cfg)
+    scored = evaluate(SpeechEvalConfig(out_dir=cfg.out_dir, device="cpu", hf_dataset=str(folder)))
+    metrics = scored["metrics"]
+    assert metrics["test_recordings"] == "the source's train split (every row of it)"
+    assert set(metrics["per_speaker_wer"]) == {"ann"} and metrics["test_wer"] >= 0
+    with pytest.raises(ShowcaseError, match="--hf-split dev: the source has no such split"):
+        evaluate(SpeechEvalConfig(out_dir=cfg.out_dir, hf_dataset=str(folder), hf_split="dev"))
+
+
 def test_bad_folders_get_one_line(folder):
     with pytest.raises(ShowcaseError, match="no column 'sentence'"):
         load_hf_audio(str(folder), ["text=sentence"], seed=0)

@@ -51,6 +51,15 @@ def test_a_csv_of_pairs_trains_evaluates_and_translates(tmp_path, capsys):
     capsys.readouterr()
     out = translate(TranslateConfig(sentences=["satz 7"], out_dir=cfg.out_dir, device="cpu"))
     assert len(out["translations"]) == 1
+    other = tmp_path / "other.csv"  # `eval --hf-dataset`: every pair of another table
+    pairs(40, start=1000).to_csv(other, index=False)
+    columns = ["source=de", "target=en"]
+    scored = evaluate(
+        TranslationEvalConfig(
+            out_dir=cfg.out_dir, device="cpu", hf_dataset=str(other), hf_columns=columns
+        )
+    )["metrics"]
+    assert scored["sentences"] == 40 and scored["test_pairs"].startswith("every pair of")
 
 
 def test_a_folder_of_splits_uses_its_own_validation_and_test(tmp_path):

@@ -130,3 +130,29 @@ def test_a_class_of_the_test_split_alone_and_relative_table_paths(shapes, tmp_pa
     assert load_images(run, None)["train_x"].shape == (24, 28, 28)
     with pytest.raises(ShowcaseError, match="--hf-columns and --hf-split go with --hf-dataset"):
         build(ClassifyConfig, hf_columns=["label=kind"], synthetic=True)
+
+
+def test_eval_scores_a_run_on_another_source(shapes, tmp_path):
+    """`eval --hf-dataset`: every image of a folder without a test split, labelled by the run's
+    classes; a label the run does not know is one line; the run's own source keeps its test."""
+    report = train(tmp_path, shapes)
+    run = report["config"]["out_dir"]
+    other = tmp_path / "other"
+    rng = np.random.default_rng(5)  # other drawings: another hand
+    for kind in ("circle", "bar"):
+        (other / kind).mkdir(parents=True)
+        for i in range(7):
+            shape(kind, rng).save(other / kind / f"{i}.png")
+    scored = evaluate(ClassifyEvalConfig(out_dir=run, device="cpu", hf_dataset=str(other)))
+    metrics = scored["metrics"]
+    assert "the source's train split (every row of it)" in metrics["test_images"]
+    assert set(metrics["per_class_acc"]) == {"bar", "circle"}  # no crosses to score
+    seen = [metrics["per_class_acc"][k] for k in ("bar", "circle")]
+    correct = sum(seen) * 7
+    assert metrics["test_acc"] == pytest.approx(correct / 14)
+    own = evaluate(ClassifyEvalConfig(out_dir=run, device="cpu", hf_dataset=str(shapes)))
+    assert own["metrics"]["test_acc"] == pytest.approx(report["metrics"]["test_acc"])
+    (other / "star").mkdir()
+    shape("bar", rng).save(other / "star" / "0.png")
+    with pytest.raises(ShowcaseError, match="has label 'star', not one of the training classes"):
+        evaluate(ClassifyEvalConfig(out_dir=run, device="cpu", hf_dataset=str(other)))

@@ -50,6 +50,26 @@ def test_an_image_folder_with_box_metadata_trains_and_evaluates(tmp_path):
     assert scored["map"] == pytest.approx(report["metrics"]["map"])
 
 
+def test_eval_scores_a_run_on_another_folder(tmp_path):
+    """`eval --hf-dataset`: every image of another box folder, read with the run's categories;
+    a category the run does not know is one line."""
+    bars(tmp_path / "bars")
+    cfg = build(
+        DetectConfig, hf_dataset=str(tmp_path / "bars"), out_dir=str(tmp_path / "run"), **SMALL
+    )
+    main(cfg)
+    bars(tmp_path / "more", n=8)
+    other = DetectEvalConfig(out_dir=cfg.out_dir, device="cpu", hf_dataset=str(tmp_path / "more"))
+    scored = evaluate(other)["metrics"]
+    assert scored["images"] == 8 and scored["split"].endswith("more: all 8 images")
+    meta = tmp_path / "more" / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace('"wide"', '"round"'))
+    with pytest.raises(ShowcaseError, match="round"):
+        evaluate(other)
+    with pytest.raises(ShowcaseError, match="--coco and --hf-dataset both name the images"):
+        DetectEvalConfig(out_dir=cfg.out_dir, coco="a/", hf_dataset="b/")
+
+
 def test_a_coco_folder_through_hf_dataset_reads_as_coco(tmp_path):
     from tests.test_readme import coco
 

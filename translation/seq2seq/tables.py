@@ -58,6 +58,9 @@ def hf_sources(cfg, counts: dict[str, int]) -> dict[str, str]:
     own, split = open_source(cfg.hf_dataset), own_splits(cfg.hf_split)  # from the Arrow cache
     out = {}
     for name, n in counts.items():
+        if split[name] == "train":  # eval on another source without a test split: all of it
+            out[name] = f"every pair of {cfg.hf_dataset} ({n} pairs)"
+            continue
         if split[name] in own:
             out[name] = f"{cfg.hf_dataset}'s {split[name]} split ({n} pairs)"
             continue

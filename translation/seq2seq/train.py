@@ -23,6 +23,7 @@ import torch
 from core import distributed
 from core.config import EvalConfig, TrainConfig
 from core.errors import UsageError, fraction, non_negative, positive, within
+from core.hf_data import scored_source
 from core.loop import fit, setup
 from core.parse import from_run
 from core.report import report_eval, report_train
@@ -209,8 +210,11 @@ def evaluate(cfg: TranslationEvalConfig) -> dict:
     """sacreBLEU and chrF on the test (or val) split; saves attention.png for one test sentence."""
     t0 = time.perf_counter()
     translator, train_cfg = load_translator(cfg.out_dir, cfg.model, cfg.device, cfg.batch_size)
+    files = dict(train_files=None, val_files=None, test_files=None)  # another source's pairs
     run_cfg = from_run(
-        TranslationConfig, train_cfg, data_dir=cfg.data_dir or train_cfg.get("data_dir")
+        TranslationConfig,
+        scored_source(cfg, train_cfg, **files),
+        data_dir=cfg.data_dir or train_cfg.get("data_dir"),
     )
     refuse_trained_slice(cfg, run_cfg)
     texts = load_texts(run_cfg)

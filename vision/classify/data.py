@@ -77,15 +77,16 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     return canvas.round().clamp(0, 255).to(torch.uint8)
 
 
-def load_images(run: dict, data_dir: str | None, decoded=("train", "test")) -> dict:
+def load_images(run: dict, data_dir: str | None, decoded=("train", "test"), classes=None) -> dict:
     """A run's images by its config (`run`, as in config.json): MNIST, synthetic digits, or
     --hf-dataset's (then with their `classes` and a `note` on the test images; only the
-    `decoded` splits' images are read: `eval` needs the test images alone)."""
+    `decoded` splits' images are read: `eval` needs the test images alone, labelled by the
+    trained model's `classes`)."""
     if run.get("synthetic"):
         return synthetic_mnist(seed=run.get("seed", 0))
     if run.get("hf_dataset"):
-        source, pairs = run["hf_dataset"], run.get("hf_columns", [])
-        return hf_images(source, pairs, run.get("seed", 0), run.get("hf_split", "test"), decoded)
+        source, pairs, seed = run["hf_dataset"], run.get("hf_columns", []), run.get("seed", 0)
+        return hf_images(source, pairs, seed, run.get("hf_split", "test"), decoded, classes)
     return load_mnist(data_dir)
 
 
@@ -94,7 +95,12 @@ COLUMNS = {"image": "image", "label": "label"}
 
 
 def hf_images(
-    source: str, pairs: list[str], seed: int, test: str = "test", decoded=("train", "test")
+    source: str,
+    pairs: list[str],
+    seed: int,
+    test: str = "test",
+    decoded=("train", "test"),
+    classes: list[str] | None = None,
 ) -> dict:
     """Your labelled images through `datasets` (an image folder with a folder per class, or a
     table of images and labels), each brought to MNIST's form: train_x, test_x (N, 28, 28) uint8,
@@ -109,7 +115,7 @@ def hf_images(
                 have = ", ".join(part.column_names)
                 raise DataError(f"--hf-dataset {source}: no column {names[key]!r} (it has: {have})")
     # the classes are those of the training images (a class folder of the test split alone is not)
-    classes = sorted({label_name(train, names, v) for v in train[names["label"]]})
+    classes = classes or sorted({label_name(train, names, v) for v in train[names["label"]]})
     data = {"classes": classes, "note": note}
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
     for split, part in (("train", train), ("test", test)):

@@ -19,6 +19,7 @@ from core import distributed
 from core.config import EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
 from core.errors import ShowcaseError, UsageError, fraction, non_negative, positive
+from core.hf_data import scored_source
 from core.loop import fit, setup
 from core.metrics import Mean, accuracy
 from core.report import report_eval, report_train
@@ -197,16 +198,19 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
     model, train_cfg, classes = load_trained(cfg.out_dir, device)
-    if train_cfg.get("synthetic") and not cfg.synthetic:
+    if train_cfg.get("synthetic") and not (cfg.synthetic or cfg.hf_dataset):
         raise ShowcaseError(f"{cfg.out_dir} was trained on synthetic data; pass --synthetic")
-    data = load_images({**train_cfg, "synthetic": cfg.synthetic}, cfg.data_dir, ("test",))
+    run = scored_source(cfg, {**train_cfg, "synthetic": cfg.synthetic})
     names = classes or [str(k) for k in range(10)]
+    data = load_images(run, cfg.data_dir, ("test",), names)
     x, y = data["test_x"], data["test_y"].to(device)
     tta = train_cfg.get("tta", False)
     logits = predict_logits(model, x, train_cfg["mean"], train_cfg["std"], cfg.batch_size, tta)
     pred = logits.argmax(-1)
     per_class = Mean()
     for k, name in enumerate(names):
+        if not (y == k).any():  # a class the scored images do not have (another source)
+            continue
         per_class.add({name: (pred[y == k] == k).float().mean()})
     per_class_acc = per_class.compute()
     metrics = {"test_acc": (pred == y).float().mean().item(), "per_class_acc": per_class_acc}
@@ -215,7 +219,8 @@ def evaluate(cfg: ClassifyEvalConfig) -> dict:
     plot_mistakes(x, y.cpu(), logits.softmax(-1).cpu(), f"{cfg.out_dir}/mistakes.png", names)
     summary = "\n".join(
         [
-            f"test_acc {metrics['test_acc']:.4f}",
+            f"test_acc {metrics['test_acc']:.4f} on {len(y)} images"
+            + (f" ({run['hf_dataset']}: {data['note']})" if "note" in data else ""),
             "per-class " + "  ".join(f"{k}:{v:.3f}" for k, v in per_class_acc.items()),
             f"wrote {cfg.out_dir}/confusion.png and {cfg.out_dir}/mistakes.png",
         ]

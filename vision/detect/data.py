@@ -113,13 +113,20 @@ def coco_data(cfg, folder: str) -> Data:
     return Data(names, 3, None, train, val, test, splits)
 
 
+def is_coco(source: str) -> bool:
+    """Whether --hf-dataset names a COCO folder (a JSON file or an annotations folder inside)."""
+    folder = Path(source)
+    return folder.is_dir() and bool(
+        list(folder.glob("*.json")) or (folder / "annotations").is_dir()
+    )
+
+
 def hf_box_data(cfg) -> Data:
     """--hf-dataset: a COCO folder (read as --coco reads it), or an image folder whose metadata
     gives each image's boxes, through `datasets`: the source's test split (else a seeded 10%
     slice) for the test, a seeded 10% slice of the rest for validation, the rest for training."""
     source = cfg.hf_dataset
-    folder = Path(source)
-    if folder.is_dir() and (list(folder.glob("*.json")) or (folder / "annotations").is_dir()):
+    if is_coco(source):
         return coco_data(cfg, source)
     splits, cols = open_source(source), column_names(cfg.hf_columns, COLUMNS)
     have = ", ".join(splits)
@@ -223,19 +230,3 @@ class SceneLoader:
             classes = self.classes[plan["index"][mine, : self.opts.max_digits].to(self.device)]
             self.batch += 1
             yield images, boxes, torch.where(keep, classes, -1)
-
-
-def coco_test_scenes(folder: str, train_cfg: dict, channels: int, names: list) -> tuple:
-    """(scenes, split) of a COCO folder scored whole by `eval --coco`; the split says whether the
-    run trained or was selected on images of it."""
-    scenes, coco_names = load_coco(Path(folder), train_cfg["image_size"], channels)
-    if len(coco_names) != len(names):
-        raise ShowcaseError(f"{folder} has {len(coco_names)} categories, the model {len(names)}")
-    split = f"{folder}: all {count(len(scenes), 'image')}"
-    trained_on = [train_cfg.get("coco"), train_cfg.get("val_coco")]
-    if any(d and Path(d).resolve() == Path(folder).resolve() for d in trained_on):
-        split += (
-            ", among them images the model trained on or was selected on (metrics.json "
-            "scores its held-out test slice alone)"
-        )
-    return scenes, split

@@ -1,6 +1,7 @@
 """How a detector is scored and shown: COCO mAP (torchmetrics, with faster-coco-eval: pycocotools'
 numbers to the last digit, four times sooner) of its detections, and a grid of scenes with their
-drawn detections."""
+drawn detections; the test scenes of `eval --coco` and of `eval --hf-dataset` on another
+source."""
 
 import dataclasses
 from pathlib import Path
@@ -10,9 +11,13 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 from torchvision.utils import draw_bounding_boxes, make_grid
 
+from core.errors import DataError, ShowcaseError
 from core.files import atomic_write, save_figure
+from core.hf_data import column_names, open_source, scored_source
 from core.shift import Shift, middle_sets, plot_shifts, run_shifts
 from vision.detect.augment import shrink_scenes
+from vision.detect.coco import COLUMNS, as_scenes, load_coco, read_hf_boxes
+from vision.detect.data import count, is_coco
 from vision.detect.model import one_per_object
 from vision.detect.predict import detect
 from vision.detect.scenes import Scenes
@@ -170,3 +175,46 @@ def score_shifts(model, scenes: Scenes, names, train_cfg: dict, out_dir: str) ->
     plot_shifts(table, "test mAP", f"{out_dir}/shift.png")
     plot_shift_failures(model, middle, names, train_cfg, Path(out_dir) / "shift_failures.png")
     return table
+
+
+def coco_test_scenes(folder: str, train_cfg: dict, channels: int, names: list) -> tuple:
+    """(scenes, split) of a COCO folder scored whole by `eval --coco`; the split says whether the
+    run trained or was selected on images of it."""
+    scenes, coco_names = load_coco(Path(folder), train_cfg["image_size"], channels)
+    if len(coco_names) != len(names):
+        raise ShowcaseError(f"{folder} has {len(coco_names)} categories, the model {len(names)}")
+    split = f"{folder}: all {count(len(scenes), 'image')}"
+    trained_on = [train_cfg.get(key) for key in ("coco", "val_coco", "hf_dataset")]
+    if any(d and Path(d).resolve() == Path(folder).resolve() for d in trained_on):
+        split += (
+            ", among them images the model trained on or was selected on (metrics.json "
+            "scores its held-out test slice alone)"
+        )
+    return scenes, split
+
+
+def hf_test_scenes(run: dict, channels: int, names: list) -> tuple:
+    """(scenes, split) of `eval --hf-dataset` on another source (`run`: the run's config with
+    its hf_* fields, as `scored_source` gives it): the chosen split's images, read with the
+    run's categories (another one is one line) and channels."""
+    source, split = run["hf_dataset"], run["hf_split"]
+    cols = column_names(run["hf_columns"], COLUMNS)
+    table = open_source(source)[split]
+    missing = [cols[k] for k in ("image", "objects") if cols[k] not in table.column_names]
+    if missing:
+        columns = ", ".join(table.column_names)
+        raise DataError(f"--hf-dataset {source}: no column {missing[0]!r} (it has: {columns})")
+    records = read_hf_boxes(table, cols, [str(n) for n in names], f"{source} ({split})")
+    scenes = as_scenes(records, run["image_size"], channels)
+    which = "all" if split == "train" else f"the {split} split:"
+    return scenes, f"{source}: {which} {count(len(scenes), 'image')}"
+
+
+def other_test_scenes(cfg, run: dict, channels: int, names: list) -> tuple | None:
+    """(scenes, split) of the images `eval --coco DIR` or `eval --hf-dataset SOURCE` names in
+    place of the run's own test scenes (None: the run's own)."""
+    folder = cfg.coco or (cfg.hf_dataset if cfg.hf_dataset and is_coco(cfg.hf_dataset) else None)
+    if folder:
+        return coco_test_scenes(folder, run, channels, names)
+    scored = scored_source(cfg, run)
+    return None if scored is run else hf_test_scenes(scored, channels, names)

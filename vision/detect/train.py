@@ -1,18 +1,14 @@
-"""A small object detector on digit scenes composed from real MNIST digits.
+"""A small object detector on digit scenes composed from real MNIST digits, or on your boxes.
 
-    showcase vision detect train                             # fresh scenes every step, ~10 min on CPU
-    showcase vision detect train --coco DIR                  # your own COCO folder (images/ + JSON)
-    showcase vision detect train --coco DIR --val-coco VAL   # ... validated on a folder of its own
+    showcase vision detect train                             # fresh scenes every step
+    showcase vision detect train --coco DIR --val-coco VAL   # your own COCO folders (images/ + JSON)
     showcase vision detect eval --out-dir runs/vision-detect # test mAP, detections.png
-    showcase vision detect eval --coco DIR                   # mAP on any COCO folder
+    showcase vision detect eval --coco DIR                   # mAP on any COCO folder (--hf-dataset)
     showcase vision detect predict scene.png --json          # boxes, labels, scores; drawn PNGs
     torchrun --nproc_per_node 2 -m vision.detect train --device cpu
 
-Training scenes are drawn fresh at every step from MNIST training digits (5,000 of them are
-carved out for the validation scenes that pick the kept weights); the test scenes use MNIST test
-digits only and a fixed seed, so every run is scored on the same 1,000 scenes. A COCO folder is
-split by a seeded shuffle: 10% for the test, another 10% for validation (unless --val-coco names a
-folder for it), the rest for training. The report names each split.
+Training scenes are drawn fresh at every step from MNIST training digits, validation scenes from
+digits carved out of them, the fixed test scenes from MNIST test digits; the report names each split.
 """
 
 import dataclasses
@@ -36,7 +32,7 @@ from core.shift import shift_summary
 from core.tensor_data import TensorLoader
 from vision import DETECT
 from vision.detect.augment import augment_scenes
-from vision.detect.data import SceneLoader, coco_test_scenes, make_data
+from vision.detect.data import SceneLoader, make_data
 from vision.detect.export import export_model
 from vision.detect.model import (
     DetectorConfig,
@@ -46,7 +42,14 @@ from vision.detect.model import (
 )
 from vision.detect.predict import CLASSES, detect, load_trained, predict
 from vision.detect.scenes import SceneOptions
-from vision.detect.scoring import coco_map, map_metrics, mean_ap, plot_scenes, score_shifts
+from vision.detect.scoring import (
+    coco_map,
+    map_metrics,
+    mean_ap,
+    other_test_scenes,
+    plot_scenes,
+    score_shifts,
+)
 
 TASK = "vision.detect"
 
@@ -202,8 +205,12 @@ class DetectEvalConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.shift and self.coco:
-            raise UsageError("--shift restyles the digit test scenes: leave out --coco")
+        if self.coco and self.hf_dataset:
+            raise UsageError("--coco and --hf-dataset both name the images to score: pass one")
+        if self.shift and (self.coco or self.hf_dataset):
+            raise UsageError(
+                "--shift restyles the digit test scenes: leave out --coco/--hf-dataset"
+            )
 
 
 def evaluate(cfg: DetectEvalConfig) -> dict:
@@ -212,19 +219,14 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     device = pick_device(cfg.device)
     model, names, train_cfg, step = load_trained(cfg.out_dir, device)
     channels = model.stem[0].in_channels
-    if cfg.coco:
-        scenes, split = coco_test_scenes(cfg.coco, train_cfg, channels, names)
-    else:
+    found = other_test_scenes(cfg, train_cfg, channels, names)
+    if found is None:  # the run's own test scenes
         if train_cfg.get("coco"):
             raise ShowcaseError(f"{cfg.out_dir} was trained on a COCO folder: pass --coco DIR")
-        run_cfg = from_run(
-            DetectConfig,
-            train_cfg,
-            data_dir=cfg.data_dir or train_cfg.get("data_dir"),
-            val_scenes=0,
-        )
-        data = make_data(run_cfg)
-        scenes, split = data.test, data.splits["test"]
+        data_dir = cfg.data_dir or train_cfg.get("data_dir")
+        data = make_data(from_run(DetectConfig, train_cfg, data_dir=data_dir, val_scenes=0))
+        found = data.test, data.splits["test"]
+    scenes, split = found
     dets = detect(
         model, scenes.images, train_cfg["score_thresh"], train_cfg["nms_iou"], cfg.batch_size
     )
