@@ -50,11 +50,14 @@ class BiasedMF(nn.Module):
         self.item_factors = nn.Parameter(init_factors(cfg.num_items, cfg.dim, cfg.init_std))
         self.implicit = nn.Parameter(torch.zeros(cfg.num_items, cfg.dim)) if cfg.implicit else None
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
-        # N(u) as a row-normalised (num_users, num_items) matrix; set by set_history
-        self.register_buffer("history", torch.zeros(cfg.num_users, cfg.num_items), persistent=False)
+        # N(u) as a row-normalised (num_users, num_items) matrix, for the SVD++ term; set_history
+        history = torch.zeros(cfg.num_users, cfg.num_items) if cfg.implicit else None
+        self.register_buffer("history", history, persistent=False)
 
     def set_history(self, users: torch.Tensor, items: torch.Tensor) -> "BiasedMF":
-        """Record which items each user rated (the SVD++ term sums over them)."""
+        """Record which items each user rated (the SVD++ term sums over them; without it, no-op)."""
+        if self.implicit is None:
+            return self
         history = torch.zeros_like(self.history)
         history[users, items] = 1.0
         self.history = history * history.sum(1, keepdim=True).clamp(min=1).rsqrt()
@@ -66,6 +69,15 @@ class BiasedMF(nn.Module):
             users = users + self.history @ self.implicit  # (U, I) @ (I, dim) -> (U, dim)
         bias = self.global_mean + self.user_bias[:, None] + self.item_bias[None, :]  # (U, I)
         return bias + users @ self.item_factors.T  # (U, I)
+
+    def pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The predictions of (user, item) pairs alone, users and items of one shape (...), for
+        catalogs whose (U, I) matrix is too large to hold."""
+        vectors = self.user_factors  # (U, dim)
+        if self.implicit is not None:  # a dense history: a catalog small enough to hold it
+            vectors = vectors + self.history @ self.implicit
+        dot = (vectors[users] * self.item_factors[items]).sum(-1)  # (...)
+        return self.global_mean + self.user_bias[users] + self.item_bias[items] + dot
 
 
 def select(all_ratings: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -102,11 +114,25 @@ def bpr_loss(
     return -F.logsigmoid(diff).mean() + reg * l2 / num_ratings
 
 
+@torch.no_grad()
 def predict_ratings(
     model: BiasedMF, users, items, low: float = 1.0, high: float = 5.0
 ) -> torch.Tensor:
-    """Predictions for (user, item) pairs, clipped to the rating scale."""
-    return select(model(), users, items).clamp(low, high)
+    """Predictions for (user, item) pairs, clipped to the rating scale; scored CHUNK pairs at a
+    time, never the whole (U, I) matrix."""
+    return pair_scores(model, users, items).clamp(low, high)
+
+
+CHUNK = 1 << 16
+"""Pairs scored at once (a chunk's gathered factor rows stay well under a GiB)."""
+
+
+def pair_scores(model: BiasedMF, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """`model.pairs` over the first dimension of users and items, CHUNK rows at a time."""
+    parts = [
+        model.pairs(users[s : s + CHUNK], items[s : s + CHUNK]) for s in range(0, len(users), CHUNK)
+    ]
+    return torch.cat(parts) if parts else users.new_zeros(0, dtype=torch.float)
 
 
 @torch.no_grad()
@@ -141,15 +167,17 @@ def hit_rate_ndcg(scores: torch.Tensor, k: int = 10) -> dict[str, float]:
 
 
 DENSE_CELLS = 2**28
-"""The most users x items the dense matrices (scores, rated history) may hold: 1 GiB each."""
+"""The most users x items the dense matrices (scores, rated history) of map and bpr training, or
+an exact implicit-feedback basis, may hold: 1 GiB each."""
 
 
-def check_size(num_users: int, num_items: int) -> None:
-    """Refuse, in one line, a catalog too large for `BiasedMF`'s dense users x items matrices."""
+def check_size(num_users: int, num_items: int, method: str) -> None:
+    """Refuse, in one line, a catalog too large for the dense users x items matrices that
+    `method` (map, bpr) trains on."""
     cells = num_users * num_items
     if cells > DENSE_CELLS:
         raise DataError(
-            f"{num_users:,} users x {num_items:,} items: this demo holds dense "
+            f"{num_users:,} users x {num_items:,} items: --method {method} trains on dense "
             f"users x items matrices ({cells * 4 / 2**30:.0f} GiB each), beyond {DENSE_CELLS:,} "
-            "cells; it is built for MovieLens-100k to -1M sizes (docs/recsys-mf.md, Scale)"
+            "cells; --method bayes (the default) is sparse (docs/recsys-mf.md, Scale)"
         )

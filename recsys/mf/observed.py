@@ -1,11 +1,12 @@
 """The fitted ratings in the forms one Gibbs sweep needs (`bayes.py`): sorted by user and by item,
-as sparse rows, and the thin SVD bases of the implicit feedback."""
+as sparse rows, and the thin SVD bases of the implicit feedback (low-rank for a large catalog)."""
 
 import dataclasses
 
 import torch
 
 from recsys.mf.data import Ratings
+from recsys.mf.model import DENSE_CELLS
 
 
 @dataclasses.dataclass
@@ -72,9 +73,23 @@ def observe(data: Ratings, global_mean: float, implicit: bool, device) -> Observ
     if implicit:
         obs.user_implicit = obs.per_user(obs.user_count.clamp(min=1).rsqrt()[users] * ones)
         obs.item_implicit = obs.per_item(obs.item_count.clamp(min=1).rsqrt()[items] * ones)
-        obs.user_basis = thin_svd(obs.user_implicit.to_dense())
-        obs.item_basis = thin_svd(obs.item_implicit.to_dense())
+        obs.user_basis = implicit_basis(obs.user_implicit)
+        obs.item_basis = implicit_basis(obs.item_implicit)
     return obs
+
+
+LOW_RANK = 128
+"""The rank of the implicit-feedback basis of a catalog too large for its dense form."""
+
+
+def implicit_basis(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`thin_svd` of a sparse implicit-feedback matrix (N, F): exact, through its dense form,
+    where that fits in DENSE_CELLS; else `torch.svd_lowrank`'s randomized rank-LOW_RANK one, whose
+    other directions the link draws treat as outside the row space (prior alone)."""
+    if x.shape[0] * x.shape[1] <= DENSE_CELLS:
+        return thin_svd(x.to_dense())
+    u, s, v = torch.svd_lowrank(x, q=min(LOW_RANK, *x.shape), niter=2)
+    return u.contiguous(), s, v.T.contiguous(), v.contiguous()
 
 
 def thin_svd(x: torch.Tensor) -> tuple[torch.Tensor, ...]:

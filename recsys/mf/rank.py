@@ -7,7 +7,7 @@ import torch
 
 from core.errors import ShowcaseError
 from recsys.mf.data import Ratings
-from recsys.mf.model import BiasedMF, fold_in
+from recsys.mf.model import BiasedMF, fold_in, pair_scores
 
 
 def closest(name: str, options: list[str], what: str) -> ShowcaseError:
@@ -46,7 +46,8 @@ def user_movies(model: BiasedMF, train: Ratings, test: Ratings, user: str, top: 
     rated = torch.cat([train.items[train.users == u], test.items[test.users == u]])
     if len(rated) == 0:
         return None
-    scores = model()[u]  # (I,) raw scores: ranked unclamped, so no ties at the top
+    items = torch.arange(model.num_items, device=model.global_mean.device)
+    scores = pair_scores(model, torch.full_like(items, u), items)  # (I,) unclamped: no ties at top
     scores[rated.to(scores.device)] = -float("inf")  # never recommend what the user already rated
     best = scores.topk(min(top, len(scores) - len(rated.unique())))
     rows = [

@@ -5,7 +5,7 @@ import torch
 
 from core.files import save_figure
 from recsys.mf.data import Ratings
-from recsys.mf.model import BiasedMF, hit_rate_ndcg, predict_ratings, rmse_mae
+from recsys.mf.model import BiasedMF, hit_rate_ndcg, pair_scores, predict_ratings, rmse_mae
 from recsys.mf.splits import sample_negatives
 
 
@@ -43,7 +43,8 @@ def ranking_metrics(model: BiasedMF, train: Ratings, test: Ratings, seed: int) -
     candidates = torch.cat([test.items[:, None], negatives], 1).to(
         device
     )  # (B, 100), positive first
-    scores = model()[test.users.to(device)].gather(1, candidates)  # (B, 100)
+    users = test.users.to(device)[:, None].expand_as(candidates)
+    scores = pair_scores(model, users, candidates)  # (B, 100)
     return {"test_" + k.replace("@", "_at_"): v for k, v in hit_rate_ndcg(scores, 10).items()}
 
 

@@ -141,9 +141,9 @@ class MFTrainConfig(TrainConfig):
 
 def train_model(cfg: MFTrainConfig, train: Ratings, device: torch.device):
     """Fit biased MF on `train` (minus any validation carve-out); return the model and a FitResult."""
-    check_size(train.num_users, train.num_items)
-    if cfg.method == "bayes":
+    if cfg.method == "bayes":  # sparse throughout: any catalog that fits in memory
         return sample_model(cfg, train, device)
+    check_size(train.num_users, train.num_items, cfg.method)
     return fit_model(cfg, train, device)
 
 

@@ -139,13 +139,43 @@ def test_ids_with_blank_cells_keep_their_numbers_and_dates_read_as_seconds(tmp_p
     assert report["config"]["hf_dataset"] == str(path.resolve())
 
 
-def test_a_table_too_large_for_the_dense_model_is_one_line(tmp_path):
-    ids = np.arange(1, 20_001)  # 20,000 users x 20,000 items: beyond the dense matrices' cells
-    table = pd.DataFrame({"user": ids, "item": ids, "rating": np.full(len(ids), 4.0)})
+def test_a_catalog_beyond_the_dense_matrices_trains_sparse(tmp_path, monkeypatch):
+    """20,000 users x 20,000 items (beyond DENSE_CELLS): bayes trains with a low-rank implicit
+    basis and scores pairs, never the (U, I) matrix (its forward fails the test here); map, which
+    trains on that matrix, is one line."""
+    import recsys.mf.model
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(1, 20_001, 30_000), rng.integers(1, 20_001, 30_000)
+    users[:20_000], items[:20_000] = np.arange(1, 20_001), np.arange(1, 20_001)  # all of each
+    table = pd.DataFrame({"user": users, "item": items, "rating": rng.integers(1, 6, 30_000)})
     path = tmp_path / "wide.parquet"
     table.to_parquet(path)
-    with pytest.raises(ShowcaseError, match="20,000 users x 20,000 items: this demo holds dense"):
-        train(tmp_path, path)
+    dense = recsys.mf.model.BiasedMF.forward
+    monkeypatch.setattr(recsys.mf.model.BiasedMF, "forward", lambda m: pytest.fail("dense"))
+    report = train(tmp_path, path)
+    assert 0 < report["metrics"]["test_rmse"] < 3
+    run = report["config"]["out_dir"]
+    top = recommend(RecommendConfig(out_dir=run, user="5", top=3, device="cpu"))
+    assert len(top["movies"]) == 3
+    monkeypatch.setattr(recsys.mf.model.BiasedMF, "forward", dense)
+    with pytest.raises(ShowcaseError, match="20,000 users x 20,000 items: --method map trains on"):
+        train(tmp_path, path, method="map")
+
+
+def test_pair_scores_are_the_dense_matrix_entries():
+    import torch
+
+    from recsys.mf.model import BiasedMF, MFConfig, pair_scores, select
+
+    torch.manual_seed(0)
+    model = BiasedMF(MFConfig(30, 40, 6, implicit=True, init_std=0.3), 3.2)
+    model.implicit.data.normal_()
+    users, items = torch.randint(0, 30, (500,)), torch.randint(0, 40, (500,))
+    model.set_history(users[:200], items[:200])
+    with torch.no_grad():
+        expected = select(model(), users, items)
+        assert torch.allclose(pair_scores(model, users, items), expected, atol=1e-5)
 
 
 def test_a_small_catalog_evaluates_and_bpr_says_why_not(tmp_path):
