@@ -50,6 +50,7 @@ BENCHMARKS = {
     "speech-adapt": "benchmarks.speech_adapt",
     "vision-detect": "benchmarks.vision_detect",
     "vision-transfer": "benchmarks.vision_transfer",
+    "vision-detect-transfer": "benchmarks.vision_detect_transfer",
     "translation": "benchmarks.translation",
     "tour": "benchmarks.tour",
     "app": "benchmarks.app",

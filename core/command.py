@@ -7,6 +7,7 @@ Bad input ends with one line on stderr: exit 2 for usage errors, 1 for everythin
 says how to continue (130).
 """
 
+import inspect
 import sys
 import typing
 from collections.abc import Callable
@@ -37,11 +38,10 @@ def run(commands: dict[str, Callable], argv: list[str], prog: str) -> int:
 
 
 def config_class(command: Callable) -> type:
-    """The config dataclass a command takes (its single annotated parameter)."""
-    hints = typing.get_type_hints(command)
-    hints.pop("return", None)
-    (cls,) = hints.values()
-    return cls
+    """The config dataclass a command takes (its first parameter; any others have defaults, for
+    callers in Python)."""
+    first = next(iter(inspect.signature(command).parameters))
+    return typing.get_type_hints(command)[first]
 
 
 def resume_hint(cfg) -> str:

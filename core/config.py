@@ -28,7 +28,8 @@ class ChangesDefaults:
         demo = cls.__dict__.get("DEMO")
         if isinstance(demo, Demo) and "out_dir" not in changed:
             changed = {"out_dir": demo.run_dir, **changed}
-        inherited = typing.get_type_hints(cls.__mro__[1])
+        bases = [b for b in cls.__bases__ if dataclasses.is_dataclass(b)]
+        inherited = {k: v for b in bases for k, v in typing.get_type_hints(b).items()}
         own = cls.__dict__.get("__annotations__", {})
         wrong = sorted(k for k in changed if k not in inherited or k in own)
         if wrong:
@@ -36,9 +37,7 @@ class ChangesDefaults:
                 f"{cls.__name__}.DEFAULTS: {', '.join(wrong)} not inherited or restated"
             )
         cls.__annotations__ = {**own, **{k: inherited[k] for k in changed}}
-        parent = cls.__mro__[1]
-        fields = dataclasses.fields(parent) if dataclasses.is_dataclass(parent) else ()
-        kw_only = {f.name for f in fields if f.kw_only}
+        kw_only = {f.name for b in bases for f in dataclasses.fields(b) if f.kw_only}
         for name, value in changed.items():
             keyword = dataclasses.field(default=value, kw_only=True)
             setattr(cls, name, keyword if name in kw_only else value)

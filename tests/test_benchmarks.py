@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
+from tests.conftest import real_data
 
 
 @pytest.mark.parametrize("name, peer", [("rl-dqn", "stable_baselines3"), ("recsys", "surprise")])
@@ -139,3 +140,18 @@ def test_speech_adapt_starts_from_the_speakers_loso_run(monkeypatch, tmp_path):
     assert "init_from" not in runs[2][1] and runs[1][1]["adapt_takes"] == adapt.TAKES
     assert result["george"]["zero_shot_wer"] == 0.3 and result["george"]["adapted_wer"] == 0.05
     assert result["george"]["scratch_wer"] == 0.5
+
+
+def test_vision_detect_transfer_curves_both_starts(tmp_path):
+    """--quick: the classifier, then the digits-backbone detector from scratch and from it, each
+    with its test curve from the log (scored at every evaluation, never selecting)."""
+    real_data("MNIST")
+    import benchmarks.vision_detect_transfer as transfer
+    from benchmarks.__main__ import BenchConfig
+
+    args = BenchConfig("vision-detect-transfer", device="cpu", quick=True, keep_runs=str(tmp_path))
+    row = transfer.run(args)
+    for name in ("scratch", "from_digits"):
+        assert sorted(row[f"{name}_curve"]) == [2, 4] and 0 <= row[f"{name}_map"] <= 1
+        assert row[f"{name}_steps_to_target"] is None  # four steps reach no 0.80
+    assert row["test_scenes"] == 8 and (tmp_path / "from_digits" / "model.safetensors").is_file()

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -10,28 +11,19 @@ import torch
 from core.config import InferenceConfig
 from core.demo import Tab, Widget
 from core.device import pick_device
-from core.errors import positive
 from rl import DQN
-from rl.dqn.scoring import evaluate_policy, load_policy, write_gif
+from rl.dqn.scoring import Episodes, evaluate_policy, load_policy, write_gif
 
 
 @dataclasses.dataclass
-class PlayConfig(InferenceConfig):
+class PlayConfig(Episodes, InferenceConfig):
     """Play episodes with the trained agent and print their returns (--json: one object)."""
 
     DEMO = DQN
+    DEFAULTS: ClassVar[dict] = {"episodes": 5, "seed": 1000}
 
-    env: str | None = None
-    """Environment id (default: the one it was trained on)."""
-    episodes: int = 5
-    """Episodes to play."""
-    seed: int = 1000
-    """Seed of the first episode."""
     gif: str | None = None
     """Write an animation of the first episode to this file."""
-
-    def __post_init__(self) -> None:
-        positive(self, "episodes")
 
 
 def play(cfg: PlayConfig) -> dict:

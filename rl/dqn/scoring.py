@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from core.checkpoint import save_weights
-from core.config import EvalConfig, TrainConfig, to_dict
+from core.config import ChangesDefaults, EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
 from core.errors import ShowcaseError, positive
 from core.files import atomic_write, copy_file, save_figure
@@ -98,9 +98,9 @@ def load_policy(out_dir: str, env_id: str | None, device: torch.device):
 
 
 @dataclasses.dataclass
-class DQNEvalConfig(EvalConfig):
-    DEMO = DQN
-    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")  # the environment is the data
+class Episodes(ChangesDefaults):
+    """The greedy episodes a trained agent plays (`eval`, `play`: each changes the defaults)."""
+
     env: str | None = None
     """Environment id (default: the one it was trained on)."""
     episodes: int = 100
@@ -109,8 +109,14 @@ class DQNEvalConfig(EvalConfig):
     """Seed of the first episode."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        getattr(super(), "__post_init__", lambda: None)()
         positive(self, "episodes")
+
+
+@dataclasses.dataclass
+class DQNEvalConfig(Episodes, EvalConfig):
+    DEMO = DQN
+    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")  # the environment is the data
 
 
 def evaluate(cfg: DQNEvalConfig) -> dict:

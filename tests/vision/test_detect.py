@@ -420,3 +420,40 @@ def test_one_box_per_object_for_drawing_class_wise_for_scoring():
     logits[0, 9, 1], logits[0, 9, 2] = 5.0, 4.0  # one location, two classes
     dets = decode(logits, torch.full((1, 64, 4), 6.0), torch.full((1, 64), 9.0), points)
     assert dets[0]["labels"].tolist() == [1, 2]  # COCO scoring keeps both
+
+
+def test_the_digits_backbone_starts_from_a_classifier(tmp_path, capsys):
+    """`--backbone digits`: the classifier's feature stack by name and shape, so --init-from a
+    `vision classify` run loads all of it; the run trains, evaluates and predicts as any other."""
+    from vision.classify.train import ClassifyConfig
+    from vision.classify.train import main as train_classifier
+
+    digits = build(ClassifyConfig, synthetic=True, max_steps=2, out_dir=str(tmp_path / "digits"))
+    train_classifier(digits)
+    capsys.readouterr()
+    cfg = build(
+        DetectConfig,
+        synthetic=True,
+        backbone="digits",
+        init_from=digits.out_dir,
+        max_steps=2,
+        batch_size=4,
+        val_scenes=4,
+        test_scenes=4,
+        out_dir=str(tmp_path / "detector"),
+    )
+    main(cfg)
+    assert "loaded 18 of" in capsys.readouterr().out  # 3 stages: conv weight, BN's 5 tensors
+    model = Detector(DetectorConfig(backbone="digits"))
+    assert [k for k in model.state_dict() if k.startswith("features.")][:2] == [
+        "features.0.0.weight",
+        "features.0.2.weight",
+    ]
+    assert evaluate(DetectEvalConfig(out_dir=cfg.out_dir, device="cpu"))["metrics"]["images"] == 4
+    with pytest.raises(ShowcaseError, match="none of its .* tensors fits this model"):
+        main(
+            build(
+                DetectConfig,
+                **{**to_dict(cfg), "backbone": "compact", "out_dir": str(tmp_path / "c")},
+            )
+        )

@@ -66,7 +66,9 @@ def test_eval_scores_a_run_on_another_folder(tmp_path):
     meta.write_text(meta.read_text().replace('"wide"', '"round"'))
     with pytest.raises(ShowcaseError, match="round"):
         evaluate(other)
-    with pytest.raises(ShowcaseError, match="--coco and --hf-dataset both name the images"):
+    with pytest.raises(
+        ShowcaseError, match=r"--shift \(the test scenes\), --coco and --hf-dataset"
+    ):
         DetectEvalConfig(out_dir=cfg.out_dir, coco="a/", hf_dataset="b/")
 
 

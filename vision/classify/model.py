@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vision.features import digit_features
+
 
 class Net(nn.Module):
     """The classic MNIST network (21,840 parameters with 10 classes); returns log-probabilities."""
@@ -26,12 +28,6 @@ class Net(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)  # (B, num_classes)
 
 
-def conv_pool_bn(c_in: int, c_out: int, k: int) -> nn.Sequential:
-    """Conv, 2x2 max-pool, batch norm, ReLU: pooling first runs BN and ReLU on 4x fewer values."""
-    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
-    return nn.Sequential(conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU())
-
-
 @dataclass
 class CNNConfig:
     channels: tuple[int, int, int] = (16, 48, 96)
@@ -49,14 +45,9 @@ class CNN(nn.Module):
     def __init__(self, cfg: CNNConfig | None = None) -> None:
         super().__init__()
         cfg = cfg or CNNConfig()
-        c1, c2, c3 = cfg.channels
-        self.features = nn.Sequential(
-            conv_pool_bn(1, c1, 5),  # (B, c1, 14, 14)
-            conv_pool_bn(c1, c2, 3),  # (B, c2, 7, 7)
-            conv_pool_bn(c2, c3, 3),  # (B, c3, 3, 3)
-        )
+        self.features = digit_features(cfg.channels)  # (B, c3, 3, 3)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(c3 * 9, cfg.num_classes)
+        self.head = nn.Linear(cfg.channels[2] * 9, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, 28, 28)
         x = self.features(x).flatten(1)  # (B, 9 c3)

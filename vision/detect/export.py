@@ -99,7 +99,7 @@ def spec_for(cfg: DetectExportConfig) -> ExportSpec:
         dynamic={"images": {0: "batch"}},
         sidecar={
             "labels": names,
-            "images": f"uint8 (batch, {model.stem[0].in_channels}, {size}, {size}), values 0-255",
+            "images": f"uint8 (batch, {model.in_channels}, {size}, {size}), values 0-255",
             "preprocess": preprocess_note(model.standardize_input),
             "postprocess": {
                 "score_thresh": train_cfg["score_thresh"],

@@ -20,6 +20,8 @@ from torchvision.ops import (
     sigmoid_focal_loss,
 )
 
+from vision.features import digit_features
+
 
 class ConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
@@ -38,6 +40,14 @@ class DetectorConfig:
     """Channels of the stride-4 stage; the stride-8 and stride-16 stages have 2x and 4x."""
     standardize_input: bool = False
     """Bring every gray input to light ink on black at full contrast first (`standardize`)."""
+    backbone: str = "compact"
+    """compact: the detector's own (a 3x3 stem, stages of width, 2x, 4x); digits: the digit
+    classifier's feature stack (`vision/features.py`) to stride 8, so a classifier's weights can
+    start it."""
+
+
+DIGIT_CHANNELS = (16, 48, 96)
+"""The digit classifier's default feature widths (`vision.classify.model.CNNConfig`)."""
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
@@ -61,14 +71,22 @@ class Detector(nn.Module):
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__()
         c = cfg.width
+        self.in_channels = cfg.in_channels
         self.standardize_input = cfg.standardize_input
-        self.stem = ConvBN(cfg.in_channels, c // 2, 2)  # /2
-        self.stage4 = nn.Sequential(ConvBN(c // 2, c, 2), ConvBN(c, c))  # /4
-        self.stage8 = nn.Sequential(ConvBN(c, 2 * c, 2), ConvBN(2 * c, 2 * c))  # /8
+        self.backbone = cfg.backbone
+        if cfg.backbone == "digits":  # named and shaped as the classifier's: --init-from loads it
+            self.features = digit_features(DIGIT_CHANNELS, cfg.in_channels)  # /2, /4, /8
+            self.lateral4 = nn.Conv2d(DIGIT_CHANNELS[1], c, 1)
+            c8 = DIGIT_CHANNELS[2]
+        else:
+            self.stem = ConvBN(cfg.in_channels, c // 2, 2)  # /2
+            self.stage4 = nn.Sequential(ConvBN(c // 2, c, 2), ConvBN(c, c))  # /4
+            self.stage8 = nn.Sequential(ConvBN(c, 2 * c, 2), ConvBN(2 * c, 2 * c))  # /8
+            c8 = 2 * c
         self.stage16 = nn.Sequential(
-            ConvBN(2 * c, 4 * c, 2), ConvBN(4 * c, 4 * c), ConvBN(4 * c, 4 * c)
+            ConvBN(c8, 4 * c, 2), ConvBN(4 * c, 4 * c), ConvBN(4 * c, 4 * c)
         )
-        self.lateral8 = nn.Conv2d(2 * c, c, 1)
+        self.lateral8 = nn.Conv2d(c8, c, 1)
         self.lateral16 = nn.Conv2d(4 * c, c, 1)
         self.tower = nn.Sequential(ConvBN(c, c), ConvBN(c, c))
         self.classes = nn.Conv2d(c, cfg.num_classes, 3, padding=1)
@@ -79,8 +97,13 @@ class Detector(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.standardize_input:
             x = standardize(x)  # (B, 1, H, W)
-        x4 = self.stage4(self.stem(x))  # (B, c, H/4, W/4)
-        x8 = self.stage8(x4)  # (B, 2c, H/8, W/8)
+        if self.backbone == "digits":
+            x4 = self.features[1](self.features[0](x))  # (B, 48, H/4, W/4)
+            x8 = self.features[2](x4)  # (B, 96, H/8, W/8)
+            x4 = self.lateral4(x4)  # (B, c, H/4, W/4)
+        else:
+            x4 = self.stage4(self.stem(x))  # (B, c, H/4, W/4)
+            x8 = self.stage8(x4)  # (B, 2c, H/8, W/8)
         x16 = self.stage16(x8)  # (B, 4c, H/16, W/16)
         top = self.lateral8(x8) + F.interpolate(self.lateral16(x16), scale_factor=2.0)
         f = self.tower(x4 + F.interpolate(top, scale_factor=2.0))  # (B, c, H/4, W/4)

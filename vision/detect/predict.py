@@ -40,9 +40,13 @@ def load_trained(out_dir: str, device: torch.device):
         raise ShowcaseError(
             f"{out_dir}/{CLASSES} is missing or damaged: train the run again"
         ) from exc
-    robust = cfg.get("robust", False) and not cfg.get("coco")
+    robust = cfg.get("robust", False) and not (cfg.get("coco") or cfg.get("hf_dataset"))
     config = DetectorConfig(
-        info["in_channels"], len(info["names"]), cfg["width"], standardize_input=robust
+        info["in_channels"],
+        len(info["names"]),
+        cfg["width"],
+        standardize_input=robust,
+        backbone=cfg.get("backbone", "compact"),
     )
     model = build_model(config)
     meta = load_run_weights(model, out_dir)
@@ -131,7 +135,7 @@ def predict(cfg: PredictConfig) -> dict:
     files, errors = collect(cfg.paths)
     device = pick_device(cfg.device)
     model, names, train_cfg, _ = load_trained(cfg.out_dir, device)
-    channels = model.stem[0].in_channels
+    channels = model.in_channels
     size = train_cfg["image_size"]
     results, taken = [], set()
     for path in files:
@@ -179,7 +183,7 @@ def app_tab():
         model, names, train_cfg, _ = session
         if not upload:
             raise ShowcaseError("upload an image first")
-        original = read_image(Path(upload), model.stem[0].in_channels)
+        original = read_image(Path(upload), model.in_channels)
         boxes, detections = detect_image(
             model, names, train_cfg["image_size"], original, 0.3, train_cfg["nms_iou"]
         )

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -41,7 +41,7 @@ from vision.detect.model import (
     grid_points,
 )
 from vision.detect.predict import CLASSES, detect, load_trained, predict
-from vision.detect.scenes import SceneOptions
+from vision.detect.scenes import SceneOptions, Scenes
 from vision.detect.scoring import (
     coco_map,
     map_metrics,
@@ -71,6 +71,8 @@ class DetectConfig(TrainConfig):
 
     width: int = 32
     """Channels of the detector's stride-4 stage (stride 8 and 16 have 2x and 4x)."""
+    backbone: Literal["compact", "digits"] = "compact"
+    """compact: the detector's own; digits: the digit classifier's (start it: --init-from)."""
     image_size: int = 128
     """Side of the square scenes (and of the letterboxed input for COCO folders)."""
     max_digits: int = 6
@@ -124,14 +126,8 @@ class DetectConfig(TrainConfig):
         within(self, "[0, 60000)", "val_digits")  # MNIST has 60,000 training digits
 
     def scene_options(self) -> SceneOptions:
-        return SceneOptions(
-            self.image_size,
-            self.max_digits,
-            self.min_scale,
-            self.max_scale,
-            noise=self.noise,
-            clutter=self.clutter,
-        )
+        sizes = (self.image_size, self.max_digits, self.min_scale, self.max_scale)
+        return SceneOptions(*sizes, noise=self.noise, clutter=self.clutter)
 
 
 def make_step(points: torch.Tensor, stride: int, robust: bool = False):
@@ -151,12 +147,13 @@ def make_step(points: torch.Tensor, stride: int, robust: bool = False):
     return step
 
 
-def main(cfg: DetectConfig) -> dict:
-    """Train on fresh scenes (or a COCO folder), keep the best validation mAP, report test mAP."""
+def main(cfg: DetectConfig, watch: Scenes | None = None) -> dict:
+    """Train on fresh scenes (or a COCO folder), keep the best validation mAP, report test mAP.
+    `watch` (a benchmark's learning curve) is scored at each evaluation too, never to select."""
     device = setup(cfg)
     data = make_data(cfg)
     robust = cfg.robust and data.pool is not None  # digit scenes, not a COCO folder
-    config = DetectorConfig(data.channels, len(data.names), cfg.width, standardize_input=robust)
+    config = DetectorConfig(data.channels, len(data.names), cfg.width, robust, cfg.backbone)
     model = build_model(config)
     if distributed.is_main():
         info = {"names": data.names, "in_channels": data.channels}
@@ -167,11 +164,14 @@ def main(cfg: DetectConfig) -> dict:
         loader = TensorLoader.for_config(data.train.training_tensors(), cfg, device=device)
     points = grid_points(cfg.image_size, cfg.image_size, model.stride)
 
+    limits = (cfg.score_thresh, cfg.nms_iou)
+
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
     def validate(m):
-        return {
-            f"val_{k}": v for k, v in mean_ap(m, data.val, cfg.score_thresh, cfg.nms_iou).items()
-        }
+        found = {f"val_{k}": v for k, v in mean_ap(m, data.val, *limits).items()}
+        if watch is not None:
+            found |= {f"watch_{k}": v for k, v in mean_ap(m, watch, *limits).items()}
+        return found
 
     result = fit(
         model,
@@ -183,7 +183,7 @@ def main(cfg: DetectConfig) -> dict:
         monitor="val_map" if data.val else None,
     )
     t0 = time.perf_counter()
-    test_map = distributed.on_main(mean_ap)(model, data.test, cfg.score_thresh, cfg.nms_iou)
+    test_map = distributed.on_main(mean_ap)(model, data.test, *limits)
     metrics = {**result.best, **test_map}
     metrics["test_seconds"] = round(time.perf_counter() - t0, 2)
     metrics["splits"] = data.splits
@@ -205,12 +205,8 @@ class DetectEvalConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.coco and self.hf_dataset:
-            raise UsageError("--coco and --hf-dataset both name the images to score: pass one")
-        if self.shift and (self.coco or self.hf_dataset):
-            raise UsageError(
-                "--shift restyles the digit test scenes: leave out --coco/--hf-dataset"
-            )
+        if sum(map(bool, (self.coco, self.hf_dataset, self.shift))) > 1:
+            raise UsageError("--shift (the test scenes), --coco and --hf-dataset: pass one")
 
 
 def evaluate(cfg: DetectEvalConfig) -> dict:
@@ -218,7 +214,7 @@ def evaluate(cfg: DetectEvalConfig) -> dict:
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
     model, names, train_cfg, step = load_trained(cfg.out_dir, device)
-    channels = model.stem[0].in_channels
+    channels = model.in_channels
     found = other_test_scenes(cfg, train_cfg, channels, names)
     if found is None:  # the run's own test scenes
         if train_cfg.get("coco"):
