@@ -89,6 +89,9 @@ class SpeechConfig(TrainConfig):
     adapt_takes: int = 0
     """With --holdout-speaker X: train on X's first N takes of each digit alone and test on X's
     other takes (speaker adaptation: fine-tune a run that never heard X, via --init-from)."""
+    adapt_val_takes: int = 0
+    """With --adapt-takes N: the last K of those N takes validate (they pick the kept weights and
+    tune a recipe; the test takes stay unseen), the first N - K train."""
     librispeech: str | None = None
     """Train and test on a LibriSpeech-layout folder instead (every 10th utterance is test)."""
     lexicon: str | None = None
@@ -127,6 +130,7 @@ class SpeechConfig(TrainConfig):
                 "--adapt-takes needs --holdout-speaker (and no --leave-out or --librispeech)"
             )
         within(self, "[0, 50)", "adapt_takes")  # FSDD has 50 takes of each digit
+        within(self, f"[0, {max(self.adapt_takes, 1)})", "adapt_val_takes")  # fewer than N
         within(self, "[0, 0.5)", "warp")
 
 
@@ -197,8 +201,7 @@ class SpeechEvalConfig(EvalConfig):
 
     shift: bool = False
     """Also score the shift suite on single recordings (white, pink and babble noise, clipping,
-    speed, pitch and reverberation, each at three severities); saves shift.png and
-    shift_failures.png."""
+    speed, pitch, reverberation; three severities each); saves shift.png, shift_failures.png."""
     split: Literal["test", "val"] = "test"
     """The recordings the shift suite shifts: the test takes, or the validation takes (for
     choosing training settings without the test set)."""
@@ -217,12 +220,11 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     run = load_trained(cfg.out_dir, device)
     model, features = run.model, run.features
     own = dict(librispeech=None, holdout_speaker=None, leave_out=None, adapt_takes=0)
+    own |= dict(adapt_val_takes=0)  # another source: none of the run's speaker folds
     run_cfg = from_run(SpeechConfig, scored_source(cfg, run.config, **own))
     split = make_split(run_cfg, cfg.data_dir)
     # a run from before word lists were stored: the list its training would have stored
-    words = run.words
-    if words is None:
-        words = lexicon_words(run_cfg.lexicon, split.train.transcripts(split.clips))
+    words = run.words or lexicon_words(run_cfg.lexicon, split.train.transcripts(split.clips))
     decoder = LexiconDecoder(words, run_cfg.beam)
     split = dataclasses.replace(split, clips=split.clips.to(device))
     clips = split.clips

@@ -189,7 +189,8 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
         is_val = ~is_test & (clips.index == 11)
     if cfg.adapt_takes:  # speaker adaptation: the speaker's first takes train, the others test
         mine = clips.speakers == speaker_id(clips, cfg.holdout_speaker)
-        is_test, is_val = clips.index >= cfg.adapt_takes, torch.zeros_like(mine)
+        is_test = clips.index >= cfg.adapt_takes
+        is_val = ~is_test & (clips.index >= cfg.adapt_takes - cfg.adapt_val_takes)
         ids, is_test, is_val = ids[mine], is_test[mine], is_val[mine]
     if cfg.leave_out:
         gone = clips.speakers == speaker_id(clips, cfg.leave_out)

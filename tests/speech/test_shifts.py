@@ -217,3 +217,14 @@ def test_adapt_takes_train_on_the_speakers_first_takes_and_test_on_the_others(tm
         build(SpeechConfig, adapt_takes=5)
     with pytest.raises(ShowcaseError, match="--adapt-takes must be in"):
         build(SpeechConfig, holdout_speaker="george", adapt_takes=50)
+    tuned = build(
+        SpeechConfig, data_dir=str(root), **sizes, **fold, adapt_val_takes=1, val_utterances=20
+    )
+    split = make_split(tuned)  # the fifth take of each digit validates; the test is unchanged
+    val = split.val.clips[split.val.clips >= 0].unique()
+    train = split.train.clips[split.train.clips >= 0].unique()
+    assert len(val) == 10 and clips.index[val].tolist() == [4] * 10
+    assert len(train) == 40 and clips.index[train].max() == 3
+    assert torch.equal(split.test.clips, make_split(cfg).test.clips)
+    with pytest.raises(ShowcaseError, match="--adapt-val-takes must be in"):
+        build(SpeechConfig, **fold, adapt_val_takes=5)
