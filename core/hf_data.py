@@ -155,9 +155,13 @@ def scored_source(cfg, run: dict, **others) -> dict:
     """The run's config (`run`, as in config.json) with `eval`'s --hf-dataset as its data: the
     source's --hf-split split, or every row of it where it has no test split; `others` clear
     the run's fields that name another data source. The run's own source (or no --hf-dataset)
-    keeps the run's held-out test rows."""
-    if not cfg.hf_dataset or cfg.hf_dataset == run.get("hf_dataset"):
+    keeps the run's held-out test rows, unless --hf-split names another of its splits."""
+    if not cfg.hf_dataset:
         return run
+    if cfg.hf_dataset == run.get("hf_dataset") and cfg.hf_split == "test":
+        if cfg.hf_columns:
+            raise UsageError("--hf-columns: the run reads its own source with its own columns")
+        return run  # the run's held-out test rows
     split, splits = cfg.hf_split, open_source(cfg.hf_dataset)
     if split not in splits and split != "test":
         have = ", ".join(splits)

@@ -30,7 +30,7 @@ def init_from(model: nn.Module, path: Path, source: str) -> dict:
     reshaped = [k for k, v in own.items() if k in found and found[k].shape != v.shape]
     fresh = [k for k in own if k not in found]
     skipped = [k for k in found if k not in own]
-    if not loaded:
+    if not [k for k in loaded if not k.endswith("num_batches_tracked")]:  # counters alone: none
         raise ShowcaseError(
             f"--init-from {source}: none of its {len(found)} tensors fits this "
             "model (another demo's run?)"

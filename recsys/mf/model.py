@@ -178,6 +178,6 @@ def check_size(num_users: int, num_items: int, method: str) -> None:
     if cells > DENSE_CELLS:
         raise DataError(
             f"{num_users:,} users x {num_items:,} items: --method {method} trains on dense "
-            f"users x items matrices ({cells * 4 / 2**30:.0f} GiB each), beyond {DENSE_CELLS:,} "
+            f"users x items matrices ({cells * 4 / 2**30:.1f} GiB each), beyond {DENSE_CELLS:,} "
             "cells; --method bayes (the default) is sparse (docs/recsys-mf.md, Scale)"
         )

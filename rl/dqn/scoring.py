@@ -15,7 +15,7 @@ from torch import nn
 from core.checkpoint import save_weights
 from core.config import ChangesDefaults, EvalConfig, TrainConfig, to_dict
 from core.device import pick_device
-from core.errors import ShowcaseError, positive
+from core.errors import ShowcaseError, non_negative, positive
 from core.files import atomic_write, copy_file, save_figure
 from core.logger import RunLogger
 from core.report import report_eval, write_report
@@ -111,12 +111,14 @@ class Episodes(ChangesDefaults):
     def __post_init__(self) -> None:
         getattr(super(), "__post_init__", lambda: None)()
         positive(self, "episodes")
+        non_negative(self, "seed")
 
 
 @dataclasses.dataclass
 class DQNEvalConfig(Episodes, EvalConfig):
     DEMO = DQN
-    UNUSED: ClassVar[tuple[str, ...]] = ("hf_dataset", "hf_columns")  # the environment is the data
+    UNUSED: ClassVar[tuple] = ("hf_dataset", "hf_columns", "hf_split", "data_dir", "batch_size")
+    """The environment is the data: no dataset, data root or batches."""
 
 
 def evaluate(cfg: DQNEvalConfig) -> dict:

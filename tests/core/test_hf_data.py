@@ -34,3 +34,7 @@ def test_eval_takes_another_source_where_the_demo_has_data():
         DQNEvalConfig(hf_dataset="ratings.csv")
     with pytest.raises(UsageError, match="--hf-columns and --hf-split go with --hf-dataset"):
         ClassifyEvalConfig(hf_split="dev")
+    with pytest.raises(UsageError, match="--hf-split is not supported by rl dqn"):
+        DQNEvalConfig(hf_split="train")
+    with pytest.raises(UsageError, match="--seed must be >= 0"):
+        DQNEvalConfig(seed=-5)

@@ -70,6 +70,12 @@ def test_bad_sources_and_patterns_are_one_line(tmp_path, monkeypatch):
     save_file({"encoder.weight": torch.zeros(3, 3)}, tmp_path / "other.safetensors")
     with pytest.raises(ShowcaseError, match="none of its 1 tensors fits this model"):
         init_from(model, tmp_path / "other.safetensors", "other")
+    normed = nn.Sequential(nn.BatchNorm1d(8))  # its step counter alone fits: still no start
+    save_file(
+        {"0.num_batches_tracked": torch.tensor(3), "0.weight": torch.ones(4)}, tmp_path / "bn"
+    )
+    with pytest.raises(ShowcaseError, match="none of its 2 tensors fits this model"):
+        init_from(normed, tmp_path / "bn", "bn")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ShowcaseError, match="cannot fetch it from the Hugging Face Hub"):
         source_weights("hf:nobody/nothing")

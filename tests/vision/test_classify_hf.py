@@ -152,6 +152,10 @@ def test_eval_scores_a_run_on_another_source(shapes, tmp_path):
     assert metrics["test_acc"] == pytest.approx(correct / 14)
     own = evaluate(ClassifyEvalConfig(out_dir=run, device="cpu", hf_dataset=str(shapes)))
     assert own["metrics"]["test_acc"] == pytest.approx(report["metrics"]["test_acc"])
+    with pytest.raises(ShowcaseError, match="--hf-split dev: the source has no such split"):
+        evaluate(ClassifyEvalConfig(out_dir=run, hf_dataset=str(shapes), hf_split="dev"))
+    with pytest.raises(ShowcaseError, match="the run reads its own source with its own columns"):
+        evaluate(ClassifyEvalConfig(out_dir=run, hf_dataset=str(shapes), hf_columns=["label=x"]))
     (other / "star").mkdir()
     shape("bar", rng).save(other / "star" / "0.png")
     with pytest.raises(ShowcaseError, match="has label 'star', not one of the training classes"):
