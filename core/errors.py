@@ -76,5 +76,7 @@ def check_source(cfg) -> None:
     path, so a run's eval and predict find it from any folder."""
     if (cfg.hf_columns or cfg.hf_split != "test") and not cfg.hf_dataset:
         raise UsageError("--hf-columns and --hf-split go with --hf-dataset")
+    if cfg.hf_dataset and getattr(cfg, "synthetic", False):
+        raise UsageError("--synthetic and --hf-dataset name two sources of data: pass one")
     if cfg.hf_dataset and Path(cfg.hf_dataset).expanduser().exists():
         cfg.hf_dataset = str(Path(cfg.hf_dataset).expanduser().resolve())

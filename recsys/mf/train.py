@@ -127,10 +127,8 @@ class MFTrainConfig(TrainConfig):
         if not 0 <= self.burn_in < 1:
             raise UsageError(f"--burn-in is a fraction of the sweeps in [0, 1), got {self.burn_in}")
         fraction(self, "val_fraction")
-        if self.hf_dataset and (self.split or self.synthetic):
-            raise UsageError(
-                "--split and --synthetic name other data: leave them out with --hf-dataset"
-            )
+        if self.hf_dataset and self.split:
+            raise UsageError("--split names a MovieLens split: leave it out with --hf-dataset")
         if self.method == "bayes":  # the sampler has no optimizer, schedule or early stopping
             refuse_unused(self, GIBBS_UNUSED, "recsys mf --method bayes")
             if self.eval_every <= 0:

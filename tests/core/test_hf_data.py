@@ -38,3 +38,5 @@ def test_eval_takes_another_source_where_the_demo_has_data():
         DQNEvalConfig(hf_split="train")
     with pytest.raises(UsageError, match="--seed must be >= 0"):
         DQNEvalConfig(seed=-5)
+    with pytest.raises(UsageError, match="--synthetic and --hf-dataset name two sources"):
+        ClassifyEvalConfig(hf_dataset="shapes/", synthetic=True)

@@ -110,9 +110,10 @@ def test_bad_data_gets_one_line_naming_the_file_and_row(tmp_path, capsys):
     table[:0].to_csv(empty, index=False)
     with pytest.raises(ShowcaseError, match="empty"):
         train(tmp_path, empty, *COLUMNS)
-    for other in ({"split": "u1"}, {"synthetic": True}):
-        with pytest.raises(ShowcaseError, match="--split and --synthetic name other data"):
-            train(tmp_path, path, *COLUMNS, **other)
+    with pytest.raises(ShowcaseError, match="--split names a MovieLens split: leave it out"):
+        train(tmp_path, path, *COLUMNS, split="u1")
+    with pytest.raises(ShowcaseError, match="--synthetic and --hf-dataset name two sources"):
+        train(tmp_path, path, *COLUMNS, synthetic=True)
 
 
 def test_a_demo_without_a_dataset_refuses_the_flag():

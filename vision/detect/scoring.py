@@ -75,14 +75,17 @@ def coco_map(dets: list[dict], scenes: Scenes, class_metrics: bool = False) -> d
 
 
 def map_metrics(result: dict, names: list[str]) -> dict:
-    """mAP, mAP@.5, mAP@.75 and each class's mAP (by name) from `coco_map(..., class_metrics=True)`."""
+    """mAP, mAP@.5, mAP@.75 and each class's mAP (by name) from `coco_map(..., class_metrics=True)`;
+    a class the scored images do not have (COCO's -1) is left out."""
     classes, per_class = result["classes"].flatten(), result["map_per_class"].flatten()
     return {
         "map": result["map"].item(),
         "map_50": result["map_50"].item(),
         "map_75": result["map_75"].item(),
         "per_class_map": {
-            names[int(k)]: round(v.item(), 4) for k, v in zip(classes, per_class, strict=True)
+            names[int(k)]: round(v.item(), 4)
+            for k, v in zip(classes, per_class, strict=True)
+            if v >= 0
         },
     }
 
