@@ -7,6 +7,7 @@ python -m benchmarks rl-steady [--device cpu]
 python -m benchmarks recsys-foldin [--device cpu]
 python -m benchmarks speech-ctc [--device cuda] [--keep-runs DIR] [--no-loso]
 python -m benchmarks speech-loso [--device cuda] [--keep-runs DIR]
+python -m benchmarks speech-adapt-tune [--device cuda] [--keep-runs DIR]
 python -m benchmarks speech-adapt [--device cuda] [--keep-runs DIR]
 python -m benchmarks vision-detect [--device cuda] [--keep-runs DIR]
 python -m benchmarks translation [--device cuda] [--keep-runs DIR]
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "recsys-scale": "benchmarks.recsys_scale",
     "speech-ctc": "benchmarks.speech_ctc",
     "speech-loso": "benchmarks.speech_loso",
+    "speech-adapt-tune": "benchmarks.speech_adapt_tune",
     "speech-adapt": "benchmarks.speech_adapt",
     "vision-detect": "benchmarks.vision_detect",
     "vision-transfer": "benchmarks.vision_transfer",

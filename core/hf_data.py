@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import MissingData, UsageError
+from core.errors import DataError, MissingData, UsageError
 
 TABLES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -135,7 +135,7 @@ def column(table, name: str, source: str):
     the column and those it has."""
     if name not in table.column_names:
         have = ", ".join(table.column_names)
-        raise UsageError(f"--hf-dataset {source}: no column {name!r} (it has: {have})")
+        raise DataError(f"--hf-dataset {source}: no column {name!r} (it has: {have})")
     return table.with_format("arrow")[name].to_numpy(zero_copy_only=False)  # rows in split order
 
 

@@ -125,21 +125,52 @@ def test_speech_adapt_starts_from_the_speakers_loso_run(monkeypatch, tmp_path):
 
     runs = []
 
-    def train(args, name, **overrides):  # a stand-in for each run: LOSO, adapted, scratch
+    def train(args, name, **overrides):  # a stand-in for each run: LOSO, adapted, plain, scratch
         runs.append((name, overrides))
-        wer = {"loso": 0.3, "adapt": 0.05, "scratch": 0.5}[name.split("-")[0]]
+        wer = {"loso": 0.3, "adapt": 0.05, "plain": 0.1, "scratch": 0.5}[name.split("-")[0]]
         config = {"out_dir": str(tmp_path / name)}
         return {"metrics": {"test_wer": wer}, "wall_seconds": 60.0, "config": config}
 
     monkeypatch.setattr(adapt, "train", train)
-    monkeypatch.setattr(adapt, "zero_shot", lambda base, adapted, device, data_dir: 0.3)
+    monkeypatch.setattr(adapt, "zero_shot", lambda base, config, device, data_dir, part: 0.3)
     result = adapt.run(BenchConfig("speech-adapt", device="cpu", quick=True))
     names = [name for name, _ in runs]
-    assert names == ["loso-george", "adapt-george", "scratch-george"]  # no finished LOSO run kept
+    assert names == ["loso-george", "adapt-george", "plain-george", "scratch-george"]
     assert runs[1][1]["init_from"] == str(tmp_path / "loso-george")
-    assert "init_from" not in runs[2][1] and runs[1][1]["adapt_takes"] == adapt.TAKES
+    assert runs[1][1]["adapt_val_takes"] == adapt.VAL_TAKES  # the test takes leave those out
+    assert "init_from" not in runs[3][1] and runs[1][1]["adapt_takes"] == adapt.TAKES
+    for (_, fields), recipe in zip(runs[1:], ["chosen", "plain", "chosen"], strict=True):
+        recipe = adapt.RECIPES[adapt.CHOSEN if recipe == "chosen" else recipe]
+        assert fields.pop("max_steps") == 2  # --quick's, over the recipe's
+        assert {k: v for k, v in recipe.items() if k != "max_steps"}.items() <= fields.items()
+        assert not set(adapt.RECIPES[adapt.CHOSEN]) - set(recipe) & set(fields)  # no other's
     assert result["george"]["zero_shot_wer"] == 0.3 and result["george"]["adapted_wer"] == 0.05
-    assert result["george"]["scratch_wer"] == 0.5
+    assert result["george"]["scratch_wer"] == 0.5 and result["george"]["plain_wer"] == 0.1
+
+
+def test_speech_adapt_tune_scores_validation_alone_and_picks_the_best(monkeypatch, tmp_path):
+    import benchmarks.speech_adapt as adapt
+    import benchmarks.speech_adapt_tune as tune
+    from benchmarks.__main__ import BenchConfig
+
+    runs = []
+    val = {name: 0.01 * (k + 1) for k, name in enumerate(adapt.RECIPES)}
+    val["cosine"] = 0.005  # the lowest validation WER
+
+    def train(args, name, **overrides):
+        runs.append((name, overrides))
+        if name.startswith("loso-"):
+            return {"config": {"out_dir": str(tmp_path / name)}}
+        return {"metrics": {"val_wer": val[name.split("-", 1)[1].rsplit("-", 1)[0]]}, "config": {}}
+
+    monkeypatch.setattr(tune, "train", train)
+    monkeypatch.setattr(adapt, "train", train)
+    monkeypatch.setattr(tune, "zero_shot", lambda base, config, device, data_dir, part: 0.03)
+    result = tune.run(BenchConfig("speech-adapt-tune", device="cpu", quick=True))
+    tuned = [overrides for name, overrides in runs if name.startswith("tune-")]
+    assert len(tuned) == len(adapt.RECIPES) and all(o["test_utterances"] == 0 for o in tuned)
+    assert result["best"] == "cosine" and result["cosine"]["speakers_met"] == 1
+    assert result["plain"]["val_wer"] == {"george": 0.01} and result["plain"]["speakers_met"] == 0
 
 
 def test_vision_detect_transfer_curves_both_starts(tmp_path):

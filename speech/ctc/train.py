@@ -6,9 +6,8 @@
     showcase speech ctc eval --out-dir runs/speech-ctc     # WER/CER, clip accuracy, per-speaker table
     showcase speech ctc transcribe a.wav b.flac --json     # words with start and end seconds
 
-Training utterances join 1-7 recordings of one speaker (FSDD recordings 5-49; 45-49 of each are
-carved out for validation and model selection); test utterances are composed the same way from the
-official test recordings 0-4, and each test recording is also decoded alone.
+Training utterances join 1-7 recordings of one speaker (FSDD takes 5-49; 45-49 validate); test
+utterances join the official test takes 0-4 the same way, and each is also decoded alone.
 """
 
 import dataclasses
@@ -75,11 +74,14 @@ class SpeechConfig(TrainConfig):
     train_utterances: int = 12_000
     """Composed training utterances (a fixed set drawn from --seed)."""
     test_utterances: int = 1_000
-    """Composed test utterances."""
+    """Composed test utterances (0: none, and no test scored: a run tuning on validation)."""
     val_utterances: int = 300
     """Composed validation utterances from the carved-out training recordings (0: no carve)."""
     max_words: int = 7
     """Most digits per utterance."""
+    gain_spread: float = 0.7
+    """Each recording in a training utterance is scaled by e^u, u uniform in [-spread, spread]
+    (0.7: 0.5x to 2x; 2: up to 17 dB, as one speaker's recordings of other days can differ)."""
     holdout_speaker: str | None = None
     """Train on the other speakers and test on this one (FSDD: george, jackson, lucas, nicolas,
     theo, yweweler)."""
@@ -90,8 +92,8 @@ class SpeechConfig(TrainConfig):
     """With --holdout-speaker X: train on X's first N takes of each digit alone and test on X's
     other takes (speaker adaptation: fine-tune a run that never heard X, via --init-from)."""
     adapt_val_takes: int = 0
-    """With --adapt-takes N: the last K of those N takes validate (they pick the kept weights and
-    tune a recipe; the test takes stay unseen), the first N - K train."""
+    """With --adapt-takes N: K of the other takes of each digit, drawn from --seed, validate (they
+    pick the kept weights, and a fine-tuning recipe is tuned on them); the rest test."""
     librispeech: str | None = None
     """Train and test on a LibriSpeech-layout folder instead (every 10th utterance is test)."""
     lexicon: str | None = None
@@ -116,21 +118,19 @@ class SpeechConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         positive(self, "channels", "hidden", "layers", "n_mels", "beam", "batch_seconds")
-        positive(self, "train_utterances", "test_utterances", "max_words")
-        non_negative(self, "val_utterances")
+        positive(self, "train_utterances", "max_words")
+        non_negative(self, "val_utterances", "test_utterances", "gain_spread")
         fraction(self, "dropout")
         if self.leave_out and self.holdout_speaker in (None, self.leave_out):
             raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
         if self.hf_dataset and (self.librispeech or self.holdout_speaker or self.leave_out):
-            raise UsageError(
-                "--hf-dataset brings its own split: leave out --librispeech and speakers"
-            )
+            raise UsageError("--hf-dataset brings its own split: no --librispeech or speakers")
         if self.adapt_takes and (not self.holdout_speaker or self.leave_out or self.librispeech):
-            raise UsageError(
-                "--adapt-takes needs --holdout-speaker (and no --leave-out or --librispeech)"
-            )
+            raise UsageError("--adapt-takes needs --holdout-speaker (no --leave-out/--librispeech)")
         within(self, "[0, 50)", "adapt_takes")  # FSDD has 50 takes of each digit
-        within(self, f"[0, {max(self.adapt_takes, 1)})", "adapt_val_takes")  # fewer than N
+        within(self, f"[0, {50 - self.adapt_takes})", "adapt_val_takes")  # some takes test
+        if self.adapt_val_takes and not self.adapt_takes:
+            raise UsageError("--adapt-val-takes goes with --adapt-takes")
         within(self, "[0, 0.5)", "warp")
 
 
@@ -164,18 +164,14 @@ def main(cfg: SpeechConfig) -> dict:
     if distributed.is_main():
         save_lexicon(cfg.out_dir, words)
     split = dataclasses.replace(split, clips=split.clips.to(device))
-    clips = split.clips
     features = Features(cfg.n_mels).to(device)
     model = build_model(
         cfg.model,
         CTCConfig(cfg.n_mels, cfg.channels, cfg.hidden, cfg.layers, cfg.dropout, stride=cfg.stride),
     )
-    loader = LengthLoader.for_config(
-        lengths,
-        make_collate(clips, split.train, device),
-        cfg,
-        max_tokens=int(cfg.batch_seconds * SAMPLE_RATE),
-    )
+    collate = make_collate(split.clips, split.train, device)
+    tokens = int(cfg.batch_seconds * SAMPLE_RATE)  # of padded audio per batch
+    loader = LengthLoader.for_config(lengths, collate, cfg, max_tokens=tokens)
     decoder = LexiconDecoder(words, cfg.beam)
 
     @distributed.on_main  # rank 0 decodes alone; every rank gets its numbers
@@ -187,8 +183,10 @@ def main(cfg: SpeechConfig) -> dict:
     result = fit(
         model, step, loader, cfg, device=device, evaluate=check, monitor=monitor, mode="min"
     )
-    metrics = {**result.best, **distributed.on_main(score)(model, features, split, decoder)}
-    shown = [k for k in metrics if k.startswith(("test_", "clip"))]
+    metrics = dict(result.best)
+    if cfg.test_utterances:  # 0: a tuning run, scored on its validation alone
+        metrics |= distributed.on_main(score)(model, features, split, decoder)
+    shown = [k for k in metrics if k.startswith(("test_", "clip"))] or list(metrics)
     notes = (f"test: {split.note}",) if split.note else ()
     metrics |= {"test_recordings": split.note} if split.note else {}
     return report_train(cfg, TASK, metrics, result, device, shown=shown, notes=notes)
@@ -222,6 +220,7 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     own = dict(librispeech=None, holdout_speaker=None, leave_out=None, adapt_takes=0)
     own |= dict(adapt_val_takes=0)  # another source: none of the run's speaker folds
     run_cfg = from_run(SpeechConfig, scored_source(cfg, run.config, **own))
+    run_cfg.test_utterances = run_cfg.test_utterances or SpeechConfig.test_utterances  # tuning run
     split = make_split(run_cfg, cfg.data_dir)
     # a run from before word lists were stored: the list its training would have stored
     words = run.words or lexicon_words(run_cfg.lexicon, split.train.transcripts(split.clips))

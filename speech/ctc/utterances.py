@@ -68,10 +68,17 @@ def single(clips: Clips, pool: torch.Tensor) -> Plan:
 
 
 def compose(
-    clips: Clips, pool: torch.Tensor, count: int, seed: int, max_words: int = 7, min_words: int = 1
+    clips: Clips,
+    pool: torch.Tensor,
+    count: int,
+    seed: int,
+    max_words: int = 7,
+    min_words: int = 1,
+    spread: float = 0.7,
 ) -> Plan:
     """`count` utterances of `min_words`..`max_words` clips from `pool`, each of one speaker,
-    joined by 50-300 ms silences; a third start and a third end with no silence at all."""
+    joined by 50-300 ms silences; a third start and a third end with no silence at all. Each clip
+    is scaled by e^u, u uniform in [-spread, spread]."""
     if len(pool) == 0:
         raise DataError("no recordings to compose utterances from")
     gen = torch.Generator().manual_seed(seed)
@@ -93,7 +100,7 @@ def compose(
     bare = torch.rand(count, 2, generator=gen) < 1 / 3
     silences[:, 0] *= (~bare[:, 0]).long()
     silences = torch.where(ends & bare[:, 1:], 0, silences)
-    gains = torch.exp(torch.rand(count, max_words, generator=gen) * 1.4 - 0.7)  # 0.5x to 2x
+    gains = torch.exp(torch.rand(count, max_words, generator=gen) * (2 * spread) - spread)
     return Plan(chosen, silences, gains)
 
 
@@ -189,8 +196,8 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
         is_val = ~is_test & (clips.index == 11)
     if cfg.adapt_takes:  # speaker adaptation: the speaker's first takes train, the others test
         mine = clips.speakers == speaker_id(clips, cfg.holdout_speaker)
-        is_test = clips.index >= cfg.adapt_takes
-        is_val = ~is_test & (clips.index >= cfg.adapt_takes - cfg.adapt_val_takes)
+        is_val = torch.isin(clips.index, adapt_val_takes(cfg))
+        is_test = (clips.index >= cfg.adapt_takes) & ~is_val
         ids, is_test, is_val = ids[mine], is_test[mine], is_val[mine]
     if cfg.leave_out:
         gone = clips.speakers == speaker_id(clips, cfg.leave_out)
@@ -205,10 +212,12 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
             val_utterances=min(cfg.val_utterances, 20),
             test_utterances=min(cfg.test_utterances, 40),
         )
-    train = compose(clips, train_ids, cfg.train_utterances, cfg.seed, words)
+    spread = cfg.gain_spread  # training utterances only: validation and test keep 0.5x to 2x
+    train = compose(clips, train_ids, cfg.train_utterances, cfg.seed, words, spread=spread)
     if cfg.single_clips:  # bare clips are rare among compositions: add each recording alone
         rest = max(1, cfg.train_utterances - len(train_ids))
-        train = join(compose(clips, train_ids, rest, cfg.seed, words), single(clips, train_ids))
+        train = compose(clips, train_ids, rest, cfg.seed, words, spread=spread)
+        train = join(train, single(clips, train_ids))
     return Split(
         clips,
         train,
@@ -217,6 +226,15 @@ def make_split(cfg, data_dir: str | None = None) -> Split:
         single(clips, test_ids),
         single(clips, val_ids) if len(val_ids) else None,
     )
+
+
+def adapt_val_takes(cfg) -> torch.Tensor:
+    """The takes that validate speaker adaptation: --adapt-val-takes of those after the first
+    --adapt-takes, drawn from --seed (the same takes of every digit), so they sample the test
+    takes' recordings, not just those made next."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    others = torch.randperm(50 - cfg.adapt_takes, generator=gen) + cfg.adapt_takes
+    return others[: cfg.adapt_val_takes].sort().values
 
 
 def speaker_id(clips: Clips, name: str) -> int:

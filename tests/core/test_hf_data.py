@@ -1,11 +1,12 @@
 """`core.hf_data`: the held-out test rows are those of `datasets`' own seeded split, gathered
-without an indices mapping; a named split the source lacks is one line."""
+without an indices mapping; a named split the source lacks is one line, and so is a missing
+column (bad data: exit code 1, as in every demo)."""
 
 import datasets
 import pytest
 
-from core.errors import UsageError
-from core.hf_data import train_test
+from core.errors import DataError, UsageError
+from core.hf_data import column, train_test
 
 
 def test_the_held_out_rows_are_train_test_splits():
@@ -24,6 +25,9 @@ def test_the_source_split_and_a_missing_one():
     assert test["a"] == [4] and note == "the source's dev split"
     with pytest.raises(UsageError, match="--hf-split gold: the source has no such split"):
         train_test(parts, seed=0, test="gold")
+    with pytest.raises(DataError, match=r"--hf-dataset t.csv: no column 'b' \(it has: a\)") as err:
+        column(parts["train"], "b", "t.csv")
+    assert err.value.exit_code == 1
 
 
 def test_eval_takes_another_source_where_the_demo_has_data():

@@ -1,6 +1,7 @@
 """speech ctc: composition, features, the model, decoding, alignment, transcribe and bad input."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,9 @@ def test_composition_is_deterministic_and_transcripts_match_the_clips():
     assert (plan.silences[:, 0] == 0).any() and (plan.silences[:, 0] > 0).any()  # bare starts too
     gaps = plan.silences[:, 1:][plan.silences[:, 1:] > 0]
     assert gaps.min() >= 400 and gaps.max() <= 2400  # 50-300 ms at 8 kHz
+    assert plan.gains.min() >= 0.49 and plan.gains.max() <= 2.02  # e^-0.7 to e^0.7
+    wide = compose(clips, pool, 200, seed=7, spread=2.0).gains  # --gain-spread 2
+    assert wide.min() >= math.exp(-2) and wide.max() <= math.exp(2) and wide.max() > 4
     waves, lengths = assemble(clips, plan, torch.arange(10))
     assert torch.equal(lengths, plan.lengths(clips)[:10])
     r = 3  # the second clip of utterance 3 sits after the first clip and the silences
@@ -451,6 +455,16 @@ def test_eval_reports_the_step_its_weights_come_from(tmp_path, capsys):
     assert report["steps"] == step
     assert json.loads((out / "eval.json").read_text())["steps"] == step
     capsys.readouterr()
+
+
+def test_a_tuning_run_scores_no_test_and_its_eval_does(tmp_path):
+    """--test-utterances 0: the run reports its validation alone; `eval` still scores a test."""
+    out = tmp_path / "run"
+    small = dict(hidden=16, layers=1, batch_size=8, device="cpu", out_dir=str(out))
+    report = main(build(SpeechConfig, synthetic=True, max_steps=2, test_utterances=0, **small))
+    assert "val_wer" in report["metrics"] and not any("test" in k for k in report["metrics"])
+    scored = evaluate(SpeechEvalConfig(out_dir=str(out), device="cpu"))
+    assert "test_wer" in scored["metrics"]
 
 
 class OneDevice(TorchFunctionMode):

@@ -201,7 +201,7 @@ def test_leave_out_drops_a_speaker_from_every_part_of_the_split(tmp_path):
 @pytest.mark.real_data
 def test_adapt_takes_train_on_the_speakers_first_takes_and_test_on_the_others(tmp_path):
     """Speaker adaptation: the held-out speaker's first takes of each digit are the only training
-    recordings, and none of them is tested."""
+    recordings, and none of them is tested; --adapt-val-takes carves validation takes after them."""
     root = real_data("fsdd", "recordings").parent.parent
     sizes = {"train_utterances": 100, "test_utterances": 50}
     fold = {"holdout_speaker": "george", "adapt_takes": 5}
@@ -218,13 +218,17 @@ def test_adapt_takes_train_on_the_speakers_first_takes_and_test_on_the_others(tm
     with pytest.raises(ShowcaseError, match="--adapt-takes must be in"):
         build(SpeechConfig, holdout_speaker="george", adapt_takes=50)
     tuned = build(
-        SpeechConfig, data_dir=str(root), **sizes, **fold, adapt_val_takes=1, val_utterances=20
+        SpeechConfig, data_dir=str(root), **sizes, **fold, adapt_val_takes=10, val_utterances=20
     )
-    split = make_split(tuned)  # the fifth take of each digit validates; the test is unchanged
-    val = split.val.clips[split.val.clips >= 0].unique()
-    train = split.train.clips[split.train.clips >= 0].unique()
-    assert len(val) == 10 and clips.index[val].tolist() == [4] * 10
-    assert len(train) == 40 and clips.index[train].max() == 3
-    assert torch.equal(split.test.clips, make_split(cfg).test.clips)
+    split = make_split(tuned)  # 10 seeded takes of 5-49 validate, the other 35 test
+    val = split.val_clips.clips[:, 0]  # the single validation recordings
+    test = split.test_clips.clips[:, 0]
+    takes = clips.index[val].unique()
+    assert len(val) == 100 and len(takes) == 10 and takes.min() >= 5
+    assert len(test) == 350 and not set(clips.index[test].tolist()) & set(takes.tolist())
+    assert clips.index[test].min() >= 5 and takes.max() - takes.min() > 10  # spread, not the next
+    assert torch.equal(split.train.clips, make_split(cfg).train.clips)
     with pytest.raises(ShowcaseError, match="--adapt-val-takes must be in"):
-        build(SpeechConfig, **fold, adapt_val_takes=5)
+        build(SpeechConfig, **fold, adapt_val_takes=45)
+    with pytest.raises(ShowcaseError, match="--adapt-val-takes goes with --adapt-takes"):
+        build(SpeechConfig, adapt_val_takes=5)
