@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 from tyro.conf import Positional
 
-from core.errors import UsageError
+from core.errors import ShowcaseError, UsageError
 from core.files import write_text
 from core.parse import parse
 
@@ -122,7 +122,11 @@ def main() -> None:
             f"python -m benchmarks {args.name} needs {', '.join(missing)}: "
             f'pip install -e ".[bench]"'
         )
-    metrics = module.run(args)
+    try:
+        metrics = module.run(args)
+    except ShowcaseError as exc:  # e.g. a --keep-runs DIR that already holds one of its runs
+        print(f"python -m benchmarks {args.name}: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if not args.quick:
         before = (

@@ -39,7 +39,7 @@ def builder(path: Path) -> tuple[str, dict]:
     if suffixes & AUDIO:  # its metadata tables: datasets' audiofolder encodes through torchcodec
         tables = metadata_tables(path)
         if not tables:
-            raise UsageError(
+            raise DataError(
                 f"--hf-dataset {path}: an audio folder needs a metadata.csv naming each file "
                 "(file_name) and what it says, in it or in its train/ and test/ folders"
             )
@@ -49,7 +49,7 @@ def builder(path: Path) -> tuple[str, dict]:
         return TABLES[suffix], {"data_files": files, **extra}
     tables = sorted(suffixes & set(TABLES))
     if not tables:
-        raise UsageError(f"--hf-dataset {path}: no images, audio or tables inside")
+        raise DataError(f"--hf-dataset {path}: no images, audio or tables inside")
     return TABLES[tables[0]], {"data_dir": str(path)}  # train*/test* files name the splits
 
 
@@ -83,7 +83,7 @@ def open_source(source: str) -> dict:
         if source.count("/") != 1 or source.startswith((".", "/", "~")):
             raise UsageError(f"--hf-dataset {source}: no such file or folder")
         return dict(datasets.load_dataset(source))
-    except (UsageError, MissingData):
+    except (UsageError, DataError):  # ours already: one line each
         raise
     except (ConnectionError, OSError) as exc:
         raise MissingData(
@@ -94,8 +94,8 @@ def open_source(source: str) -> dict:
     except Exception as exc:  # a file datasets cannot parse: one line, naming it
         reason = " ".join(str(exc).split())[:200]
         if "corresponds to no data" in reason:  # datasets' words for a split without rows
-            raise UsageError(f"--hf-dataset {source}: no data rows (a header alone?)") from None
-        raise UsageError(f"--hf-dataset {source}: unreadable ({reason})") from None
+            raise DataError(f"--hf-dataset {source}: no data rows (a header alone?)") from None
+        raise DataError(f"--hf-dataset {source}: unreadable ({reason})") from None
 
 
 def train_test(splits: dict, seed: int, test: str = "test") -> tuple:
@@ -103,17 +103,17 @@ def train_test(splits: dict, seed: int, test: str = "test") -> tuple:
     split held out (the note says which, for the report)."""
     names = ", ".join(splits) or "none"
     if "train" not in splits:
-        raise UsageError(f"--hf-dataset has no train split (it has: {names})")
+        raise DataError(f"--hf-dataset has no train split (it has: {names})")
     train = splits["train"]
     if len(train) == 0:
-        raise UsageError("--hf-dataset: the train split is empty")
+        raise DataError("--hf-dataset: the train split is empty")
     if test in splits:
         whole = " (every row of it)" if test == "train" else ""
         return train, splits[test], f"the source's {test} split{whole}"
     if test != "test":
         raise UsageError(f"--hf-split {test}: the source has no such split (it has: {names})")
     if len(train) < 2:
-        raise UsageError("--hf-dataset: one row is too few to hold out a test set")
+        raise DataError("--hf-dataset: one row is too few to hold out a test set")
     # the rows `train_test_split(test_size=TEST_SHARE, seed=seed)` holds out, gathered by Arrow:
     # the indices mapping datasets would keep instead reads a column row by row (minutes for 25M)
     order = np.random.default_rng(seed).permutation(len(train))

@@ -19,6 +19,26 @@ def test_missing_peer_library_is_one_line_naming_the_extra(name, peer, monkeypat
     assert message == f'python -m benchmarks {name} needs {peer}: pip install -e ".[bench]"'
 
 
+def test_a_run_the_benchmark_refuses_is_one_line(monkeypatch, tmp_path, capsys):
+    """A --keep-runs DIR that already holds one of the benchmark's runs: the run's one line."""
+    import benchmarks.speech_adapt_tune as tune
+    from core.errors import ShowcaseError
+
+    def run(args):
+        raise ShowcaseError(f"{tmp_path}/tune-plain-george already holds a run")
+
+    monkeypatch.setattr(tune, "run", run)
+    monkeypatch.setattr(sys, "argv", ["python -m benchmarks", "speech-adapt-tune", "--quick"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(err) == 1
+    assert (
+        err[0]
+        == f"python -m benchmarks speech-adapt-tune: error: {tmp_path}/tune-plain-george already holds a run"
+    )
+
+
 def test_rl_quartiles_count_an_unsolved_run_as_slower_than_any_solved_one():
     from benchmarks.rl_dqn import quartiles
 

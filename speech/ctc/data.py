@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from core.data import data_root
-from core.errors import DataError, MissingData
+from core.errors import DataError, MissingData, UsageError, within
 
 SAMPLE_RATE = 8000
+GAIN_SPREAD = 0.7
+"""Each recording of a composed training utterance is scaled by e^u, u uniform in [-0.7, 0.7]."""
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 VOCAB = ["<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]  # index 0 is the CTC blank
 FSDD_URL = (
@@ -30,6 +32,16 @@ NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 def encode(text: str) -> torch.Tensor:
     """Characters -> vocabulary ids (lower-cased; characters outside the vocabulary dropped)."""
     return torch.tensor([VOCAB.index(c) for c in text.lower() if c in VOCAB[1:]], dtype=torch.long)
+
+
+def targets(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded character ids (B, S) and lengths (B,) of transcripts."""
+    encoded = [encode(t) for t in texts]
+    lengths = torch.tensor([len(e) for e in encoded])
+    padded = torch.zeros(len(encoded), max([1, *lengths.tolist()]), dtype=torch.long)
+    for i, e in enumerate(encoded):
+        padded[i, : len(e)] = e
+    return padded, lengths
 
 
 def decode_ids(ids: list[int]) -> str:
@@ -193,3 +205,25 @@ def to_8k(audio: np.ndarray, rate: int) -> torch.Tensor:
 
     wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     return wave if rate == SAMPLE_RATE else AF.resample(wave, rate, SAMPLE_RATE)
+
+
+def check_split(cfg) -> None:
+    """Refuse, with one line, the data flags of a `SpeechConfig` that do not go together."""
+    if cfg.leave_out and cfg.holdout_speaker in (None, cfg.leave_out):
+        raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
+    if cfg.hf_dataset and (cfg.librispeech or cfg.holdout_speaker or cfg.leave_out):
+        raise UsageError("--hf-dataset brings its own split: no --librispeech or speakers")
+    if (cfg.librispeech or cfg.hf_dataset) and cfg.gain_spread != GAIN_SPREAD:
+        raise UsageError("--gain-spread composes FSDD utterances: not with your own recordings")
+    if cfg.adapt_val_takes and not cfg.adapt_takes:
+        raise UsageError("--adapt-val-takes goes with --adapt-takes")
+    if cfg.adapt_takes and (not cfg.holdout_speaker or cfg.leave_out or cfg.librispeech):
+        raise UsageError("--adapt-takes needs --holdout-speaker (no --leave-out/--librispeech)")
+    within(cfg, "[0, 50)", "adapt_takes")  # FSDD has 50 takes of each digit
+    within(cfg, f"[0, {50 - cfg.adapt_takes})", "adapt_val_takes")  # some takes test
+    if cfg.adapt_val_takes and not cfg.val_utterances:
+        raise UsageError("--adapt-val-takes needs --val-utterances > 0 (else they would train)")
+    validates = cfg.val_utterances > 0 and (cfg.adapt_val_takes > 0 or not cfg.adapt_takes)
+    if not cfg.test_utterances and not validates:  # adaptation validates on its own takes alone
+        raise UsageError("--test-utterances 0 (a tuning run) needs validation to report")
+    within(cfg, "[0, 5]", "gain_spread")  # e^5: words up to 43 dB louder or quieter

@@ -28,7 +28,7 @@ from core.seq_data import LengthLoader
 from core.share import push_command
 from core.shift import shift_summary
 from speech import CTC
-from speech.ctc.data import SAMPLE_RATE
+from speech.ctc.data import GAIN_SPREAD, SAMPLE_RATE, check_split
 from speech.ctc.decode import LexiconDecoder
 from speech.ctc.export import export_model
 from speech.ctc.features import Features, spec_augment, warp
@@ -79,7 +79,7 @@ class SpeechConfig(TrainConfig):
     """Composed validation utterances from the carved-out training recordings (0: no carve)."""
     max_words: int = 7
     """Most digits per utterance."""
-    gain_spread: float = 0.7
+    gain_spread: float = GAIN_SPREAD
     """Each recording in a training utterance is scaled by e^u, u uniform in [-spread, spread]
     (0.7: 0.5x to 2x; 2: up to 17 dB, as one speaker's recordings of other days can differ)."""
     holdout_speaker: str | None = None
@@ -119,18 +119,9 @@ class SpeechConfig(TrainConfig):
         super().__post_init__()
         positive(self, "channels", "hidden", "layers", "n_mels", "beam", "batch_seconds")
         positive(self, "train_utterances", "max_words")
-        non_negative(self, "val_utterances", "test_utterances", "gain_spread")
+        non_negative(self, "val_utterances", "test_utterances")
         fraction(self, "dropout")
-        if self.leave_out and self.holdout_speaker in (None, self.leave_out):
-            raise UsageError("--leave-out needs --holdout-speaker naming another speaker")
-        if self.hf_dataset and (self.librispeech or self.holdout_speaker or self.leave_out):
-            raise UsageError("--hf-dataset brings its own split: no --librispeech or speakers")
-        if self.adapt_takes and (not self.holdout_speaker or self.leave_out or self.librispeech):
-            raise UsageError("--adapt-takes needs --holdout-speaker (no --leave-out/--librispeech)")
-        within(self, "[0, 50)", "adapt_takes")  # FSDD has 50 takes of each digit
-        within(self, f"[0, {50 - self.adapt_takes})", "adapt_val_takes")  # some takes test
-        if self.adapt_val_takes and not self.adapt_takes:
-            raise UsageError("--adapt-val-takes goes with --adapt-takes")
+        check_split(self)
         within(self, "[0, 0.5)", "warp")
 
 

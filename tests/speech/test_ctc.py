@@ -15,14 +15,14 @@ from torch.overrides import TorchFunctionMode
 from core.checkpoint import read_meta
 from core.errors import MissingData, ShowcaseError
 from core.parse import build
-from speech.ctc.data import VOCAB, WORDS, encode, load_fsdd, synthetic_clips
+from speech.ctc.data import VOCAB, WORDS, encode, load_fsdd, synthetic_clips, targets
 from speech.ctc.decode import LexiconDecoder, greedy, word_times
 from speech.ctc.features import Features
 from speech.ctc.model import CTCConfig, CTCModel, ctc_loss
 from speech.ctc.predict import TranscribeConfig, app_tab, lexicon_words, transcribe
 from speech.ctc.recordings import load_librispeech
 from speech.ctc.train import SpeechConfig, SpeechEvalConfig, evaluate, main
-from speech.ctc.utterances import assemble, compose, pad_silence, targets
+from speech.ctc.utterances import assemble, compose, pad_silence
 from tests.conftest import real_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,6 +293,7 @@ def test_bad_flags_are_one_line(tmp_path):
     for args, message in [
         (["--holdout-speaker", "bob", "--synthetic"], "unknown speaker 'bob'"),
         (["--beam", "0"], "--beam must be > 0"),
+        (["--gain-spread", "nan"], "--gain-spread must be in [0, 5], got nan"),
     ]:
         result = subprocess.run(
             [

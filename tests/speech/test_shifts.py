@@ -230,5 +230,16 @@ def test_adapt_takes_train_on_the_speakers_first_takes_and_test_on_the_others(tm
     assert torch.equal(split.train.clips, make_split(cfg).train.clips)
     with pytest.raises(ShowcaseError, match="--adapt-val-takes must be in"):
         build(SpeechConfig, **fold, adapt_val_takes=45)
-    with pytest.raises(ShowcaseError, match="--adapt-val-takes goes with --adapt-takes"):
-        build(SpeechConfig, adapt_val_takes=5)
+    for fields, message in [
+        ({"adapt_val_takes": 60}, "--adapt-val-takes goes with --adapt-takes"),
+        ({**fold, "adapt_val_takes": 10, "val_utterances": 0}, "needs --val-utterances > 0"),
+        ({**fold, "test_utterances": 0}, "--test-utterances 0 \\(a tuning run\\) needs validation"),
+        ({"test_utterances": 0, "val_utterances": 0}, "--test-utterances 0"),
+        ({"librispeech": str(root), "gain_spread": 2.0}, "--gain-spread composes FSDD"),
+    ]:
+        with pytest.raises(ShowcaseError, match=message):
+            build(SpeechConfig, **fields)
+    build(SpeechConfig, **fold, adapt_val_takes=10, test_utterances=0)  # a tuning run
+    with pytest.raises(ShowcaseError, match=r"--adapt-val-takes: the speaker has none of takes"):
+        tones = {"holdout_speaker": "a", "adapt_takes": 5, "adapt_val_takes": 1}  # take 49
+        make_split(build(SpeechConfig, synthetic=True, **tones, **sizes))
