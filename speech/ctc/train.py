@@ -209,7 +209,7 @@ def evaluate(cfg: SpeechEvalConfig) -> dict:
     run = load_trained(cfg.out_dir, device)
     model, features = run.model, run.features
     own = dict(librispeech=None, holdout_speaker=None, leave_out=None, adapt_takes=0)
-    own |= dict(adapt_val_takes=0)  # another source: none of the run's speaker folds
+    own |= dict(adapt_val_takes=0, gain_spread=GAIN_SPREAD)  # nor how it composed its own
     run_cfg = from_run(SpeechConfig, scored_source(cfg, run.config, **own))
     run_cfg.test_utterances = run_cfg.test_utterances or SpeechConfig.test_utterances  # tuning run
     split = make_split(run_cfg, cfg.data_dir)

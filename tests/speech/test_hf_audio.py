@@ -55,8 +55,11 @@ def test_an_audio_folder_trains_and_evaluates(folder, tmp_path, capsys):
 
 def test_eval_scores_a_tone_run_on_an_audio_folder(folder, tmp_path):
     """`eval --hf-dataset`: a run trained on other recordings (the synthetic tones) scores every
-    recording of a folder without a test split."""
-    cfg = build(SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), max_steps=2, beam=2)
+    recording of a folder without a test split, whatever --gain-spread composed its training."""
+    wide = {"gain_spread": 2.0}  # as speaker adaptation trains: not a flag for the folder's run
+    cfg = build(
+        SpeechConfig, synthetic=True, out_dir=str(tmp_path / "run"), max_steps=2, beam=2, **wide
+    )
     main(cfg)
     scored = evaluate(SpeechEvalConfig(out_dir=cfg.out_dir, device="cpu", hf_dataset=str(folder)))
     metrics = scored["metrics"]
